@@ -1,0 +1,48 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from cerver import __version__
+from cerver.api.errors import install_error_handlers
+from cerver.api.middleware import BodySizeLimit
+from cerver.api.routes import auth, events, execs, health, sessions, turns
+from cerver.gateway import Gateway
+from cerver.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(gateway: Gateway | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """Build the app around ``gateway`` (or a new one from ``settings``/the environment).
+
+    The gateway is started and stopped with the app's lifespan.
+    """
+    gateway = gateway or Gateway(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = FastAPI(
+        title="Cerver",
+        version=__version__,
+        summary="Session gateway for AI apps",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    for module in (health, auth, sessions, turns, execs, events):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
+    return app

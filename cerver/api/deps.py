@@ -1,0 +1,37 @@
+"""Request dependencies, as ``Annotated`` aliases that tests can override."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+
+from cerver.gateway import Gateway
+from cerver.store import AccountRecord, SessionRecord
+
+__all__ = ["AccountDep", "GatewayDep", "SessionDep", "get_account", "get_gateway", "get_session"]
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def get_account(
+    gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+) -> AccountRecord:
+    return await gateway.auth.authenticate(authorization)
+
+
+AccountDep = Annotated[AccountRecord, Depends(get_account)]
+
+
+async def get_session(
+    gateway: GatewayDep, account: AccountDep, session_id: Annotated[str, Path()]
+) -> SessionRecord:
+    return await gateway.sessions.get(account.id, session_id)
+
+
+SessionDep = Annotated[SessionRecord, Depends(get_session)]

@@ -1,0 +1,86 @@
+"""The gateway: one object wiring settings, store and services, with a start/stop lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from cerver.events import EventHub
+from cerver.services.auth import AuthService, BootstrapResult
+from cerver.services.execs import ExecService
+from cerver.services.locks import SessionLocks
+from cerver.services.metrics import MetricsService
+from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
+from cerver.services.sessions import SessionService
+from cerver.services.turns import TurnService
+from cerver.settings import Settings
+from cerver.store import Store
+
+if TYPE_CHECKING:
+    from cerver.mock_upstream import MockUpstream
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("cerver")
+
+MOCK_NOTICE = (
+    "No provider key is configured: models are served by Cerver's MOCK UPSTREAM, a test "
+    "double that returns canned '[mock upstream]' answers. Set ANTHROPIC_API_KEY or "
+    "OPENAI_API_KEY to use real models."
+)
+
+
+class Gateway:
+    """Everything one gateway process holds. ``await start()`` before use, ``stop()`` after."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = Store(self.settings.resolved_database_url)
+        self.hub = EventHub()
+        self.computes = ComputePool()
+        self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
+        self.locks = SessionLocks(
+            self.store, self.hub, lease_seconds=self.settings.run_lease_seconds
+        )
+        self.auth = AuthService(self.store)
+        self.sessions = SessionService(
+            self.store, self.locks, self.harnesses, self.computes, self.settings
+        )
+        self.turns = TurnService(
+            self.store, self.locks, self.sessions, self.harnesses, self.computes
+        )
+        self.execs = ExecService(self.store, self.sessions, self.computes)
+        self.metrics = MetricsService(self.store, self.computes)
+        self.bootstrap: BootstrapResult | None = None
+        self._mock: MockUpstream | None = None
+
+    @property
+    def upstream_is_mock(self) -> bool:
+        return self.harnesses.upstreams.mock
+
+    async def start(self) -> None:
+        """Migrate the store, create the admin account on first start, reclaim dead runs,
+        and start the mock upstream when no provider key is configured."""
+        await self.store.open()
+        self.bootstrap = await self.auth.bootstrap(
+            self.settings.resolved_data_dir, self.settings.admin_key
+        )
+        reclaimed = await self.store.runs.reclaim_expired()
+        if reclaimed:
+            log.warning("Marked %d run(s) of a stopped gateway process as interrupted.", reclaimed)
+        if self.settings.use_mock_upstream:
+            from cerver.mock_upstream import MockUpstream
+
+            self._mock = MockUpstream()
+            self._mock.start()
+            self.harnesses.upstreams = Upstreams.from_settings(self.settings, self._mock.url)
+            log.warning(MOCK_NOTICE)
+
+    async def stop(self) -> None:
+        await self.turns.aclose()
+        await self.harnesses.aclose()
+        await self.computes.aclose()
+        await self.store.close()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None

@@ -1,0 +1,132 @@
+"""Name → plug-in class resolution through lazy loaders.
+
+Every plug-in kind (harness, compute, judge) has one :class:`Registry`: a dict of names to
+``"module:Class"`` strings, seed aliases, and the entry-point group third-party packages use to
+add their own. Nothing is imported until a name is resolved, so optional SDKs never load at
+start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from cerver.errors import MissingDependency, UnknownPlugin, did_you_mean
+
+__all__ = ["Registry", "compute_registry", "harness_registry", "judge_registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Resolves plug-in names (kebab-case) to classes.
+
+    Args:
+        kind: what the registry holds, used in error messages ("harness").
+        builtins: name -> ``"module:Class"`` for the plug-ins shipped with Cerver.
+        aliases: alternative names (the seed's ``claude`` -> ``claude-code``).
+        group: the entry-point group scanned for third-party plug-ins.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        builtins: Mapping[str, str],
+        *,
+        aliases: Mapping[str, str] | None = None,
+        group: str,
+    ) -> None:
+        self.kind = kind
+        self._builtins = dict(builtins)
+        self._aliases = dict(aliases or {})
+        self._group = group
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget registrations made at run time and classes already loaded (for tests)."""
+        self._targets: dict[str, str | type[T]] = dict(self._builtins)
+        self._loaded: dict[str, type[T]] = {}
+        self._entry_points_scanned = False
+
+    def register(self, name: str, target: str | type[T]) -> None:
+        """Add or replace a plug-in: a class or a ``"module:Class"`` string."""
+        self._targets[name] = target
+        self._loaded.pop(name, None)
+
+    def canonical(self, name: str) -> str:
+        """The registered name for ``name`` or one of its aliases.
+
+        Raises:
+            UnknownPlugin: no plug-in has that name; the message suggests the closest one.
+        """
+        name = self._aliases.get(name, name)
+        if name not in self._targets:
+            self._scan_entry_points()
+        if name not in self._targets:
+            known = sorted(self._targets)
+            raise UnknownPlugin(
+                f"Unknown {self.kind} {name!r}.{did_you_mean(name, [*known, *self._aliases])} "
+                f"Known: {', '.join(known)}.",
+                context={"kind": self.kind, "name": name, "known": known},
+            )
+        return name
+
+    def names(self) -> list[str]:
+        self._scan_entry_points()
+        return sorted(self._targets)
+
+    def load(self, name: str) -> type[T]:
+        """Import and return the class registered under ``name`` (or an alias).
+
+        Raises:
+            UnknownPlugin: no such name.
+            MissingDependency: the plug-in's optional SDK is not installed.
+        """
+        name = self.canonical(name)
+        if name in self._loaded:
+            return self._loaded[name]
+        target = self._targets[name]
+        if isinstance(target, str):
+            module_name, _, attr = target.partition(":")
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name and module_name.startswith(exc.name):
+                    raise
+                raise MissingDependency(
+                    f"The {self.kind} {name!r} needs the package {exc.name!r}, which is not "
+                    f"installed. Install it with: pip install 'cerver[{name}]'",
+                    context={"kind": self.kind, "name": name, "missing": exc.name},
+                ) from exc
+            target = getattr(module, attr)
+        self._loaded[name] = target
+        return target
+
+    def _scan_entry_points(self) -> None:
+        if self._entry_points_scanned:
+            return
+        self._entry_points_scanned = True
+        for ep in entry_points(group=self._group):
+            self._targets.setdefault(ep.name, ep.value)
+
+
+harness_registry: Registry = Registry(
+    "harness",
+    {
+        "anthropic": "harnesses.anthropic:AnthropicHarness",
+        "openai": "harnesses.openai:OpenAIHarness",
+        "scripted": "harnesses.scripted:ScriptedHarness",
+    },
+    aliases={"claude": "claude-code"},
+    group="cerver.harnesses",
+)
+
+compute_registry: Registry = Registry(
+    "compute",
+    {"local": "compute.local:LocalCompute"},
+    group="cerver.compute",
+)
+
+judge_registry: Registry = Registry("judge", {}, group="cerver.judges")

@@ -1,0 +1,1 @@
+"""The gateway's services: what the HTTP API, the client and the CLI stand on."""

@@ -1,0 +1,119 @@
+"""Session metrics: the seed's fields, plus tokens and cost per harness and model.
+
+Definitions (the seed names the fields; these are Cerver's meanings):
+
+* ``cost_estimate_usd`` = LLM cost (priced calls only) + compute cost (compute time × the
+  provider's hourly price).
+* ``uptime_percent``: share of this session's runs that did not fail for infrastructure reasons
+  (``None`` before the first run).
+* ``engagement_score`` (0–100) grows with interactions (10 each), commands (2 each) and
+  streams (2 each); ``engagement_label`` is ``idle`` at 0, ``warming`` below 25, ``engaged``
+  below 70, else ``deep``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from cerver.services.plugins import ComputePool
+from cerver.store import SessionRecord, Store
+from cerver.store.schema import runs, utcnow
+
+__all__ = ["MetricsService", "engagement"]
+
+
+def engagement(interactions: int, execs: int, streams: int) -> tuple[int, str]:
+    score = min(100, interactions * 10 + execs * 2 + streams * 2)
+    if score == 0:
+        return 0, "idle"
+    if score < 25:
+        return score, "warming"
+    if score < 70:
+        return score, "engaged"
+    return score, "deep"
+
+
+class MetricsService:
+    def __init__(self, store: Store, computes: ComputePool) -> None:
+        self._store = store
+        self._computes = computes
+
+    async def for_session(self, session: SessionRecord) -> dict[str, Any]:
+        breakdown = await self._store.ledger.session_totals(session.id)
+        runs_total, runs_failed = await self._run_counts(session.id)
+        profile = self._profile(session.provider)
+        llm_cost = sum(row["cost_usd"] or 0.0 for row in breakdown)
+        unpriced = sum(row["calls"] - row["priced_calls"] for row in breakdown)
+        compute_cost = (
+            session.compute_seconds / 3600 * (profile.cost_per_hour_usd if profile else 0)
+        )
+        end = session.closed_at or utcnow()
+        score, label = engagement(
+            session.interaction_count, session.exec_count, session.stream_count
+        )
+        first_exec_ms = (
+            (session.first_exec_at - session.created_at).total_seconds() * 1000
+            if session.first_exec_at
+            else None
+        )
+        return {
+            "provision_time_ms": _round(session.provision_time_ms),
+            "time_to_first_exec_ms": _round(first_exec_ms),
+            "last_exec_latency_ms": _round(session.last_exec_ms),
+            "average_exec_latency_ms": _round(
+                session.exec_total_ms / session.exec_count if session.exec_count else None
+            ),
+            "average_stream_open_latency_ms": _round(
+                session.stream_open_total_ms / session.stream_count
+                if session.stream_count
+                else None
+            ),
+            "total_exec_count": session.exec_count,
+            "total_stream_count": session.stream_count,
+            "interaction_count": session.interaction_count,
+            "session_length_ms": _round((end - session.created_at).total_seconds() * 1000),
+            "cost_estimate_usd": round(llm_cost + compute_cost, 6),
+            "uptime_percent": (
+                round(100.0 * (runs_total - runs_failed) / runs_total, 2) if runs_total else None
+            ),
+            "predicted_startup_ms": profile.startup_ms if profile else None,
+            "engagement_score": score,
+            "engagement_label": label,
+            "input_tokens": sum(row["input_tokens"] or 0 for row in breakdown),
+            "output_tokens": sum(row["output_tokens"] or 0 for row in breakdown),
+            "llm_cost_usd": round(llm_cost, 6),
+            "llm_calls_unpriced": unpriced,
+            "compute_cost_usd": round(compute_cost, 6),
+            "by_harness": [
+                {
+                    "harness": row["harness"],
+                    "model": row["model"],
+                    "calls": row["calls"],
+                    "input_tokens": row["input_tokens"] or 0,
+                    "output_tokens": row["output_tokens"] or 0,
+                    "cost_usd": row["cost_usd"],
+                }
+                for row in breakdown
+                if row["kind"] == "llm"
+            ],
+        }
+
+    async def _run_counts(self, session_id: str) -> tuple[int, int]:
+        query = sa.select(
+            sa.func.count(),
+            sa.func.count().filter(runs.c.status.in_(["failed", "interrupted"])),
+        ).where(runs.c.session_id == session_id)
+        async with self._store.db.read() as conn:
+            total, failed = (await conn.execute(query)).one()
+        return total, failed
+
+    def _profile(self, provider: str | None):
+        if provider is None:
+            return None
+        return self._computes.provider(provider).profile
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

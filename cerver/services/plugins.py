@@ -1,0 +1,121 @@
+"""Long-lived plug-in instances of one gateway process: harnesses and compute providers.
+
+One instance per name, so each upstream gets one pooled HTTP client. Harnesses are built with
+the upstream base URL and key of their provider: the configured ones, or the in-process mock
+upstream (a test double) when the gateway runs on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from cerver.registry import Registry, compute_registry, harness_registry
+from cerver.settings import Settings
+from compute.base import Compute, Sandbox
+from harnesses.base import Harness
+
+__all__ = ["ComputePool", "HarnessPool", "Upstream", "Upstreams"]
+
+log = logging.getLogger("cerver.plugins")
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    base_url: str | None
+    api_key: str | None
+
+
+class Upstreams:
+    """Where each model provider is reached; ``mock`` is true when it is the mock upstream."""
+
+    def __init__(self, by_provider: dict[str, Upstream], *, mock: bool) -> None:
+        self._by_provider = by_provider
+        self.mock = mock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mock_url: str | None = None) -> Upstreams:
+        if mock_url is not None:
+            return cls(
+                {
+                    "anthropic": Upstream(mock_url, "cerver-mock-upstream"),
+                    "openai": Upstream(f"{mock_url}/v1", "cerver-mock-upstream"),
+                },
+                mock=True,
+            )
+        return cls(
+            {
+                "anthropic": Upstream(settings.anthropic_base_url, settings.anthropic_api_key),
+                "openai": Upstream(settings.openai_base_url, settings.openai_api_key),
+            },
+            mock=False,
+        )
+
+    def kwargs_for(self, provider: str) -> dict[str, Any]:
+        upstream = self._by_provider.get(provider)
+        if upstream is None:
+            return {}
+        return {"base_url": upstream.base_url, "api_key": upstream.api_key}
+
+
+class HarnessPool:
+    def __init__(self, upstreams: Upstreams, registry: Registry = harness_registry) -> None:
+        self.upstreams = upstreams
+        self.registry = registry
+        self._instances: dict[str, Harness] = {}
+
+    def canonical(self, name: str) -> str:
+        return self.registry.canonical(name)
+
+    def harness_class(self, name: str) -> type[Harness]:
+        return self.registry.load(name)
+
+    def get(self, name: str) -> Harness:
+        name = self.registry.canonical(name)
+        if name not in self._instances:
+            cls = self.registry.load(name)
+            self._instances[name] = cls(**self.upstreams.kwargs_for(cls.provider))
+        return self._instances[name]
+
+    async def aclose(self) -> None:
+        for harness in self._instances.values():
+            await harness.aclose()
+        self._instances.clear()
+
+
+class ComputePool:
+    def __init__(self, registry: Registry = compute_registry) -> None:
+        self.registry = registry
+        self._providers: dict[str, Compute] = {}
+        self._sandboxes: dict[str, Sandbox] = {}
+
+    def canonical(self, name: str) -> str:
+        return self.registry.canonical(name)
+
+    def provider(self, name: str) -> Compute:
+        name = self.registry.canonical(name)
+        if name not in self._providers:
+            self._providers[name] = self.registry.load(name)()
+        return self._providers[name]
+
+    async def sandbox(self, provider: str, sandbox_id: str) -> Sandbox:
+        """A handle to an existing sandbox (cached; re-attached after a restart)."""
+        key = f"{provider}:{sandbox_id}"
+        if key not in self._sandboxes:
+            self._sandboxes[key] = await self.provider(provider).attach(sandbox_id)
+        return self._sandboxes[key]
+
+    def remember(self, provider: str, sandbox: Sandbox) -> None:
+        self._sandboxes[f"{provider}:{sandbox.sandbox_id}"] = sandbox
+
+    async def release(self, provider: str, sandbox_id: str) -> None:
+        sandbox = await self.sandbox(provider, sandbox_id)
+        await sandbox.delete()
+        self._sandboxes.pop(f"{provider}:{sandbox_id}", None)
+
+    async def aclose(self) -> None:
+        for compute in self._providers.values():
+            await compute.aclose()
+        self._providers.clear()
+        self._sandboxes.clear()

@@ -1,0 +1,303 @@
+"""The session lifecycle: create, read, append input, switch harness, close, delete."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cerver.errors import InvalidRequest, NotFound, SessionClosed
+from cerver.ids import new_id
+from cerver.services.locks import SessionLocks
+from cerver.services.plugins import ComputePool, HarnessPool
+from cerver.settings import Settings
+from cerver.store import SessionFilters, SessionRecord, Store
+from cerver.store.schema import utcnow
+from cerver.types import Entry, Role, Usage
+from compute.base import SandboxSpec
+
+__all__ = ["ComputeChoice", "HarnessChoice", "SessionService"]
+
+
+@dataclass(frozen=True, slots=True)
+class HarnessChoice:
+    """A harness name (or alias), an optional model and harness options."""
+
+    name: str | None = None
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeChoice:
+    """Where a session's tools run: ``routed`` (the default), a provider, or nothing."""
+
+    mode: str = "routed"  # "routed" | "provider" | "none"
+    provider: str | None = None
+    compute_id: str | None = None
+
+
+class SessionService:
+    def __init__(
+        self,
+        store: Store,
+        locks: SessionLocks,
+        harnesses: HarnessPool,
+        computes: ComputePool,
+        settings: Settings,
+    ) -> None:
+        self._store = store
+        self._locks = locks
+        self._harnesses = harnesses
+        self._computes = computes
+        self._settings = settings
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get(self, account_id: str, session_id: str) -> SessionRecord:
+        return await self._store.sessions.get(account_id, session_id)
+
+    async def list(
+        self, account_id: str, filters: SessionFilters, *, limit: int, cursor: str | None
+    ) -> tuple[list[SessionRecord], str | None]:
+        return await self._store.sessions.list(account_id, filters, limit=limit, cursor=cursor)
+
+    async def transcript(
+        self,
+        session_id: str,
+        *,
+        after_seq: int = 0,
+        limit: int | None = None,
+        tail: int | None = None,
+    ) -> list[Entry]:
+        if tail is not None:
+            return await self._store.transcript.tail(session_id, tail)
+        return await self._store.transcript.entries(session_id, after_seq=after_seq, limit=limit)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def resolve_harness(
+        self, choice: HarnessChoice, *, current: SessionRecord | None = None
+    ) -> tuple[str, str]:
+        """Canonical harness name and model for ``choice``.
+
+        An omitted name keeps the ``current`` session's harness (or the gateway default); an
+        omitted model keeps the current model when the harness stays, else the harness's own
+        default model.
+
+        Raises:
+            UnknownPlugin: no harness has that name (with a did-you-mean).
+            MissingDependency: the harness's optional SDK is not installed.
+        """
+        fallback = current.harness if current else self._settings.default_harness
+        name = self._harnesses.canonical(choice.name or fallback)
+        if choice.model:
+            return name, choice.model
+        if current is not None and name == current.harness:
+            return name, current.model
+        return name, self._harnesses.harness_class(name).default_model
+
+    async def create(
+        self,
+        account_id: str,
+        *,
+        harness: HarnessChoice,
+        compute: ComputeChoice,
+        user: str | None = None,
+        session_name: str | None = None,
+        task: str | None = None,
+        workload: str | None = None,
+        repo: dict[str, Any] | None = None,
+        system_prompt: str | None = None,
+        requirements: dict[str, Any] | None = None,
+        policy: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+        parent_session_id: str | None = None,
+    ) -> SessionRecord:
+        """Validate everything, provision compute, then insert the session.
+
+        Nothing is written when validation or provisioning fails.
+        """
+        harness_name, model = self.resolve_harness(harness)
+        if parent_session_id is not None:
+            await self._store.sessions.get(account_id, parent_session_id)
+        session_id = new_id("sess")
+        values: dict[str, Any] = {
+            "id": session_id,
+            "account_id": account_id,
+            "user": user,
+            "session_name": session_name,
+            "task": task,
+            "workload": workload,
+            "repo": repo,
+            "status": "ready",
+            "harness": harness_name,
+            "model": model,
+            "harness_options": harness.options,
+            "system_prompt": system_prompt,
+            "requirements": requirements,
+            "policy": policy,
+            "metadata": metadata or {},
+            "parent_session_id": parent_session_id,
+        }
+        provider = self._choose_provider(compute)
+        if provider is not None:
+            values.update(await self._provision(session_id, provider, requirements or {}))
+        return await self._store.sessions.create(values)
+
+    async def append_input(
+        self,
+        session: SessionRecord,
+        *,
+        role: Role,
+        content: str,
+        model: str | None = None,
+        harness: str | None = None,
+        usage: Usage | None = None,
+        metadata: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> Entry:
+        """Append a caller-written turn (no model is called)."""
+        self.ensure_open(session)
+        entry = Entry(
+            role=role,
+            content=content,
+            model=model,
+            harness=harness,
+            usage=usage,
+            metadata=metadata or {},
+        )
+        async with self._locks.hold(session, new_id("run"), wait=wait) as writer:
+            if usage is not None and role == "assistant":
+                writer.charge(kind="llm", usage=usage, run_id=None, harness=harness, model=model)
+            stored = await writer.append(entry)
+            writer.emit("message", stored.model_dump(mode="json"))
+        await self._store.sessions.increment(session.id, interaction_count=1)
+        return stored
+
+    async def switch_harness(
+        self, session: SessionRecord, choice: HarnessChoice, *, reason: str = "requested"
+    ) -> Entry | None:
+        """Make ``choice`` the session's harness/model from the next turn on.
+
+        Records a ``harness_switched`` entry; returns ``None`` when nothing changes.
+        """
+        self.ensure_open(session)
+        name, model = self.resolve_harness(choice, current=session)
+        if (name, model) == (session.harness, session.model) and not choice.options:
+            return None
+        async with self._locks.hold(session, new_id("run")) as writer:
+            return await self.record_switch(writer, session, name, model, choice.options, reason)
+
+    async def record_switch(
+        self,
+        writer: Any,
+        session: SessionRecord,
+        name: str,
+        model: str,
+        options: dict[str, Any],
+        reason: str,
+    ) -> Entry:
+        entry = Entry(
+            role="event",
+            kind="harness_switched",
+            content=f"{session.harness}:{session.model} -> {name}:{model}",
+            harness=name,
+            model=model,
+            metadata={
+                "from": {"harness": session.harness, "model": session.model},
+                "to": {"harness": name, "model": model},
+                "reason": reason,
+            },
+        )
+        values: dict[str, Any] = {"harness": name, "model": model}
+        if options:
+            values["harness_options"] = options
+        stored = await writer.append(entry, **values)
+        writer.emit("harness_switched", stored.model_dump(mode="json"))
+        return stored
+
+    async def close(self, session: SessionRecord) -> SessionRecord:
+        """Close the session and release its sandbox; the transcript stays readable."""
+        if session.status != "closed":
+            await self._release_compute(session)
+            await self._store.sessions.update(
+                session.id, status="closed", closed_at=utcnow(), lock_run_id=None
+            )
+        return await self._store.sessions.get(session.account_id, session.id)
+
+    async def delete(self, session: SessionRecord) -> None:
+        """Delete the session, its transcript and event log, and release its sandbox."""
+        await self._release_compute(session)
+        await self._store.sessions.delete(session.id)
+
+    @staticmethod
+    def ensure_open(session: SessionRecord) -> None:
+        if session.status == "closed":
+            raise SessionClosed(
+                f"Session {session.id!r} is closed. Create a new session (or spawn one from it "
+                "with POST /v2/sessions/{id}/spawn) to continue.",
+                context={"session_id": session.id},
+            )
+
+    # -- compute ---------------------------------------------------------------------------
+
+    def _choose_provider(self, compute: ComputeChoice) -> str | None:
+        if compute.mode == "none":
+            return None
+        if compute.compute_id is not None:
+            raise NotFound(
+                f"Compute {compute.compute_id!r} not found. List registered computes with "
+                'GET /v2/computes, or pass {"provider": "local"}.',
+                context={"compute_id": compute.compute_id},
+            )
+        if compute.mode == "provider":
+            if compute.provider is None:
+                raise InvalidRequest(
+                    'compute needs "provider" or "compute_id", e.g. {"provider": "local"}; '
+                    'send "compute": null for a transcript-only session.'
+                )
+            return self._computes.canonical(compute.provider)
+        if self._settings.default_compute is None:
+            return None
+        return self._computes.canonical(self._settings.default_compute)
+
+    async def _provision(
+        self, session_id: str, provider: str, requirements: dict[str, Any]
+    ) -> dict[str, Any]:
+        compute = self._computes.provider(provider)
+        timeout = int(requirements.get("timeout_minutes") or 60)
+        if timeout * 60 > compute.capabilities.max_timeout_s:
+            raise InvalidRequest(
+                f"requirements.timeout_minutes={timeout} exceeds what {provider!r} allows "
+                f"({compute.capabilities.max_timeout_s // 60} minutes).",
+                context={"provider": provider, "timeout_minutes": timeout},
+            )
+        spec = SandboxSpec(
+            session_id=session_id,
+            network=bool(requirements.get("network", False)),
+            timeout_minutes=timeout,
+        )
+        started = time.perf_counter()
+        sandbox = await compute.create(spec)
+        provision_ms = (time.perf_counter() - started) * 1000
+        self._computes.remember(provider, sandbox)
+        return {
+            "provider": provider,
+            "sandbox_id": sandbox.sandbox_id,
+            "provision_time_ms": provision_ms,
+            "routing": {
+                "recommended_provider": provider,
+                "confidence": "high",
+                "primary_reason": "Chosen by the request"
+                if self._settings.default_compute != provider
+                else "Gateway default compute",
+                "secondary_reasons": [f"Provisioned in {provision_ms:.0f} ms"],
+                "fallback_order": [],
+                "canary_run": False,
+            },
+        }
+
+    async def _release_compute(self, session: SessionRecord) -> None:
+        if session.provider and session.sandbox_id:
+            await self._computes.release(session.provider, session.sandbox_id)

@@ -1,0 +1,310 @@
+"""One model turn of a session: the orchestration loop behind ``POST …/run-llm``.
+
+A turn runs as a task of its own, so a client that disconnects from the stream does not
+cancel it: everything it produces is persisted and can be replayed from the event log with
+``Last-Event-ID``. The request handler either streams the turn's events or awaits its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cerver.ids import new_id
+from cerver.services.locks import SessionLocks
+from cerver.services.plugins import ComputePool, HarnessPool
+from cerver.services.sessions import HarnessChoice, SessionService
+from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
+from cerver.types import Entry, Usage
+from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
+from harnesses.base import Usage as UsageEvent
+
+__all__ = ["TurnHandle", "TurnRequest", "TurnResult", "TurnService"]
+
+log = logging.getLogger("cerver.turns")
+
+_EVENT_FOR_KIND = {"tool_call": "tool_call", "tool_result": "tool_result"}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRequest:
+    input: str
+    harness: HarnessChoice | None = None
+    system_prompt: str | None = None
+    max_steps: int | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    wait: bool = True
+
+
+@dataclass(slots=True)
+class TurnResult:
+    session_id: str
+    run_id: str
+    harness: str
+    model: str
+    status: str = "completed"
+    message: Entry | None = None
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class TurnHandle:
+    """A started turn: its identity, its live events and its eventual result."""
+
+    session: SessionRecord
+    run_id: str
+    harness: str
+    model: str
+    task: asyncio.Task[TurnResult] | None = None
+    _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
+
+    async def events(self) -> AsyncIterator[StoredEvent]:
+        """The turn's events as they happen, ending after ``turn.completed`` or ``error``."""
+        while (event := await self._events.get()) is not None:
+            yield event
+
+    async def result(self) -> TurnResult:
+        assert self.task is not None
+        return await asyncio.shield(self.task)
+
+
+class TurnService:
+    def __init__(
+        self,
+        store: Store,
+        locks: SessionLocks,
+        sessions: SessionService,
+        harnesses: HarnessPool,
+        computes: ComputePool,
+    ) -> None:
+        self._store = store
+        self._locks = locks
+        self._sessions = sessions
+        self._harnesses = harnesses
+        self._computes = computes
+        self._tasks: set[asyncio.Task[TurnResult]] = set()
+
+    async def start(self, account_id: str, session_id: str, request: TurnRequest) -> TurnHandle:
+        """Validate the request and start the turn.
+
+        Everything that can be refused (unknown session or harness, closed session, busy
+        session with ``wait=False``) is refused here, before anything is written.
+        """
+        session = await self._sessions.get(account_id, session_id)
+        self._sessions.ensure_open(session)
+        name, model = self._sessions.resolve_harness(
+            request.harness or HarnessChoice(), current=session
+        )
+        harness = self._harnesses.get(name)
+        handle = TurnHandle(session=session, run_id=new_id("run"), harness=name, model=model)
+        stack = contextlib.AsyncExitStack()
+        if not request.wait:
+            writer = await stack.enter_async_context(
+                self._locks.hold(session, handle.run_id, wait=False)
+            )
+        else:
+            writer = None
+        handle.task = asyncio.create_task(self._run(handle, harness, request, stack, writer))
+        self._tasks.add(handle.task)
+        handle.task.add_done_callback(self._tasks.discard)
+        return handle
+
+    async def aclose(self) -> None:
+        """Cancel turns still running (gateway shutdown); their partial work is kept."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(
+        self,
+        handle: TurnHandle,
+        harness: Harness,
+        request: TurnRequest,
+        stack: contextlib.AsyncExitStack,
+        writer: SessionWriter | None,
+    ) -> TurnResult:
+        session = handle.session
+        result = TurnResult(session.id, handle.run_id, handle.harness, handle.model)
+        started = time.perf_counter()
+
+        def emit(event: str, data: Any) -> None:
+            handle._events.put_nowait(writer.emit(event, data))
+
+        try:
+            async with stack:
+                # 1. Take the session's turn lock (waiting behind a running turn if asked to).
+                if writer is None:
+                    writer = await stack.enter_async_context(
+                        self._locks.hold(session, handle.run_id, wait=True)
+                    )
+                await self._store.runs.start(
+                    handle.run_id,
+                    session.id,
+                    "turn",
+                    ttl=30.0,
+                    harness=handle.harness,
+                    model=handle.model,
+                    provider=harness.provider,
+                )
+                # 2. Record a harness switch, if this turn makes one.
+                fresh = await self._sessions.get(session.account_id, session.id)
+                if (handle.harness, handle.model) != (fresh.harness, fresh.model):
+                    await self._sessions.record_switch(
+                        writer, fresh, handle.harness, handle.model, {}, "run-llm"
+                    )
+                # 3. Commit the user's message before any model is called.
+                user_entry = await writer.append(
+                    Entry(role="user", content=request.input, run_id=handle.run_id),
+                    status="running",
+                    interaction_count=fresh.interaction_count + 1,
+                )
+                emit(
+                    "turn.started",
+                    {
+                        "run_id": handle.run_id,
+                        "harness": handle.harness,
+                        "model": handle.model,
+                        "provider": harness.provider,
+                        "input": user_entry.model_dump(mode="json"),
+                    },
+                )
+                # 4. Hand the harness the neutral history and the session's sandbox.
+                turn = TurnContext(
+                    session_id=session.id,
+                    run_id=handle.run_id,
+                    history=[
+                        e
+                        for e in await self._store.transcript.entries(session.id)
+                        if e.seq is not None and e.seq < user_entry.seq
+                    ],
+                    input=request.input,
+                    model=handle.model,
+                    options=self._options(fresh, request),
+                    sandbox=await self._sandbox(fresh),
+                    metadata=fresh.metadata,
+                )
+                # 5. Persist and publish what the harness produces, as it produces it.
+                async for event in harness.run(turn):
+                    await self._handle(event, writer, handle, harness, result, emit)
+                    await writer.maybe_flush()
+                # 6. Close the turn: totals, final message, run record, session ready again.
+                result.latency_ms = (time.perf_counter() - started) * 1000
+                emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
+                emit("turn.completed", self._completed_payload(result))
+                await self._store.runs.finish(
+                    handle.run_id,
+                    result.status,
+                    latency_ms=result.latency_ms,
+                    error=(result.error or {}).get("detail"),
+                )
+                await writer.flush(status="ready")
+        except asyncio.CancelledError:
+            result.status = "cancelled"
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._store.runs.finish(handle.run_id, "cancelled"))
+            raise
+        except Exception as exc:  # a bug or a store failure: the turn fails, the gateway lives
+            log.exception("turn %s of session %s failed", handle.run_id, session.id)
+            result.status = "failed"
+            result.error = {"detail": str(exc), "code": getattr(exc, "code", "internal_error")}
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    handle._events.put_nowait(writer.emit("error", result.error))
+            with contextlib.suppress(Exception):
+                await self._store.runs.finish(handle.run_id, "failed", error=str(exc))
+                await self._store.sessions.update(session.id, status="ready")
+        finally:
+            handle._events.put_nowait(None)
+        return result
+
+    async def _handle(
+        self,
+        event: Any,
+        writer: SessionWriter,
+        handle: TurnHandle,
+        harness: Harness,
+        result: TurnResult,
+        emit: Any,
+    ) -> None:
+        if isinstance(event, TextDelta):
+            emit("text_delta", {"text": event.text})
+        elif isinstance(event, Message):
+            entry = event.entry.model_copy(
+                update={
+                    "run_id": handle.run_id,
+                    "harness": event.entry.harness or handle.harness,
+                    "model": event.entry.model or handle.model,
+                    "provider": event.entry.provider or harness.provider,
+                }
+            )
+            stored = await writer.append(entry)
+            if stored.role == "assistant" and stored.kind == "text":
+                result.message = stored
+            emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
+        elif isinstance(event, UsageEvent):
+            result.usage = result.usage + event.usage
+            writer.charge(
+                kind="llm",
+                usage=event.usage,
+                run_id=handle.run_id,
+                harness=handle.harness,
+                model=event.model,
+                provider=event.provider,
+                latency_ms=event.latency_ms,
+            )
+        elif isinstance(event, Error):
+            result.status = "failed"
+            result.error = {
+                "detail": event.message,
+                "code": event.code,
+                "retryable": event.retryable,
+            }
+            stored = await writer.append(
+                Entry(
+                    role="event",
+                    kind="error",
+                    content=event.message,
+                    run_id=handle.run_id,
+                    harness=handle.harness,
+                    model=handle.model,
+                    provider=harness.provider,
+                    metadata={"code": event.code, "retryable": event.retryable},
+                )
+            )
+            emit("error", {**result.error, "seq": stored.seq})
+
+    @staticmethod
+    def _options(session: SessionRecord, request: TurnRequest) -> TurnOptions:
+        defaults = TurnOptions()
+        return TurnOptions(
+            system_prompt=request.system_prompt or session.system_prompt,
+            max_tokens=request.max_tokens or defaults.max_tokens,
+            temperature=request.temperature,
+            max_steps=request.max_steps or defaults.max_steps,
+        )
+
+    async def _sandbox(self, session: SessionRecord):
+        if not (session.provider and session.sandbox_id):
+            return None
+        return await self._computes.sandbox(session.provider, session.sandbox_id)
+
+    @staticmethod
+    def _completed_payload(result: TurnResult) -> dict[str, Any]:
+        return {
+            "run_id": result.run_id,
+            "status": result.status,
+            "message": result.message.model_dump(mode="json") if result.message else None,
+            "usage": result.usage.model_dump(),
+            "latency_ms": result.latency_ms,
+            "harness": result.harness,
+            "model": result.model,
+            "error": result.error,
+        }

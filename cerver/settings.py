@@ -1,0 +1,65 @@
+"""Gateway configuration, read from ``CERVER_*`` environment variables.
+
+Provider keys use the providers' own variable names (``ANTHROPIC_API_KEY``,
+``OPENAI_BASE_URL``…) so an existing shell setup just works.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CERVER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    data_dir: Path = Path("~/.cerver")
+    database_url: str | None = None
+    admin_key: str | None = None
+
+    default_harness: str = "anthropic"
+    default_compute: str | None = "local"
+    max_body_bytes: int = 1_048_576
+    run_lease_seconds: float = 30.0
+
+    anthropic_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "CERVER_ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "CERVER_ANTHROPIC_BASE_URL"),
+    )
+    openai_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "CERVER_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "CERVER_OPENAI_BASE_URL")
+    )
+    mock_upstream: bool | None = Field(
+        default=None,
+        description="Serve models from the in-process mock upstream (a test double). "
+        "Default: on when no provider key is configured.",
+    )
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_data_dir / 'cerver.db'}"
+
+    @property
+    def use_mock_upstream(self) -> bool:
+        if self.mock_upstream is not None:
+            return self.mock_upstream
+        return not (self.anthropic_api_key or self.openai_api_key)

@@ -1,0 +1,52 @@
+"""Persistence: one SQLAlchemy Core store that runs on SQLite (embedded) and PostgreSQL."""
+
+from cerver.store.accounts import AccountStore
+from cerver.store.database import Database
+from cerver.store.ledger import LedgerStore
+from cerver.store.records import (
+    AccountRecord,
+    ApiKeyRecord,
+    RunRecord,
+    SessionRecord,
+    StoredEvent,
+)
+from cerver.store.runs import RunStore
+from cerver.store.sessions import LockGrant, SessionFilters, SessionStore
+from cerver.store.transcript import TranscriptStore
+from cerver.store.writer import SessionWriter
+
+__all__ = [
+    "AccountRecord",
+    "AccountStore",
+    "ApiKeyRecord",
+    "Database",
+    "LedgerStore",
+    "LockGrant",
+    "RunRecord",
+    "RunStore",
+    "SessionFilters",
+    "SessionRecord",
+    "SessionStore",
+    "SessionWriter",
+    "Store",
+    "StoredEvent",
+    "TranscriptStore",
+]
+
+
+class Store:
+    """The repositories over one database."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+        self.accounts = AccountStore(self.db)
+        self.sessions = SessionStore(self.db)
+        self.transcript = TranscriptStore(self.db)
+        self.runs = RunStore(self.db)
+        self.ledger = LedgerStore(self.db)
+
+    async def open(self) -> None:
+        await self.db.migrate()
+
+    async def close(self) -> None:
+        await self.db.dispose()

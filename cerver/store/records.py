@@ -1,0 +1,127 @@
+"""Typed views of stored rows, shared by the store and the services above it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from cerver.types import Entry, SessionStatus, Usage
+
+__all__ = [
+    "AccountRecord",
+    "ApiKeyRecord",
+    "RunRecord",
+    "SessionRecord",
+    "StoredEvent",
+    "entry_from_row",
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class AccountRecord(_Record):
+    id: str
+    name: str
+    is_admin: bool
+    routing_policy: dict[str, Any] | None = None
+    created_at: datetime
+
+
+class ApiKeyRecord(_Record):
+    prefix: str
+    account_id: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class SessionRecord(_Record):
+    id: str
+    account_id: str
+    user: str | None
+    session_name: str | None
+    task: str | None
+    workload: str | None
+    status: SessionStatus
+    harness: str
+    model: str
+    harness_options: dict[str, Any]
+    system_prompt: str | None
+    provider: str | None
+    compute_id: str | None
+    sandbox_id: str | None
+    parent_session_id: str | None
+    repo: dict[str, Any] | None
+    requirements: dict[str, Any] | None
+    policy: dict[str, Any] | None
+    routing: dict[str, Any] | None
+    metadata: dict[str, Any]
+    next_seq: int
+    next_event_id: int
+    lock_run_id: str | None
+    lock_expires_at: datetime | None
+    provision_time_ms: float | None
+    first_exec_at: datetime | None
+    exec_count: int
+    exec_total_ms: float
+    last_exec_ms: float | None
+    stream_count: int
+    stream_open_total_ms: float
+    interaction_count: int
+    compute_seconds: float
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class RunRecord(_Record):
+    id: str
+    session_id: str
+    kind: str
+    status: str
+    harness: str | None
+    model: str | None
+    provider: str | None
+    error: str | None
+    latency_ms: float | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class StoredEvent(_Record):
+    """One SSE event of a session's log; ``data`` is the JSON text sent on the wire."""
+
+    session_id: str
+    id: int
+    event: str
+    data: str
+
+
+def entry_from_row(row: Any) -> Entry:
+    usage = None
+    if row.input_tokens is not None or row.output_tokens is not None or row.cost_usd is not None:
+        usage = Usage(
+            input_tokens=row.input_tokens or 0,
+            output_tokens=row.output_tokens or 0,
+            cost_usd=row.cost_usd,
+        )
+    return Entry(
+        seq=row.seq,
+        role=row.role,
+        kind=row.kind,
+        content=row.content,
+        parts=row.parts,
+        harness=row.harness,
+        model=row.model,
+        provider=row.provider,
+        run_id=row.run_id,
+        usage=usage,
+        latency_ms=row.latency_ms,
+        status=row.status,
+        metadata=row.metadata,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,212 @@
+"""Table definitions (SQLAlchemy Core). Migrations in ``cerver/migrations`` mirror these.
+
+Counters that must stay gapless across processes (``next_seq``, ``next_event_id``) live on the
+session row and are advanced only by the holder of the session's turn lock
+(``lock_run_id`` / ``lock_expires_at``), in the same transaction as the rows they number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "accounts",
+    "api_keys",
+    "entries",
+    "events",
+    "idempotency_keys",
+    "ledger",
+    "metadata",
+    "runs",
+    "sessions",
+    "utcnow",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("routing_policy", JSON, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("prefix", sa.String(20), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, default="default"),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index(None, "account_id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user", sa.String(200), nullable=True),
+    sa.Column("session_name", sa.String(200), nullable=True),
+    sa.Column("task", sa.Text, nullable=True),
+    sa.Column("workload", sa.String(100), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, default="ready"),
+    sa.Column("harness", sa.String(100), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("harness_options", JSON, nullable=False, default=dict),
+    sa.Column("system_prompt", sa.Text, nullable=True),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("compute_id", sa.String(40), nullable=True),
+    sa.Column("sandbox_id", sa.String(200), nullable=True),
+    sa.Column("parent_session_id", sa.String(40), nullable=True),
+    sa.Column("repo", JSON, nullable=True),
+    sa.Column("requirements", JSON, nullable=True),
+    sa.Column("policy", JSON, nullable=True),
+    sa.Column("routing", JSON, nullable=True),
+    sa.Column("metadata", JSON, nullable=False, default=dict),
+    sa.Column("next_seq", sa.Integer, nullable=False, default=1),
+    sa.Column("next_event_id", sa.Integer, nullable=False, default=1),
+    sa.Column("lock_run_id", sa.String(40), nullable=True),
+    sa.Column("lock_expires_at", UTCDateTime, nullable=True),
+    # Metrics counters (the seed's session metrics are derived from these).
+    sa.Column("provision_time_ms", sa.Float, nullable=True),
+    sa.Column("first_exec_at", UTCDateTime, nullable=True),
+    sa.Column("exec_count", sa.Integer, nullable=False, default=0),
+    sa.Column("exec_total_ms", sa.Float, nullable=False, default=0.0),
+    sa.Column("last_exec_ms", sa.Float, nullable=True),
+    sa.Column("stream_count", sa.Integer, nullable=False, default=0),
+    sa.Column("stream_open_total_ms", sa.Float, nullable=False, default=0.0),
+    sa.Column("interaction_count", sa.Integer, nullable=False, default=0),
+    sa.Column("compute_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Index(None, "account_id", "user", "created_at"),
+    sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "parent_session_id"),
+)
+
+entries = sa.Table(
+    "entries",
+    metadata,
+    sa.Column("session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("content", sa.Text, nullable=False, default=""),
+    sa.Column("parts", JSON, nullable=False, default=list),
+    sa.Column("harness", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("input_tokens", sa.Integer, nullable=True),
+    sa.Column("output_tokens", sa.Integer, nullable=True),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, default="complete"),
+    sa.Column("metadata", JSON, nullable=False, default=dict),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("harness", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    sa.Index(None, "session_id"),
+    sa.Index(None, "status", "lease_expires_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+ledger = sa.Table(
+    "ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("session_id", sa.String(40), nullable=False),
+    sa.Column("user", sa.String(200), nullable=True),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("harness", sa.String(100), nullable=True),
+    sa.Column("model", sa.String(200), nullable=True),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "session_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("account_id", sa.String(40), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)

@@ -1,0 +1,152 @@
+"""Shared value types: the provider-neutral transcript and the small records around it.
+
+Plug-ins (``harnesses``, ``compute``, ``judges``) depend on this module and on
+``cerver.errors`` only. A transcript entry holds one item of a conversation; its ``parts``
+carry the structured payload:
+
+* ``text`` entries (user, assistant, system): ``content`` is the text, ``parts`` is empty.
+* ``tool_call`` entries (assistant): one :class:`ToolCallPart`.
+* ``tool_result`` entries (tool): one :class:`ToolResultPart`.
+* ``reasoning`` entries (assistant): one :class:`ReasoningPart`; provider-specific fields
+  (signatures, encrypted content) are tagged with the provider that produced them and are
+  dropped when the transcript is replayed to another provider.
+* ``harness_switched``, ``compute_switched``, ``fanout``, ``verdict``, ``error`` entries
+  (role ``event``): records for people and audits; harnesses skip them when replaying.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Entry",
+    "EntryKind",
+    "EntryStatus",
+    "ExecResult",
+    "Part",
+    "ReasoningPart",
+    "Role",
+    "RunStatus",
+    "SessionStatus",
+    "TextPart",
+    "ToolCallPart",
+    "ToolResultPart",
+    "Usage",
+]
+
+Role = Literal["user", "assistant", "system", "tool", "event"]
+EntryKind = Literal[
+    "text",
+    "tool_call",
+    "tool_result",
+    "reasoning",
+    "harness_switched",
+    "compute_switched",
+    "fanout",
+    "verdict",
+    "error",
+]
+EntryStatus = Literal["complete", "incomplete", "cancelled"]
+SessionStatus = Literal["ready", "running", "paused", "closed", "failed"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "cancelled"]
+
+
+class TextPart(BaseModel):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ToolCallPart(BaseModel):
+    type: Literal["tool_call"] = "tool_call"
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultPart(BaseModel):
+    type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str
+    output: str
+    is_error: bool = False
+
+
+class ReasoningPart(BaseModel):
+    type: Literal["reasoning"] = "reasoning"
+    text: str = ""
+    provider: str
+    signature: str | None = None
+    encrypted: str | None = None
+
+
+Part = Annotated[
+    TextPart | ToolCallPart | ToolResultPart | ReasoningPart, Field(discriminator="type")
+]
+
+
+class Usage(BaseModel):
+    """Tokens and cost of one or more model calls. ``cost_usd`` is ``None`` when unknown."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None
+        if self.cost_usd is not None or other.cost_usd is not None:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=cost,
+        )
+
+
+class Entry(BaseModel):
+    """One transcript entry. ``seq`` and ``created_at`` are set by the store on append."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq: int | None = None
+    role: Role
+    kind: EntryKind = "text"
+    content: str = ""
+    parts: list[Part] = Field(default_factory=list)
+    harness: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    run_id: str | None = None
+    usage: Usage | None = None
+    latency_ms: float | None = None
+    status: EntryStatus = "complete"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+    @property
+    def tool_call(self) -> ToolCallPart | None:
+        return next((p for p in self.parts if isinstance(p, ToolCallPart)), None)
+
+    @property
+    def tool_result(self) -> ToolResultPart | None:
+        return next((p for p in self.parts if isinstance(p, ToolResultPart)), None)
+
+    @property
+    def reasoning(self) -> ReasoningPart | None:
+        return next((p for p in self.parts if isinstance(p, ReasoningPart)), None)
+
+    @property
+    def is_conversation(self) -> bool:
+        """True for entries a model sees on replay (not switch/fan-out/audit records)."""
+        return self.role != "event"
+
+
+class ExecResult(BaseModel):
+    """The outcome of one command. A non-zero ``exit_code`` is a result, not an error."""
+
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int
+    duration_ms: float
+    timed_out: bool = False

@@ -1,0 +1,174 @@
+"""The Compute contract: a provider creates sandboxes; a sandbox runs commands and holds files.
+
+This is the seed's compute interface (``createSandbox``, ``runSandbox``,
+``runSandboxStream``, ``installPackage``, ``writeFile``, ``readFile``, ``getState``,
+``setState``, ``deleteSandbox``) split in two small ABCs: :class:`Compute` (the provider) and
+:class:`Sandbox` (one workspace). Providers implement three abstract methods on each; the rest
+have portable defaults built on ``exec`` that a provider may override with a native call.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from cerver.errors import ComputeError
+from cerver.types import ExecResult
+
+__all__ = ["Capabilities", "Compute", "ExecChunk", "Profile", "Sandbox", "SandboxSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    runtimes: tuple[str, ...] = ("shell", "python")
+    package_install: bool = False
+    public_preview: bool = False
+    persistence: Literal["low", "medium", "high"] = "low"
+    browser: bool = False
+    max_timeout_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Prior figures the router scores a provider with before it has observed any."""
+
+    startup_ms: float
+    cost_per_hour_usd: float
+    reliability: float = 0.99
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSpec:
+    """What a session asks of its sandbox."""
+
+    session_id: str
+    network: bool = False
+    timeout_minutes: int = 60
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecChunk:
+    """A piece of a streaming command's output, or (``stream == "exit"``) its end."""
+
+    stream: Literal["stdout", "stderr", "exit"]
+    data: str = ""
+    exit_code: int | None = None
+
+
+class Sandbox(ABC):
+    """One isolated workspace. Paths are relative to the workspace root (absolute paths are
+    taken as inside it); a path that escapes the workspace raises
+    :class:`~cerver.errors.InvalidRequest`.
+
+    Errors (every method):
+        ComputeError: the backend failed (sandbox gone, transport broken).
+        ComputeTimeout: only from :meth:`exec`'s callers that ask for one; :meth:`exec` itself
+            reports a timeout as a result with ``timed_out=True`` and ``exit_code`` 124.
+    """
+
+    sandbox_id: str
+    provider: ClassVar[str]
+
+    @abstractmethod
+    async def exec(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        """Run ``command`` with ``bash -c`` in the workspace.
+
+        A non-zero exit is a result. On timeout the whole process tree is killed and the
+        result has ``timed_out=True``, ``exit_code=124``. Output past 1 MiB per stream is
+        truncated with a marker.
+        """
+
+    @abstractmethod
+    async def read_file(self, path: str) -> bytes:
+        """Return the file's bytes. Raises NotFound when it does not exist."""
+
+    @abstractmethod
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace the file, creating parent directories."""
+
+    async def exec_stream(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ExecChunk]:
+        """Run a command and yield its output as it comes; the last chunk is ``exit``.
+
+        The default runs :meth:`exec` and yields its output at the end.
+        """
+        result = await self.exec(command, timeout=timeout, env=env)
+        if result.stdout:
+            yield ExecChunk("stdout", result.stdout)
+        if result.stderr:
+            yield ExecChunk("stderr", result.stderr)
+        yield ExecChunk("exit", exit_code=result.exit_code)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        """Relative paths of the regular files under ``path``, sorted."""
+        result = await self.exec(f"cd {shlex.quote(path)} && find . -type f -printf '%P\\n'")
+        if result.exit_code != 0:
+            raise ComputeError(f"Could not list {path!r}: {result.stderr.strip()}")
+        return sorted(line for line in result.stdout.splitlines() if line)
+
+    async def install_package(self, packages: list[str], *, manager: str = "pip") -> ExecResult:
+        """Install packages with ``pip`` or ``npm`` inside the sandbox."""
+        quoted = " ".join(shlex.quote(p) for p in packages)
+        commands = {"pip": f"python3 -m pip install --user {quoted}", "npm": f"npm i {quoted}"}
+        if manager not in commands:
+            raise ComputeError(f"Unknown package manager {manager!r}; use 'pip' or 'npm'.")
+        return await self.exec(commands[manager], timeout=600)
+
+    async def get_state(self) -> bytes:
+        """Snapshot the workspace as a gzipped tar archive (how a session moves providers)."""
+        result = await self.exec("tar -czf - . | base64 -w0", timeout=300)
+        if result.exit_code != 0:
+            raise ComputeError(f"Could not snapshot the workspace: {result.stderr.strip()}")
+        return base64.b64decode(result.stdout)
+
+    async def set_state(self, archive: bytes) -> None:
+        """Restore a snapshot made by :meth:`get_state` into the workspace."""
+        await self.write_file(".cerver-state.tgz", archive)
+        result = await self.exec("tar -xzf .cerver-state.tgz && rm .cerver-state.tgz", timeout=300)
+        if result.exit_code != 0:
+            raise ComputeError(f"Could not restore the workspace: {result.stderr.strip()}")
+
+    async def delete(self) -> None:  # noqa: B027 - providers without teardown keep the default
+        """Release the sandbox and its workspace. Idempotent."""
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.delete()
+
+
+class Compute(ABC):
+    """A compute provider: creates sandboxes and re-attaches to existing ones.
+
+    Errors:
+        ComputeError: provisioning failed (the router may fall back to another provider).
+        MissingDependency: the provider's SDK is not installed (raised on construction).
+    """
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    profile: ClassVar[Profile] = Profile(startup_ms=1000, cost_per_hour_usd=0.1)
+
+    @abstractmethod
+    async def create(self, spec: SandboxSpec) -> Sandbox:
+        """Provision a new, empty sandbox."""
+
+    @abstractmethod
+    async def attach(self, sandbox_id: str) -> Sandbox:
+        """Return a handle to a sandbox created earlier (e.g. by another gateway process).
+
+        Raises:
+            NotFound: the sandbox no longer exists.
+        """
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled clients."""

@@ -1,0 +1,265 @@
+"""The tool loop every SDK harness runs: call the model, run the tools it asks for, repeat.
+
+A provider harness subclasses :class:`ToolLoopHarness` and implements one method,
+:meth:`~ToolLoopHarness._stream_step`: a single streamed model call over the neutral
+conversation. Everything else — the step budget, provenance on entries, usage accounting,
+tool execution and the event contract of :class:`~harnesses.base.Harness` — lives here once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from cerver.errors import MissingDependency, UpstreamError
+from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
+from cerver.types import Usage as UsageRecord
+from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
+from harnesses.replay import REASONING_ITEM_ID_KEY
+from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
+
+__all__ = [
+    "StepResult",
+    "ToolLoopHarness",
+    "import_sdk",
+    "reasoning_entry",
+    "text_entry",
+    "tool_call_entry",
+    "upstream_error",
+]
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds allowed to open a connection to a model provider."""
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+_RETRYABLE_TYPES = frozenset(
+    {"overloaded_error", "rate_limit_error", "api_error", "server_error", "rate_limit_exceeded"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one model call produced.
+
+    Attributes:
+        entries: assistant entries (``text``, ``reasoning``, ``tool_call``) in the order the
+            model produced them, without provenance (the loop adds it).
+        usage: the call's token counts.
+    """
+
+    entries: list[Entry]
+    usage: UsageRecord
+
+
+class ToolLoopHarness(Harness):
+    """A harness that talks to a model API and runs the sandbox tools itself.
+
+    One turn is a loop of *steps*. A step is one model call plus the execution of the tool calls
+    it made:
+
+    1. The conversation (history, the new input, and everything this turn produced so far) is
+       sent to the model; text streams out as :class:`TextDelta` events.
+    2. The loop yields a :class:`Usage` event, then a :class:`Message` per entry the model
+       produced (the step's usage and latency are recorded on its first text entry, or on its
+       first entry when it wrote no text, so entry usage adds up to the turn's).
+    3. Each tool call runs on the sandbox, one after another in the model's order, and its
+       result is yielded as a ``tool`` / ``tool_result`` :class:`Message` (with the tool's
+       latency). A tool failure is an error *result* the model sees, not a turn failure.
+    4. Without tool calls the turn is complete. Otherwise the loop goes back to 1, at most
+       ``options.max_steps`` model calls in all. When the last allowed step still made tool
+       calls, their results are recorded and the turn ends with ``Error(code="max_steps")``:
+       the work done is kept, and the next turn's model sees the results.
+
+    An upstream failure ends the turn with ``Error(code="upstream_error")`` (``retryable`` for
+    429, 5xx, overload and connection failures); text already streamed in that step is first
+    kept as an ``incomplete`` entry. The tools are offered only when the session has a
+    sandbox. Every entry carries ``harness``, ``model`` (the model the turn asked for) and
+    ``provider``; the gateway fills in the run id and sequence numbers.
+
+    Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
+    """
+
+    tools: tuple[ToolSpec, ...] = SANDBOX_TOOLS
+
+    @abstractmethod
+    def _stream_step(
+        self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[TextDelta | StepResult]:
+        """Make one streamed model call.
+
+        Args:
+            turn: the turn being written (model, options).
+            conversation: the neutral transcript to send, oldest first, ending with the new
+                input or the latest tool results.
+            tools: the tools to offer (empty: offer none, and replay tool items as text).
+
+        Yields:
+            A :class:`TextDelta` per text chunk as it arrives, then exactly one
+            :class:`StepResult`.
+
+        Raises:
+            UpstreamError: the provider failed or could not be reached (see
+                :func:`upstream_error`). Cancellation must propagate and close the stream.
+        """
+
+    async def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
+        """Write one turn; see the class docstring for the steps and the event contract."""
+        tools = self.tools if turn.sandbox is not None else ()
+        conversation = [*turn.history, Entry(role="user", content=turn.input)]
+        for _ in range(max(turn.options.max_steps, 1)):
+            started = time.perf_counter()
+            streamed: list[str] = []
+            result: StepResult | None = None
+            try:
+                async with aclosing(self._stream_step(turn, conversation, tools)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            streamed.append(event.text)
+                            yield event
+                        else:
+                            result = event
+            except UpstreamError as exc:
+                if streamed:
+                    partial = text_entry("".join(streamed), status="incomplete")
+                    yield Message(self._stamp(turn, partial))
+                yield Error(exc.message, code=exc.code, retryable=exc.retryable)
+                return
+            if result is None:
+                raise RuntimeError(f"{type(self).__name__}._stream_step yielded no StepResult")
+            latency_ms = (time.perf_counter() - started) * 1000
+            yield Usage(turn.model, self.provider, result.usage, latency_ms)
+
+            calls: list[ToolCallPart] = []
+            for entry in self._account(turn, result, latency_ms):
+                conversation.append(entry)
+                yield Message(entry)
+                if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
+                    calls.append(call)
+            if not calls:
+                return
+            for call in calls:
+                started = time.perf_counter()
+                outcome = await run_tool(turn.sandbox, call)
+                entry = Entry(
+                    role="tool",
+                    kind="tool_result",
+                    content=outcome.output,
+                    parts=[outcome],
+                    latency_ms=(time.perf_counter() - started) * 1000,
+                )
+                entry = self._stamp(turn, entry)
+                conversation.append(entry)
+                yield Message(entry)
+        yield Error(
+            f"The turn stopped after max_steps={turn.options.max_steps} model calls while the "
+            "model was still calling tools; their results are recorded. Send another turn to "
+            "continue, or raise max_steps.",
+            code="max_steps",
+        )
+
+    def _account(self, turn: TurnContext, result: StepResult, latency_ms: float) -> list[Entry]:
+        """Stamp provenance on a step's entries and record its usage on one of them."""
+        owner = next((e for e in result.entries if e.kind == "text"), None)
+        if owner is None and result.entries:
+            owner = result.entries[0]
+        stamped = []
+        for entry in result.entries:
+            if entry is owner:
+                entry = entry.model_copy(update={"usage": result.usage, "latency_ms": latency_ms})
+            stamped.append(self._stamp(turn, entry))
+        return stamped
+
+    def _stamp(self, turn: TurnContext, entry: Entry) -> Entry:
+        return entry.model_copy(
+            update={"harness": self.name, "model": turn.model, "provider": self.provider}
+        )
+
+
+def text_entry(text: str, *, status: EntryStatus = "complete") -> Entry:
+    """An assistant text entry."""
+    return Entry(role="assistant", kind="text", content=text, status=status)
+
+
+def reasoning_entry(part: ReasoningPart, *, item_id: str | None = None) -> Entry:
+    """An assistant reasoning entry; ``item_id`` is the provider's id for the item, if any."""
+    metadata = {REASONING_ITEM_ID_KEY: item_id} if item_id else {}
+    return Entry(
+        role="assistant", kind="reasoning", content=part.text, parts=[part], metadata=metadata
+    )
+
+
+def tool_call_entry(part: ToolCallPart) -> Entry:
+    """An assistant tool call entry; ``content`` shows the call for people."""
+    content = f"{part.name} {json.dumps(part.arguments, ensure_ascii=False)}"
+    return Entry(role="assistant", kind="tool_call", content=content, parts=[part])
+
+
+def import_sdk(module: str, *, harness: str) -> ModuleType:
+    """Import a provider SDK when a harness is constructed (never at package import).
+
+    Raises:
+        MissingDependency: the SDK is not installed; the message names the package.
+    """
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise MissingDependency(
+            f"The {harness!r} harness needs the {module!r} package, which is not installed. "
+            f"Install it with: pip install {module}",
+            context={"harness": harness, "missing": module},
+        ) from exc
+
+
+def upstream_error(provider: str, exc: Exception) -> UpstreamError:
+    """Translate an SDK exception (Anthropic or OpenAI, which share their error model).
+
+    The message names the provider, the HTTP status and the provider's own message. The error
+    is retryable for 408/409/429 and 5xx statuses, overload or rate-limit errors reported in
+    a stream, and connection failures or timeouts (no status).
+    """
+    status: int | None = getattr(exc, "status_code", None)
+    body = getattr(exc, "body", None)
+    detail = _api_message(body) or getattr(exc, "message", None) or str(exc)
+    kind = _api_type(body)
+    if status is None:
+        message = f"Could not reach the {provider} API: {detail}"
+        retryable = True
+    else:
+        where = "in the response stream" if status < 400 else str(status)
+        message = f"{provider} API error {where}: {detail}"
+        retryable = status in _RETRYABLE_STATUS or status >= 500 or kind in _RETRYABLE_TYPES
+    return UpstreamError(
+        message,
+        context={"provider": provider.lower(), "status": status, "type": kind},
+        retryable=retryable,
+    )
+
+
+def _api_error_object(body: object) -> Mapping[str, Any] | None:
+    if not isinstance(body, Mapping):
+        return None
+    error = body.get("error", body)
+    return error if isinstance(error, Mapping) else None
+
+
+def _api_message(body: object) -> str | None:
+    error = _api_error_object(body)
+    message = error.get("message") if error else None
+    return message if isinstance(message, str) and message else None
+
+
+def _api_type(body: object) -> str | None:
+    error = _api_error_object(body)
+    if not error:
+        return None
+    kind = error.get("type") or error.get("code")
+    return kind if isinstance(kind, str) else None

@@ -1,0 +1,147 @@
+"""The Anthropic harness: Claude through the Messages API, with the sandbox tools.
+
+The tool loop is :class:`~harnesses._loop.ToolLoopHarness`'s; this module makes one streamed
+Messages API call per step with the ``anthropic`` SDK and maps the response to neutral
+entries. ``thinking`` blocks are kept as ``reasoning`` entries tagged ``anthropic`` with their
+signature (``redacted_thinking`` data as ``encrypted``), so they can be replayed to Anthropic
+and are dropped for other providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from cerver.types import Entry, ReasoningPart, ToolCallPart
+from cerver.types import Usage as UsageRecord
+from harnesses._loop import (
+    CONNECT_TIMEOUT,
+    StepResult,
+    ToolLoopHarness,
+    import_sdk,
+    reasoning_entry,
+    text_entry,
+    tool_call_entry,
+    upstream_error,
+)
+from harnesses.base import TextDelta, TurnContext
+from harnesses.replay import to_anthropic_messages
+from harnesses.tools import ToolSpec
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+    from anthropic.types import Message as AnthropicMessage
+    from anthropic.types import Usage as AnthropicUsage
+
+__all__ = ["AnthropicHarness"]
+
+
+class AnthropicHarness(ToolLoopHarness):
+    """Writes turns with Claude through the Anthropic Messages API (streaming).
+
+    Args:
+        base_url: the API's base URL, without ``/v1`` (default: ``ANTHROPIC_BASE_URL``, then
+            the SDK's default).
+        api_key: the API key (default: ``ANTHROPIC_API_KEY``, then the SDK's own discovery:
+            ``ANTHROPIC_AUTH_TOKEN``, profiles).
+        client: an ``anthropic.AsyncAnthropic`` to use instead of building one; the caller
+            keeps ownership (:meth:`aclose` does not close it).
+        timeout: seconds allowed per read of the response (a stream may last longer in all);
+            connecting is allowed 10 s.
+
+    The SDK's own retries are off (``max_retries=0``): one failed call is one ``Error`` event,
+    and retry policy belongs to the gateway.
+
+    Raises:
+        MissingDependency: the ``anthropic`` package is not installed.
+    """
+
+    name: ClassVar[str] = "anthropic"
+    provider: ClassVar[str] = "anthropic"
+    default_model: ClassVar[str] = "claude-sonnet-4-5"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        client: AsyncAnthropic | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self._sdk = import_sdk("anthropic", harness=self.name)
+        self._owns_client = client is None
+        self._client: AsyncAnthropic = client or self._sdk.AsyncAnthropic(
+            base_url=base_url,  # the SDK falls back to ANTHROPIC_BASE_URL when None
+            api_key=api_key,  # … and to ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN
+            max_retries=0,
+            timeout=self._sdk.Timeout(timeout, connect=CONNECT_TIMEOUT),
+        )
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP client, if this harness built it."""
+        if self._owns_client:
+            await self._client.close()
+
+    async def _stream_step(
+        self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
+    ) -> AsyncIterator[TextDelta | StepResult]:
+        replay = to_anthropic_messages(
+            conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
+        )
+        request: dict[str, Any] = {
+            "model": turn.model,
+            "max_tokens": turn.options.max_tokens,
+            "messages": replay.messages,
+        }
+        if replay.system:
+            request["system"] = replay.system
+        if tools:
+            request["tools"] = [_tool_param(spec) for spec in tools]
+        if turn.options.temperature is not None:
+            request["temperature"] = turn.options.temperature
+        try:
+            async with self._client.messages.stream(**request) as stream:
+                async for event in stream:
+                    if event.type == "text" and event.text:
+                        yield TextDelta(event.text)
+                message = await stream.get_final_message()
+        except self._sdk.APIError as exc:
+            raise upstream_error("Anthropic", exc) from exc
+        yield StepResult(_entries(message), _usage(message.usage))
+
+
+def _tool_param(spec: ToolSpec) -> dict[str, Any]:
+    return {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
+
+
+def _entries(message: AnthropicMessage) -> list[Entry]:
+    """The response's content blocks as neutral entries, in order (adjacent text merged)."""
+    status = "incomplete" if message.stop_reason == "max_tokens" else "complete"
+    entries: list[Entry] = []
+    for block in message.content:
+        if block.type == "text":
+            if entries and entries[-1].kind == "text":
+                entries[-1].content += block.text
+            elif block.text:
+                entries.append(text_entry(block.text, status=status))
+        elif block.type == "thinking":
+            part = ReasoningPart(
+                text=block.thinking, provider="anthropic", signature=block.signature
+            )
+            entries.append(reasoning_entry(part))
+        elif block.type == "redacted_thinking":
+            entries.append(
+                reasoning_entry(ReasoningPart(provider="anthropic", encrypted=block.data))
+            )
+        elif block.type == "tool_use":
+            arguments = block.input if isinstance(block.input, dict) else {}
+            entries.append(
+                tool_call_entry(ToolCallPart(id=block.id, name=block.name, arguments=arguments))
+            )
+    return entries
+
+
+def _usage(usage: AnthropicUsage) -> UsageRecord:
+    """Token counts; cache writes and reads count as input tokens."""
+    cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
+    return UsageRecord(input_tokens=usage.input_tokens + cached, output_tokens=usage.output_tokens)

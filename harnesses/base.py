@@ -1,0 +1,138 @@
+"""The Harness contract and the events a harness yields while it writes a turn."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from cerver.types import Entry
+from cerver.types import Usage as UsageRecord
+
+if TYPE_CHECKING:
+    from compute.base import Sandbox
+
+__all__ = [
+    "Error",
+    "Harness",
+    "HarnessEvent",
+    "Message",
+    "TextDelta",
+    "TurnContext",
+    "TurnOptions",
+    "Usage",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A chunk of assistant text, streamed before its :class:`Message` completes."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A completed transcript entry: assistant text, a tool call, a tool result, reasoning.
+
+    The gateway persists each one as soon as it is yielded, so a turn that dies half-way keeps
+    everything it finished. The harness sets ``role``, ``kind``, ``content``, ``parts`` and the
+    entry's ``usage``/``latency_ms``; the gateway fills in provenance it already knows
+    (harness, model, provider, run id) where the harness left it empty.
+    """
+
+    entry: Entry
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens and cost of one model call, for the ledger (one per upstream request)."""
+
+    model: str
+    provider: str
+    usage: UsageRecord
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """The turn failed; the harness yields this last instead of raising."""
+
+    message: str
+    code: str = "harness_error"
+    retryable: bool = False
+
+
+HarnessEvent = TextDelta | Message | Usage | Error
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptions:
+    system_prompt: str | None = None
+    max_tokens: int = 4096
+    temperature: float | None = None
+    max_steps: int = 8
+
+
+@dataclass(slots=True)
+class TurnContext:
+    """Everything a harness needs to write one turn.
+
+    Attributes:
+        session_id: the session the turn belongs to.
+        run_id: the run this turn is recorded under (``run_…``).
+        history: the session's transcript before this turn, oldest first; it may contain
+            entries written by other harnesses and ``event`` records to skip.
+        input: the new user message (already persisted in the transcript).
+        model: the model to call, as the harness's provider names it.
+        options: system prompt, token and step limits.
+        sandbox: the session's compute handle, or ``None`` for a transcript-only session
+            (the harness then offers no tools).
+    """
+
+    session_id: str
+    run_id: str
+    history: list[Entry]
+    input: str
+    model: str
+    options: TurnOptions = field(default_factory=TurnOptions)
+    sandbox: Sandbox | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Harness(ABC):
+    """Writes a session's next turn.
+
+    Contract:
+        * :meth:`run` yields :class:`TextDelta` while text streams, a :class:`Message` for every
+          completed transcript entry (in transcript order), a :class:`Usage` for every model
+          call, and at most one :class:`Error`, which is then the last event.
+        * Every tool call it yields is followed by a tool result entry, synthesised as an error
+          result if the tool could not run, so the transcript never holds a dangling call.
+        * It never raises for upstream or tool failures: those become an :class:`Error` event
+          (``code`` ``upstream_error`` or ``compute_error``). It may raise
+          :class:`~cerver.errors.MissingDependency` on construction when its SDK is missing.
+        * Cancellation (the gateway cancelling the task) must leave no background work.
+        * It does not touch the store: the gateway persists what it yields.
+
+    Instances are long-lived (one per gateway process and configuration) and may hold a
+    pooled HTTP client; use them as async context managers or call :meth:`aclose`.
+    """
+
+    name: ClassVar[str]
+    provider: ClassVar[str]
+    default_model: ClassVar[str]
+
+    @abstractmethod
+    def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
+        """Write one turn. See the class docstring for the event contract."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled clients."""
+
+    async def __aenter__(self) -> Harness:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
