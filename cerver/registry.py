@@ -117,7 +117,6 @@ harness_registry: Registry = Registry(
     {
         "anthropic": "harnesses.anthropic:AnthropicHarness",
         "openai": "harnesses.openai:OpenAIHarness",
-        "scripted": "harnesses.scripted:ScriptedHarness",
     },
     aliases={"claude": "claude-code"},
     group="cerver.harnesses",

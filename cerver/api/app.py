@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -18,16 +18,24 @@ from cerver.settings import Settings
 __all__ = ["create_app"]
 
 
-def create_app(gateway: Gateway | None = None, *, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    gateway: Gateway | None = None,
+    *,
+    settings: Settings | None = None,
+    on_started: Callable[[Gateway], None] | None = None,
+) -> FastAPI:
     """Build the app around ``gateway`` (or a new one from ``settings``/the environment).
 
-    The gateway is started and stopped with the app's lifespan.
+    The gateway is started and stopped with the app's lifespan; ``on_started`` runs once it
+    has started (the CLI prints its banner there).
     """
     gateway = gateway or Gateway(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        if on_started is not None:
+            on_started(gateway)
         try:
             yield
         finally:

@@ -10,17 +10,19 @@ subscribers at once and written in batches (at each transcript append, or when
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
 
-from cerver.events import EventHub
 from cerver.store.database import Database
 from cerver.store.records import StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
 from cerver.store.sessions import LockGrant
 from cerver.types import Entry, Usage
+
+if TYPE_CHECKING:
+    from cerver.events import EventHub
 
 __all__ = ["SessionWriter"]
 

@@ -1,0 +1,161 @@
+"""The ``cerver`` command: serve the gateway, run the demo, inspect sessions, set up tools."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cerver import __version__
+
+if TYPE_CHECKING:
+    from cerver.gateway import Gateway
+
+app = typer.Typer(
+    help="Cerver: a self-hostable session gateway for AI apps.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+sessions_app = typer.Typer(help="Inspect sessions on a running gateway.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+console = Console()
+
+UrlOption = Annotated[
+    str, typer.Option("--url", envvar="CERVER_URL", help="The gateway's base URL.")
+]
+KeyOption = Annotated[
+    str | None, typer.Option("--api-key", envvar="CERVER_API_KEY", help="A ck_… API key.")
+]
+
+
+@app.command()
+def version() -> None:
+    """Print Cerver's version."""
+    console.print(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: $CERVER_HOST or 127.0.0.1.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: $CERVER_PORT or 8787.")] = None,
+    log_level: str = "info",
+) -> None:
+    """Start the gateway (SQLite under the data directory unless CERVER_DATABASE_URL is set)."""
+    import uvicorn
+
+    from cerver.api import create_app
+    from cerver.settings import Settings
+
+    settings = Settings()
+    application = create_app(settings=settings, on_started=_print_start_banner)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def _print_start_banner(gateway: Gateway) -> None:
+    from cerver.gateway import MOCK_NOTICE
+
+    settings = gateway.settings
+    console.print(f"[bold]Cerver {__version__}[/] — data: {settings.resolved_data_dir}")
+    console.print(f"store: {gateway.store.db.dialect}")
+    if gateway.upstream_is_mock:
+        console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {MOCK_NOTICE}")
+    boot = gateway.bootstrap
+    if boot is not None and boot.api_key is not None:
+        console.print(
+            f"[bold green]Admin API key (shown once):[/] {boot.api_key}\n"
+            f"  also written to {boot.credentials} (mode 0600)"
+        )
+
+
+@app.command("mock-upstream")
+def mock_upstream(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8788,
+    host: str = "127.0.0.1",
+) -> None:
+    """Run the mock upstream: a TEST DOUBLE speaking the Anthropic and OpenAI APIs."""
+    from cerver.mock_upstream import serve as serve_mock
+
+    serve_mock(host=host, port=port)
+
+
+@app.command()
+def setup() -> None:
+    """Install the system tools Cerver uses when they are missing (bubblewrap for sandboxes)."""
+    from cerver.setup_tools import install_bubblewrap
+
+    ok = install_bubblewrap(console)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def demo(
+    user: Annotated[str, typer.Option(help="The end-user id of the demo session.")] = "user_4f3a",
+) -> None:
+    """Run the main job end to end on the embedded defaults and show what happened."""
+    import anyio
+
+    from cerver.demo import run_demo
+
+    anyio.run(run_demo, console, user)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    url: UrlOption = "http://127.0.0.1:8787",
+    api_key: KeyOption = None,
+    user: Annotated[str | None, typer.Option(help="Only this end user's sessions.")] = None,
+    limit: int = 20,
+) -> None:
+    """List sessions, newest first."""
+    from cerver.client import Client
+
+    with Client(url, api_key) as client:
+        page = client.list_sessions(user=user, limit=limit)
+    table = Table(
+        "session_id", "user", "status", "harness", "model", "provider", "messages", "created"
+    )
+    for s in page["sessions"]:
+        table.add_row(
+            s["session_id"],
+            s["user"] or "",
+            s["status"],
+            s["harness"],
+            s["model"],
+            s["provider"] or "-",
+            str(s["message_count"]),
+            s["created_at"][:19],
+        )
+    console.print(table)
+    if page["next_cursor"]:
+        console.print(f"more: --cursor {page['next_cursor']}")
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str,
+    url: UrlOption = "http://127.0.0.1:8787",
+    api_key: KeyOption = None,
+    tail: Annotated[int | None, typer.Option(help="Only the last N entries.")] = None,
+) -> None:
+    """Show a session, its transcript with provenance, and its metrics."""
+    from cerver.client import Client
+    from cerver.render import render_session
+
+    with Client(url, api_key) as client:
+        session = client.get_session(session_id, transcript=True, tail=tail)
+    render_session(console, session)
+
+
+def main() -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    app()

@@ -1,0 +1,294 @@
+"""Python clients for a Cerver gateway: :class:`AsyncClient` and its blocking twin :class:`Client`.
+
+Errors come back as the gateway's own exception classes (``cerver.errors``): a missing session
+raises :class:`~cerver.errors.NotFound`, a busy one :class:`~cerver.errors.SessionBusy`, with the
+server's ``code`` and ``context``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from cerver import errors
+
+__all__ = ["AsyncClient", "Client", "ServerEvent"]
+
+T = TypeVar("T")
+
+_ERRORS_BY_CODE: dict[str, type[errors.CerverError]] = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, errors.CerverError)
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    """One server-sent event; ``data`` is decoded JSON."""
+
+    event: str
+    data: Any
+    id: int | None = None
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text or response.reason_phrase}
+    code = body.get("code", "http_error")
+    detail = body.get("detail")
+    message = detail if isinstance(detail, str) else json.dumps(detail)
+    error_class = _ERRORS_BY_CODE.get(code)
+    if error_class is None:
+        error_class = errors.UserError if response.status_code < 500 else errors.RunFailure
+    error = error_class(f"{message} (HTTP {response.status_code})", context=body.get("context"))
+    error.status_code = response.status_code
+    raise error
+
+
+async def _iter_sse(response: httpx.Response) -> AsyncIterator[ServerEvent]:
+    event, data, event_id = "message", [], None
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield ServerEvent(event, json.loads("\n".join(data)), event_id)
+            event, data, event_id = "message", [], None
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+            elif name == "id":
+                event_id = int(value)
+
+
+class AsyncClient:
+    """Async client.
+
+    Args:
+        base_url: the gateway, default ``$CERVER_URL`` or ``http://127.0.0.1:8787``.
+        api_key: a ``ck_…`` key, default ``$CERVER_API_KEY``.
+        timeout: seconds per request (turns can take minutes; streams have no read timeout).
+        transport: an httpx transport (e.g. ``httpx.ASGITransport(app)`` in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 600.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        api_key = api_key or os.environ.get("CERVER_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.AsyncClient(
+            base_url=base_url or os.environ.get("CERVER_URL", "http://127.0.0.1:8787"),
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._http.request(method, path, **kwargs)
+        _raise_for_error(response)
+        return None if response.status_code == 204 else response.json()
+
+    async def _stream(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[ServerEvent]:
+        headers = {"Accept": "text/event-stream", **kwargs.pop("headers", {})}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        async with self._http.stream(
+            method, path, headers=headers, timeout=timeout, **kwargs
+        ) as response:
+            if not response.is_success:
+                await response.aread()
+                _raise_for_error(response)
+            async for event in _iter_sse(response):
+                yield event
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def account(self) -> dict[str, Any]:
+        return await self._request("GET", "/v2/auth/account")
+
+    async def create_account(self, name: str) -> dict[str, Any]:
+        return await self._request("POST", "/v2/accounts", json={"name": name})
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        return await self._request("GET", "/v2/auth/keys")
+
+    async def create_key(self, name: str = "default") -> dict[str, Any]:
+        return await self._request("POST", "/v2/auth/keys", json={"name": name})
+
+    async def revoke_key(self, prefix: str) -> None:
+        await self._request("DELETE", f"/v2/auth/keys/{prefix}")
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    async def create_session(self, **fields: Any) -> dict[str, Any]:
+        """Create a session; ``fields`` are the body of ``POST /v2/sessions``
+        (pass ``compute=None`` for a transcript-only session)."""
+        return await self._request("POST", "/v2/sessions", json=fields)
+
+    async def list_sessions(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        return await self._request("GET", "/v2/sessions", params=params)
+
+    async def get_session(
+        self, session_id: str, *, transcript: bool = False, tail: int | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"transcript": transcript}
+        if tail is not None:
+            params["tail"] = tail
+        return await self._request("GET", f"/v2/sessions/{session_id}", params=params)
+
+    async def messages(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> dict[str, Any]:
+        params = {"after_seq": after_seq, "limit": limit}
+        return await self._request("GET", f"/v2/sessions/{session_id}/messages", params=params)
+
+    async def append_input(self, session_id: str, content: str, **fields: Any) -> dict[str, Any]:
+        body = {"content": content, **fields}
+        return await self._request("POST", f"/v2/sessions/{session_id}/input", json=body)
+
+    async def run_llm(self, session_id: str, input: str, **fields: Any) -> dict[str, Any]:
+        body = {"input": input, **fields, "stream": False}
+        return await self._request("POST", f"/v2/sessions/{session_id}/run-llm", json=body)
+
+    def stream_llm(self, session_id: str, input: str, **fields: Any) -> AsyncIterator[ServerEvent]:
+        body = {"input": input, **fields, "stream": True}
+        return self._stream("POST", f"/v2/sessions/{session_id}/run-llm", json=body)
+
+    async def switch_harness(
+        self, session_id: str, harness: str | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        body = {"harness": harness, "model": model}
+        return await self._request("POST", f"/v2/sessions/{session_id}/harness", json=body)
+
+    async def metrics(self, session_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/sessions/{session_id}/metrics")
+
+    async def close_session(self, session_id: str) -> dict[str, Any]:
+        return await self._request("POST", f"/v2/sessions/{session_id}/close")
+
+    async def delete_session(self, session_id: str) -> None:
+        await self._request("DELETE", f"/v2/sessions/{session_id}")
+
+    def events(
+        self, session_id: str, *, last_event_id: int | None = None, follow: bool = True
+    ) -> AsyncIterator[ServerEvent]:
+        headers = {} if last_event_id is None else {"Last-Event-ID": str(last_event_id)}
+        params = {"follow": follow}
+        return self._stream(
+            "GET", f"/v2/sessions/{session_id}/events", headers=headers, params=params
+        )
+
+    # -- compute -----------------------------------------------------------------------------
+
+    async def run(
+        self, session_id: str, code: str, *, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        body = {"code": code, "timeout": timeout, "env": env or {}}
+        return await self._request("POST", f"/v2/sessions/{session_id}/run", json=body)
+
+    def run_stream(
+        self, session_id: str, code: str, *, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> AsyncIterator[ServerEvent]:
+        body = {"code": code, "timeout": timeout, "env": env or {}}
+        return self._stream("POST", f"/v2/sessions/{session_id}/run/stream", json=body)
+
+    async def write_file(self, session_id: str, path: str, content: str | bytes) -> dict[str, Any]:
+        if isinstance(content, bytes):
+            import base64
+
+            body = {
+                "path": path,
+                "content": base64.b64encode(content).decode(),
+                "encoding": "base64",
+            }
+        else:
+            body = {"path": path, "content": content}
+        return await self._request("PUT", f"/v2/sessions/{session_id}/files", json=body)
+
+    async def read_file(self, session_id: str, path: str) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/sessions/{session_id}/files", params={"path": path})
+
+    async def list_files(self, session_id: str, path: str = ".") -> list[str]:
+        params = {"path": path, "list": True}
+        body = await self._request("GET", f"/v2/sessions/{session_id}/files", params=params)
+        return body["files"]
+
+
+class Client:
+    """The blocking client: every :class:`AsyncClient` method, run on a private event loop.
+
+    Streaming methods return ordinary iterators. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, **kwargs: Any):
+        self._portal_cm = start_blocking_portal()
+        self._portal: BlockingPortal = self._portal_cm.__enter__()
+        self._async = self._portal.call(_make_async_client, base_url, api_key, kwargs)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._portal.call(self._async.aclose)
+        self._portal_cm.__exit__(None, None, None)
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._async, name)
+        if name.startswith("_") or not callable(method):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if hasattr(result, "__anext__"):
+                return self._iterate(result)
+            return self._portal.call(lambda: result)
+
+        return call
+
+    def _iterate(self, iterator: AsyncIterator[T]) -> Iterator[T]:
+        while True:
+            try:
+                yield self._portal.call(iterator.__anext__)
+            except StopAsyncIteration:
+                return
+
+
+async def _make_async_client(
+    base_url: str | None, api_key: str | None, kwargs: dict
+) -> AsyncClient:
+    await anyio.lowlevel.checkpoint()
+    return AsyncClient(base_url, api_key, **kwargs)

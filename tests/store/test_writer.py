@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from cerver.events import EventHub
+from cerver.store import SessionWriter, Store
+from cerver.types import Entry, ToolCallPart, Usage
+from tests.store.helpers import make_session
+
+
+async def _writer(store: Store, session, run_id: str, hub: EventHub | None = None) -> SessionWriter:
+    grant = await store.sessions.try_lock(session.id, run_id, ttl=30)
+    assert grant is not None
+    return SessionWriter(
+        store.db,
+        hub or EventHub(),
+        session_id=session.id,
+        account_id=session.account_id,
+        user=session.user,
+        grant=grant,
+    )
+
+
+async def test_seq_is_gapless_across_lock_holders(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id, user="u1")
+    first = await _writer(store, session, "run_1")
+    await first.append(Entry(role="user", content="hi"))
+    await first.append(
+        Entry(role="assistant", kind="tool_call", parts=[ToolCallPart(id="c1", name="bash")])
+    )
+    await first.flush()
+    await store.sessions.unlock(session.id, "run_1")
+    second = await _writer(store, session, "run_2")
+    await second.append(Entry(role="assistant", content="done", usage=Usage(input_tokens=3)))
+    entries = await store.transcript.entries(session.id)
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert entries[1].tool_call.name == "bash"
+    assert entries[2].usage == Usage(input_tokens=3, output_tokens=0)
+
+
+async def test_events_are_numbered_published_live_and_logged(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id)
+    hub = EventHub()
+    with hub.subscribe(session.id) as live:
+        writer = await _writer(store, session, "run_1", hub)
+        ids = [writer.emit("text_delta", {"text": t}).id for t in "abc"]
+        assert ids == [1, 2, 3]
+        assert [live.get_nowait().id for _ in range(3)] == [1, 2, 3]
+        assert await store.transcript.events(session.id) == []  # batched until a flush
+        await writer.flush()
+    logged = await store.transcript.events(session.id, after_id=1)
+    assert [(e.id, e.event) for e in logged] == [(2, "text_delta"), (3, "text_delta")]
+
+
+async def test_ledger_rows_are_written_with_the_next_flush(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id, user="u9")
+    writer = await _writer(store, session, "run_1")
+    writer.charge(
+        kind="llm",
+        usage=Usage(input_tokens=10, output_tokens=5, cost_usd=0.01),
+        run_id="run_1",
+        harness="anthropic",
+        model="m",
+    )
+    await writer.flush()
+    totals = await store.ledger.session_totals(session.id)
+    assert totals[0]["input_tokens"] == 10 and totals[0]["cost_usd"] == pytest.approx(0.01)
+
+
+async def test_concurrent_writers_never_share_a_seq(store: Store, account_id: str) -> None:
+    """Two turns racing for the lock: exactly one wins, the other appends after it."""
+    session = await make_session(store, account_id)
+    grants = await asyncio.gather(
+        *(store.sessions.try_lock(session.id, f"run_{i}", ttl=30) for i in range(5))
+    )
+    assert sum(g is not None for g in grants) == 1
+
+
+async def test_reclaim_frees_sessions_of_dead_runs(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id)
+    await store.sessions.try_lock(session.id, "run_dead", ttl=30)
+    await store.runs.start("run_dead", session.id, "turn", ttl=-1)
+    assert await store.runs.reclaim_expired() == 1
+    run = await store.runs.get(session.id, "run_dead")
+    assert run.status == "interrupted"
+    assert await store.sessions.try_lock(session.id, "run_next", ttl=30) is not None
