@@ -16,7 +16,7 @@ __all__ = ["Settings"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CERVER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CERVER_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = 8787

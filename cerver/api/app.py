@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from cerver import __version__
 from cerver.api.errors import install_error_handlers
@@ -45,7 +44,6 @@ def create_app(
         title="Cerver",
         version=__version__,
         summary="Session gateway for AI apps",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.gateway = gateway

@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cerver.errors import CerverError
@@ -24,19 +24,19 @@ _HTTP_CODES = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowe
 
 def error_response(
     status: int, detail: object, code: str, context: dict | None = None
-) -> ORJSONResponse:
-    return ORJSONResponse(
+) -> JSONResponse:
+    return JSONResponse(
         {"detail": detail, "code": code, "context": context or {}}, status_code=status
     )
 
 
-async def _cerver_error(_: Request, exc: CerverError) -> ORJSONResponse:
+async def _cerver_error(_: Request, exc: CerverError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s: %s", exc.code, exc.message)
     return error_response(exc.status_code, exc.message, exc.code, exc.context)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     json_errors = [e for e in errors if e.get("type") == "json_invalid"]
     if json_errors:
@@ -51,12 +51,12 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONRe
     return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, exc.detail, code)
 
 
-async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return error_response(
         500, f"Internal error ({type(exc).__name__}); see the gateway log.", "internal_error"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping, Sequence
 
 import anyio
-from anyio.abc import CancelScope
+from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 

@@ -1,0 +1,83 @@
+"""Host preparation behind ``cerver setup``: operating-system packages the gateway relies on.
+
+Today that is bubblewrap, which isolates the ``local`` compute's commands. Each step checks
+first and changes nothing when the host is ready; when it cannot act (not root, no apt) it
+prints the exact command to run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["install_bubblewrap"]
+
+_APT_TIMEOUT_S = 600
+# apt-get's words when its package lists are empty or stale (a fresh container, typically).
+_MISSING_LISTS = ("Unable to locate package", "has no installation candidate")
+
+
+def _apt_get(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["apt-get", *args],
+        capture_output=True,
+        text=True,
+        timeout=_APT_TIMEOUT_S,
+        check=False,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+
+
+def install_bubblewrap(console: Console | None = None) -> bool:
+    """Make sure ``bwrap`` is on ``PATH``, installing the Debian/Ubuntu package if we can.
+
+    As root with ``apt-get``: runs ``apt-get install -y bubblewrap``, and when that fails for
+    lack of package lists, ``apt-get update`` and the install again. Otherwise prints the
+    command to run. Never raises for a failed install: the outcome is the return value.
+
+    Args:
+        console: where to report; a new stderr console by default.
+
+    Returns:
+        Whether ``bwrap`` is available afterwards.
+    """
+    console = console or Console(stderr=True)
+    if shutil.which("bwrap"):
+        console.print("bubblewrap is installed: local sandboxes are isolated.")
+        return True
+    if shutil.which("apt-get") is None:
+        console.print(
+            "bubblewrap is not installed and apt-get is not available: install the "
+            "[bold]bubblewrap[/] package with your system's package manager."
+        )
+        return False
+    if os.geteuid() != 0:
+        console.print(
+            "bubblewrap is not installed. Install it with:\n"
+            "  [bold]sudo apt-get install -y bubblewrap[/]"
+        )
+        return False
+
+    console.print("Installing bubblewrap: apt-get install -y bubblewrap")
+    try:
+        done = _apt_get("install", "-y", "bubblewrap")
+        if done.returncode != 0 and any(m in done.stderr for m in _MISSING_LISTS):
+            console.print("The package lists are missing or stale: apt-get update")
+            updated = _apt_get("update")
+            done = _apt_get("install", "-y", "bubblewrap") if updated.returncode == 0 else updated
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        console.print(f"[red]apt-get failed:[/] {escape(str(exc))}", highlight=False)
+        return False
+    if done.returncode != 0:
+        console.print(
+            f"[red]apt-get failed (exit code {done.returncode}):[/]\n{escape(done.stderr.strip())}",
+            highlight=False,
+        )
+    installed = shutil.which("bwrap") is not None
+    if installed:
+        console.print("bubblewrap is installed: local sandboxes are isolated.")
+    return installed
