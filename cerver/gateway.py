@@ -46,10 +46,8 @@ class Gateway:
         self.sessions = SessionService(
             self.store, self.locks, self.harnesses, self.computes, self.settings
         )
-        self.turns = TurnService(
-            self.store, self.locks, self.sessions, self.harnesses, self.computes
-        )
         self.execs = ExecService(self.store, self.sessions, self.computes)
+        self.turns = TurnService(self.store, self.locks, self.sessions, self.harnesses, self.execs)
         self.metrics = MetricsService(self.store, self.computes)
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["render_metrics", "render_session", "render_transcript"]
 
@@ -43,8 +44,8 @@ def render_transcript(console: Console, entries: list[dict[str, Any]]) -> None:
             str(entry["seq"]),
             entry["role"],
             entry["kind"],
-            _describe(entry)[:400],
-            provenance,
+            Text(_describe(entry)[:400]),
+            Text(provenance),
             tokens,
             f"{latency:.0f}" if latency is not None else "",
         )

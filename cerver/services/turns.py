@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerver.ids import new_id
+from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
-from cerver.services.plugins import ComputePool, HarnessPool
+from cerver.services.plugins import HarnessPool
 from cerver.services.sessions import HarnessChoice, SessionService
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
 from cerver.types import Entry, Usage
@@ -83,13 +84,13 @@ class TurnService:
         locks: SessionLocks,
         sessions: SessionService,
         harnesses: HarnessPool,
-        computes: ComputePool,
+        execs: ExecService,
     ) -> None:
         self._store = store
         self._locks = locks
         self._sessions = sessions
         self._harnesses = harnesses
-        self._computes = computes
+        self._execs = execs
         self._tasks: set[asyncio.Task[TurnResult]] = set()
 
     async def start(self, account_id: str, session_id: str, request: TurnRequest) -> TurnHandle:
@@ -188,7 +189,7 @@ class TurnService:
                     input=request.input,
                     model=handle.model,
                     options=self._options(fresh, request),
-                    sandbox=await self._sandbox(fresh),
+                    sandbox=await self._execs.sandbox(fresh) if fresh.sandbox_id else None,
                     metadata=fresh.metadata,
                 )
                 # 5. Persist and publish what the harness produces, as it produces it.
@@ -290,11 +291,6 @@ class TurnService:
             temperature=request.temperature,
             max_steps=request.max_steps or defaults.max_steps,
         )
-
-    async def _sandbox(self, session: SessionRecord):
-        if not (session.provider and session.sandbox_id):
-            return None
-        return await self._computes.sandbox(session.provider, session.sandbox_id)
 
     @staticmethod
     def _completed_payload(result: TurnResult) -> dict[str, Any]:

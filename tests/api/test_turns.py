@@ -37,6 +37,8 @@ async def test_turn_runs_a_tool_in_the_sandbox_and_persists_each_entry(
     metrics = await client.metrics(sid)
     assert metrics["interaction_count"] == 1
     assert metrics["by_harness"][0]["calls"] == 2
+    assert metrics["total_exec_count"] == 1  # the agent's tool call ran through the meter
+    assert metrics["time_to_first_exec_ms"] is not None
     assert len(mock_upstream.requests) == 2
 
 

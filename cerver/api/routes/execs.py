@@ -23,8 +23,7 @@ from cerver.api.schemas.execs import (
 )
 from cerver.api.sse import sse_response
 from cerver.errors import InvalidRequest
-from cerver.gateway import Gateway
-from cerver.store import SessionRecord
+from compute.base import Sandbox
 
 router = APIRouter(prefix="/v2/sessions", tags=["compute"])
 
@@ -32,7 +31,8 @@ router = APIRouter(prefix="/v2/sessions", tags=["compute"])
 @router.post("/{session_id}/run")
 async def run_code(body: ExecCreate, session: SessionDep, gateway: GatewayDep) -> ExecPublic:
     """Run a bash command line in the session's sandbox. A non-zero exit is a result."""
-    result = await gateway.execs.run(session, body.code, timeout=body.timeout, env=body.env)
+    sandbox = await gateway.execs.sandbox(session)
+    result = await sandbox.exec(body.code, timeout=body.timeout, env=body.env)
     return ExecPublic(
         session_id=session.id,
         provider=session.provider or "",
@@ -49,7 +49,7 @@ async def run_code_stream(
 ) -> StreamingResponse:
     """Stream a command's output as SSE: ``stdout``/``stderr`` chunks, then ``exit``."""
     started = time.perf_counter()
-    await gateway.execs.sandbox(session)  # refuse a transcript-only session before streaming
+    sandbox = await gateway.execs.sandbox(session)  # refuses before the stream opens
     headers = {
         "X-Cerver-Session-Id": session.id,
         "X-Cerver-Provider": session.provider or "",
@@ -57,14 +57,11 @@ async def run_code_stream(
         "X-Cerver-Model": session.model,
         "X-Cerver-Stream-Latency-Ms": f"{(time.perf_counter() - started) * 1000:.2f}",
     }
-    return sse_response(_exec_events(gateway, session, body), headers)
+    return sse_response(_exec_events(sandbox, body), headers)
 
 
-async def _exec_events(
-    gateway: Gateway, session: SessionRecord, body: ExecCreate
-) -> AsyncIterator[bytes]:
-    chunks = gateway.execs.run_stream(session, body.code, timeout=body.timeout, env=body.env)
-    async for chunk in chunks:
+async def _exec_events(sandbox: Sandbox, body: ExecCreate) -> AsyncIterator[bytes]:
+    async for chunk in sandbox.exec_stream(body.code, timeout=body.timeout, env=body.env):
         data = {"exit_code": chunk.exit_code} if chunk.stream == "exit" else {"data": chunk.data}
         yield b"event: " + chunk.stream.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 

@@ -1,0 +1,65 @@
+"""A sandbox wrapper that counts every command in the session's metrics.
+
+Harness tool calls and ``/run`` requests go through the same wrapper, so ``total_exec_count``
+and the latency figures cover everything that ran in the session's compute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from cerver.store.sessions import SessionStore
+from cerver.types import ExecResult
+from compute.base import ExecChunk, Sandbox
+
+__all__ = ["MeteredSandbox"]
+
+
+class MeteredSandbox(Sandbox):
+    def __init__(self, inner: Sandbox, session_id: str, sessions: SessionStore) -> None:
+        self.inner = inner
+        self.sandbox_id = inner.sandbox_id
+        self.provider = inner.provider  # type: ignore[misc]
+        self._session_id = session_id
+        self._sessions = sessions
+
+    async def exec(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        result = await self.inner.exec(command, timeout=timeout, env=env)
+        await self._sessions.record_exec(self._session_id, result.duration_ms)
+        return result
+
+    async def exec_stream(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ExecChunk]:
+        started = time.perf_counter()
+        open_ms: float | None = None
+        async for chunk in self.inner.exec_stream(command, timeout=timeout, env=env):
+            if open_ms is None:
+                open_ms = (time.perf_counter() - started) * 1000
+            yield chunk
+        elapsed = (time.perf_counter() - started) * 1000
+        await self._sessions.record_exec(self._session_id, elapsed, stream_open_ms=open_ms or 0.0)
+
+    async def read_file(self, path: str) -> bytes:
+        return await self.inner.read_file(path)
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        await self.inner.write_file(path, data)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        return await self.inner.list_files(path)
+
+    async def install_package(self, packages: list[str], *, manager: str = "pip") -> ExecResult:
+        return await self.inner.install_package(packages, manager=manager)
+
+    async def get_state(self) -> bytes:
+        return await self.inner.get_state()
+
+    async def set_state(self, archive: bytes) -> None:
+        await self.inner.set_state(archive)
+
+    async def delete(self) -> None:
+        await self.inner.delete()
