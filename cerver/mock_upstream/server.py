@@ -94,9 +94,7 @@ class MockUpstream:
         """
         if self._thread is not None:
             raise RuntimeError("The mock upstream is already running.")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self._host, self._port))
+        sock = _bind(self._host, self._port)
         # No log config and no log level: leave the process's logging as it is.
         config = uvicorn.Config(
             create_app(self.state),
@@ -160,9 +158,7 @@ class MockUpstream:
 def serve(host: str = "127.0.0.1", port: int = 8790) -> None:
     """Serve a mock upstream in the foreground until interrupted, after a banner that says
     it is a test double and how to point clients at it. ``port=0`` picks a free port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = _bind(host, port)
     url = f"http://{host}:{sock.getsockname()[1]}"
     print(
         "\n".join(
@@ -183,3 +179,15 @@ def serve(host: str = "127.0.0.1", port: int = 8790) -> None:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (uvicorn listens on it), closed if binding fails."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

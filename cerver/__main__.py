@@ -1,0 +1,5 @@
+"""``python -m cerver`` runs the CLI."""
+
+from cerver.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The real `cerver serve` process as a fixture."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`cerver serve` on a free port with an empty data dir and no provider keys."""
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CERVER_"))
+    }
+    env.update(CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cerver", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
+    else:
+        proc.kill()
+        pytest.fail("cerver serve did not answer /healthz within 30 s")
+    try:
+        yield url, tmp_path
+    finally:
+        proc.terminate()
+        try:
+            output, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        print(output)
