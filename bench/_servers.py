@@ -1,0 +1,77 @@
+"""Start the mock upstream and a gateway as separate processes for benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import httpx
+
+ADMIN_KEY = "ck_bench_admin_key_000000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited early with code {proc.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            httpx.get(url, timeout=1)
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not start within 30 s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], health_url: str, what: str) -> Iterator[None]:
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(health_url, proc, what)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def mock_upstream() -> Iterator[str]:
+    """The mock upstream (a test double) in its own process; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "cerver", "mock-upstream", "--port", str(port)]
+    with process(args, dict(os.environ), f"{url}/_mock/health", "mock upstream"):
+        yield url
+
+
+@contextlib.contextmanager
+def gateway(upstream_url: str, **extra_env: str) -> Iterator[str]:
+    """`cerver serve` on a fresh SQLite store whose harnesses call ``upstream_url``."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cerver-bench-") as data_dir:
+        env = {
+            **os.environ,
+            "CERVER_DATA_DIR": data_dir,
+            "CERVER_PORT": str(port),
+            "CERVER_ADMIN_KEY": ADMIN_KEY,
+            "ANTHROPIC_BASE_URL": upstream_url,
+            "ANTHROPIC_API_KEY": "bench",
+            "OPENAI_BASE_URL": f"{upstream_url}/v1",
+            "OPENAI_API_KEY": "bench",
+            **extra_env,
+        }
+        url = f"http://127.0.0.1:{port}"
+        args = [sys.executable, "-m", "cerver", "serve", "--log-level", "warning"]
+        with process(args, env, f"{url}/healthz", "cerver serve"):
+            yield url
