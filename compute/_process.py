@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Final, Literal
 
@@ -32,13 +34,12 @@ OUTPUT_LIMIT: Final = 1 << 20
 TIMEOUT_EXIT_CODE: Final = 124
 """Exit code reported for a command killed at its deadline (as coreutils ``timeout`` does)."""
 
-_READ_SIZE: Final = 1 << 16
 # After the tree is killed, how long to wait for the pipes to close. Only a process that
 # escaped the group (``setsid`` in an unisolated sandbox) can hold them open that long.
 _DRAIN_GRACE_S: Final = 1.0
 
 Stream = Literal["stdout", "stderr"]
-# What the pipe readers and the exit watcher tell the relay loop: a piece of text, the end
+# What :class:`_Relay` tells the loop in :meth:`CommandRun.chunks`: a piece of text, the end
 # of a pipe (text None), or the exit of the command (``("exit", None)``).
 _Event = tuple[Literal["stdout", "stderr", "exit"], str | None]
 _EXITED: Final[_Event] = ("exit", None)
@@ -74,27 +75,39 @@ class _CappedText:
         return tail
 
 
-async def _pump(
-    reader: asyncio.StreamReader,
-    text: _CappedText,
-    queue: asyncio.Queue[_Event],
-) -> None:
-    try:
-        while data := await reader.read(_READ_SIZE):
-            if decoded := text.feed(data):
-                queue.put_nowait((text.name, decoded))
-    finally:
-        if tail := text.finish():
-            queue.put_nowait((text.name, tail))
-        queue.put_nowait((text.name, None))
+class _Relay(asyncio.SubprocessProtocol):
+    """Turns the child's pipe and exit callbacks into events on :attr:`queue`."""
+
+    def __init__(self, limit: int) -> None:
+        self.queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self.exited = asyncio.Event()
+        self._open = {1: _CappedText("stdout", limit), 2: _CappedText("stderr", limit)}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if (text := self._open.get(fd)) and (decoded := text.feed(data)):
+            self.queue.put_nowait((text.name, decoded))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if text := self._open.pop(fd, None):
+            if tail := text.finish():
+                self.queue.put_nowait((text.name, tail))
+            self.queue.put_nowait((text.name, None))
+
+    def process_exited(self) -> None:
+        self.exited.set()
+        self.queue.put_nowait(_EXITED)
+
+    def abandon(self) -> list[tuple[Stream, str]]:
+        """Stop listening to pipes still open; return what their decoders held."""
+        tails = [(text.name, text.finish()) for text in self._open.values()]
+        self._open.clear()
+        return [(name, tail) for name, tail in tails if tail]
 
 
 def _kill_group(pid: int) -> None:
     # The group outlives its leader while any member lives; once empty, ESRCH.
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class CommandRun:
@@ -140,11 +153,12 @@ class CommandRun:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         try:
-            proc = await asyncio.create_subprocess_exec(
+            transport, relay = await loop.subprocess_exec(
+                lambda: _Relay(self.limit),
                 *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=self.cwd,
                 env=dict(self.env),
                 start_new_session=True,
@@ -154,15 +168,7 @@ class CommandRun:
                 f"Could not start {self.argv[0]!r} in {self.cwd!r}: {exc.strerror or exc}.",
                 context={"argv0": self.argv[0], "cwd": self.cwd},
             ) from exc
-        assert proc.stdout is not None and proc.stderr is not None
-
-        queue: asyncio.Queue[_Event] = asyncio.Queue()
-        pumps = [
-            asyncio.create_task(_pump(proc.stdout, _CappedText("stdout", self.limit), queue)),
-            asyncio.create_task(_pump(proc.stderr, _CappedText("stderr", self.limit), queue)),
-        ]
-        waiter = asyncio.create_task(proc.wait())
-        waiter.add_done_callback(lambda _: queue.put_nowait(_EXITED))
+        pid = transport.get_pid()
         open_pipes, exited, killed = 2, False, False
         try:
             # 1. Relay output until the command exits and both pipes close, or time runs out.
@@ -170,44 +176,41 @@ class CommandRun:
             while open_pipes or not exited:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        stream, text = await queue.get()
+                        stream, text = await relay.queue.get()
                 except TimeoutError:
                     if killed:
-                        break
-                    self.timed_out = True
-                    stream, text = _EXITED
+                        break  # a process that left the group holds the pipes: stop reading
+                    self.timed_out = killed = True
+                    _kill_group(pid)
+                    deadline = loop.time() + _DRAIN_GRACE_S
+                    continue
                 if stream == "exit":
-                    exited = waiter.done()
-                    if not killed:
-                        _kill_group(proc.pid)
+                    exited = True
+                    if not killed:  # background jobs end with their command
                         killed = True
+                        _kill_group(pid)
                         deadline = loop.time() + _DRAIN_GRACE_S
                 elif text is None:
                     open_pipes -= 1
                 else:
                     yield ExecChunk(stream, text)
+            for stream, text in relay.abandon():
+                yield ExecChunk(stream, text)
 
-            # 2. Pipes held open past the grace: stop reading, keep what was decoded.
-            for pump in pumps:
-                pump.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
-            while not queue.empty():
-                stream, text = queue.get_nowait()
-                if stream != "exit" and text:
-                    yield ExecChunk(stream, text)
-
-            # 3. The outcome.
-            if self.timed_out or proc.returncode is None:
+            # 2. The outcome.
+            returncode = transport.get_returncode()
+            if self.timed_out or returncode is None:
                 self.exit_code = TIMEOUT_EXIT_CODE
-            elif proc.returncode < 0:
-                self.exit_code = 128 - proc.returncode
+            elif returncode < 0:
+                self.exit_code = 128 - returncode
             else:
-                self.exit_code = proc.returncode
+                self.exit_code = returncode
             yield ExecChunk("exit", exit_code=self.exit_code)
         finally:
             if not killed:
-                _kill_group(proc.pid)
-            for pump in pumps:
-                pump.cancel()
-            if not waiter.done():
-                await asyncio.wait([waiter], timeout=_DRAIN_GRACE_S)
+                _kill_group(pid)
+            if not relay.exited.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_DRAIN_GRACE_S):
+                        await relay.exited.wait()
+            transport.close()

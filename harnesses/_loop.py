@@ -12,11 +12,11 @@ import importlib
 import json
 import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 from cerver.errors import MissingDependency, UpstreamError
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
@@ -26,6 +26,8 @@ from harnesses.replay import REASONING_ITEM_ID_KEY
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "RETRYABLE_ERROR_TYPES",
     "StepResult",
     "ToolLoopHarness",
     "import_sdk",
@@ -33,15 +35,20 @@ __all__ = [
     "text_entry",
     "tool_call_entry",
     "upstream_error",
+    "upstream_exceptions",
 ]
 
 CONNECT_TIMEOUT = 10.0
 """Seconds allowed to open a connection to a model provider."""
 
+_USAGE_OWNER = {"text": 0, "tool_call": 1}
+"""Which of a step's entries records the step's usage: its first text, else its first call."""
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
-_RETRYABLE_TYPES = frozenset(
+RETRYABLE_ERROR_TYPES = frozenset(
     {"overloaded_error", "rate_limit_error", "api_error", "server_error", "rate_limit_exceeded"}
 )
+"""Provider error types / codes worth retrying (Anthropic ``type``, OpenAI ``type``/``code``),
+for errors reported inside a stream, where the HTTP status is 200."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +74,9 @@ class ToolLoopHarness(Harness):
     1. The conversation (history, the new input, and everything this turn produced so far) is
        sent to the model; text streams out as :class:`TextDelta` events.
     2. The loop yields a :class:`Usage` event, then a :class:`Message` per entry the model
-       produced (the step's usage and latency are recorded on its first text entry, or on its
-       first entry when it wrote no text, so entry usage adds up to the turn's).
+       produced. The step's usage and latency are recorded on one of them (its first text
+       entry, else its first tool call, else its first entry), so entry usage adds up to the
+       turn's.
     3. Each tool call runs on the sandbox, one after another in the model's order, and its
        result is yielded as a ``tool`` / ``tool_result`` :class:`Message` (with the tool's
        latency). A tool failure is an error *result* the model sees, not a turn failure.
@@ -86,12 +94,12 @@ class ToolLoopHarness(Harness):
     Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
     """
 
-    tools: tuple[ToolSpec, ...] = SANDBOX_TOOLS
+    tools: ClassVar[tuple[ToolSpec, ...]] = SANDBOX_TOOLS
 
     @abstractmethod
     def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
-    ) -> AsyncIterator[TextDelta | StepResult]:
+    ) -> AsyncGenerator[TextDelta | StepResult, None]:
         """Make one streamed model call.
 
         Args:
@@ -166,9 +174,8 @@ class ToolLoopHarness(Harness):
 
     def _account(self, turn: TurnContext, result: StepResult, latency_ms: float) -> list[Entry]:
         """Stamp provenance on a step's entries and record its usage on one of them."""
-        owner = next((e for e in result.entries if e.kind == "text"), None)
-        if owner is None and result.entries:
-            owner = result.entries[0]
+        by_preference = sorted(result.entries, key=lambda e: _USAGE_OWNER.get(e.kind, 2))
+        owner = by_preference[0] if by_preference else None
         stamped = []
         for entry in result.entries:
             if entry is owner:
@@ -219,24 +226,42 @@ def import_sdk(module: str, *, harness: str) -> ModuleType:
         ) from exc
 
 
+def upstream_exceptions(sdk: ModuleType) -> tuple[type[Exception], ...]:
+    """What an Anthropic or OpenAI SDK call raises when the upstream fails.
+
+    The SDK's ``APIError`` covers HTTP errors and failures to connect, but a connection that
+    breaks while a stream is being read surfaces as the transport's own error (``httpx2``).
+    """
+    transport = importlib.import_module("httpx2")
+    return (sdk.APIError, transport.TransportError)
+
+
 def upstream_error(provider: str, exc: Exception) -> UpstreamError:
     """Translate an SDK exception (Anthropic or OpenAI, which share their error model).
 
     The message names the provider, the HTTP status and the provider's own message. The error
     is retryable for 408/409/429 and 5xx statuses, overload or rate-limit errors reported in
-    a stream, and connection failures or timeouts (no status).
+    a stream, and connection failures, broken streams and timeouts (no status).
     """
     status: int | None = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
     detail = _api_message(body) or getattr(exc, "message", None) or str(exc)
-    kind = _api_type(body)
+    kinds = _api_kinds(body)
+    kind = next(iter(kinds), None)
     if status is None:
-        message = f"Could not reach the {provider} API: {detail}"
+        cause = exc.__cause__
+        if cause is not None and str(cause) and str(cause) not in detail:
+            detail = f"{detail} ({cause})"
+        message = f"Connection to the {provider} API failed: {detail}"
         retryable = True
     else:
         where = "in the response stream" if status < 400 else str(status)
         message = f"{provider} API error {where}: {detail}"
-        retryable = status in _RETRYABLE_STATUS or status >= 500 or kind in _RETRYABLE_TYPES
+        retryable = (
+            status in _RETRYABLE_STATUS
+            or status >= 500
+            or not RETRYABLE_ERROR_TYPES.isdisjoint(kinds)
+        )
     return UpstreamError(
         message,
         context={"provider": provider.lower(), "status": status, "type": kind},
@@ -257,9 +282,7 @@ def _api_message(body: object) -> str | None:
     return message if isinstance(message, str) and message else None
 
 
-def _api_type(body: object) -> str | None:
-    error = _api_error_object(body)
-    if not error:
-        return None
-    kind = error.get("type") or error.get("code")
-    return kind if isinstance(kind, str) else None
+def _api_kinds(body: object) -> list[str]:
+    """The error's ``type`` and ``code`` (Anthropic sets the first, OpenAI both)."""
+    error = _api_error_object(body) or {}
+    return [k for k in (error.get("type"), error.get("code")) if isinstance(k, str) and k]

@@ -9,10 +9,10 @@ and are dropped for other providers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from cerver.types import Entry, ReasoningPart, ToolCallPart
+from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
@@ -23,6 +23,7 @@ from harnesses._loop import (
     text_entry,
     tool_call_entry,
     upstream_error,
+    upstream_exceptions,
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.replay import to_anthropic_messages
@@ -58,7 +59,7 @@ class AnthropicHarness(ToolLoopHarness):
 
     name: ClassVar[str] = "anthropic"
     provider: ClassVar[str] = "anthropic"
-    default_model: ClassVar[str] = "claude-sonnet-4-5"
+    default_model: ClassVar[str] = "claude-sonnet-4-6"
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class AnthropicHarness(ToolLoopHarness):
         timeout: float = 300.0,
     ) -> None:
         self._sdk = import_sdk("anthropic", harness=self.name)
+        self._errors = upstream_exceptions(self._sdk)
         self._owns_client = client is None
         self._client: AsyncAnthropic = client or self._sdk.AsyncAnthropic(
             base_url=base_url,  # the SDK falls back to ANTHROPIC_BASE_URL when None
@@ -84,7 +86,7 @@ class AnthropicHarness(ToolLoopHarness):
 
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
-    ) -> AsyncIterator[TextDelta | StepResult]:
+    ) -> AsyncGenerator[TextDelta | StepResult, None]:
         replay = to_anthropic_messages(
             conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
         )
@@ -98,14 +100,16 @@ class AnthropicHarness(ToolLoopHarness):
         if tools:
             request["tools"] = [_tool_param(spec) for spec in tools]
         if turn.options.temperature is not None:
-            request["temperature"] = turn.options.temperature
+            # anthropic 2.x dropped ``temperature`` from its signatures; forward it as sent
+            # and let the API accept or refuse it.
+            request["extra_body"] = {"temperature": turn.options.temperature}
         try:
             async with self._client.messages.stream(**request) as stream:
                 async for event in stream:
                     if event.type == "text" and event.text:
                         yield TextDelta(event.text)
                 message = await stream.get_final_message()
-        except self._sdk.APIError as exc:
+        except self._errors as exc:
             raise upstream_error("Anthropic", exc) from exc
         yield StepResult(_entries(message), _usage(message.usage))
 
@@ -116,7 +120,7 @@ def _tool_param(spec: ToolSpec) -> dict[str, Any]:
 
 def _entries(message: AnthropicMessage) -> list[Entry]:
     """The response's content blocks as neutral entries, in order (adjacent text merged)."""
-    status = "incomplete" if message.stop_reason == "max_tokens" else "complete"
+    status: EntryStatus = "incomplete" if message.stop_reason == "max_tokens" else "complete"
     entries: list[Entry] = []
     for block in message.content:
         if block.type == "text":

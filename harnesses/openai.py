@@ -14,7 +14,7 @@ keeps requests to other models and to OpenAI-compatible servers minimal.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import HarnessError, UpstreamError
@@ -22,6 +22,7 @@ from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
+    RETRYABLE_ERROR_TYPES,
     StepResult,
     ToolLoopHarness,
     import_sdk,
@@ -29,6 +30,7 @@ from harnesses._loop import (
     text_entry,
     tool_call_entry,
     upstream_error,
+    upstream_exceptions,
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.replay import to_responses_input
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIHarness"]
 
 _REASONING_MODEL_PREFIXES = ("gpt-5", "o1", "o3", "o4", "codex")
-_RETRYABLE_STREAM_CODES = frozenset({"server_error", "rate_limit_exceeded", "overloaded"})
 
 
 class OpenAIHarness(ToolLoopHarness):
@@ -66,7 +67,7 @@ class OpenAIHarness(ToolLoopHarness):
 
     name: ClassVar[str] = "openai"
     provider: ClassVar[str] = "openai"
-    default_model: ClassVar[str] = "gpt-5"
+    default_model: ClassVar[str] = "gpt-5.5"
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class OpenAIHarness(ToolLoopHarness):
         timeout: float = 300.0,
     ) -> None:
         self._sdk = import_sdk("openai", harness=self.name)
+        self._errors = upstream_exceptions(self._sdk)
         self._owns_client = client is None
         if client is None:
             try:
@@ -101,7 +103,7 @@ class OpenAIHarness(ToolLoopHarness):
 
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
-    ) -> AsyncIterator[TextDelta | StepResult]:
+    ) -> AsyncGenerator[TextDelta | StepResult, None]:
         replay = to_responses_input(
             conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
         )
@@ -133,11 +135,10 @@ class OpenAIHarness(ToolLoopHarness):
                     elif event.type in ("response.completed", "response.incomplete"):
                         final = event.response
                     elif event.type == "response.failed":
-                        error = event.response.error
-                        raise _failed(error.message, error.code) if error else _failed(None, None)
+                        raise _stream_failure(event.response.error)
                     elif event.type == "error":
-                        raise _failed(event.message, event.code)
-        except self._sdk.APIError as exc:
+                        raise _stream_failure(event)
+        except self._errors as exc:
             raise upstream_error("OpenAI", exc) from exc
         if final is None:
             raise UpstreamError(
@@ -166,7 +167,7 @@ def _entries(items: Sequence[ResponseOutputItem], status: EntryStatus) -> list[E
     for item in items:
         if item.type == "message":
             text = "".join(
-                getattr(part, "text", None) or getattr(part, "refusal", "") for part in item.content
+                part.text if part.type == "output_text" else part.refusal for part in item.content
             )
             if text:
                 entries.append(text_entry(text, status=status))
@@ -189,12 +190,13 @@ def _usage(response: Response) -> UsageRecord:
     return UsageRecord(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
 
 
-def _failed(message: str | None, code: str | None) -> UpstreamError:
-    """An error the API reported inside the stream (``response.failed`` or ``error``)."""
-    retryable = code in _RETRYABLE_STREAM_CODES
+def _stream_failure(error: object | None) -> UpstreamError:
+    """An error the API reported inside the stream: a ``response.failed`` event's ``error``
+    or an ``error`` event (both carry ``message`` and ``code``)."""
+    message = getattr(error, "message", None) or "the response failed"
+    code = getattr(error, "code", None)
     return UpstreamError(
-        f"OpenAI API error in the response stream: {message or 'the response failed'}"
-        + (f" ({code})" if code else ""),
+        f"OpenAI API error in the response stream: {message}" + (f" ({code})" if code else ""),
         context={"provider": "openai", "type": code},
-        retryable=retryable,
+        retryable=code in RETRYABLE_ERROR_TYPES,
     )

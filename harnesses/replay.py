@@ -36,6 +36,7 @@ from cerver.types import Entry, ReasoningPart, TextPart, ToolCallPart, ToolResul
 from harnesses.tools import INVALID_JSON_KEY
 
 __all__ = [
+    "LEADING_USER_TEXT",
     "MISSING_RESULT",
     "REASONING_ITEM_ID_KEY",
     "Replay",

@@ -53,14 +53,17 @@ def endpoint(dialect: Dialect, state: MockState) -> Endpoint:
         output = build_output(reply, conversation, dialect.call_id_prefix)
         dialect.commit(conversation, output, state)
         if conversation.stream:
-            failure = UpstreamFailure(message=_STREAM_FAILURE)
-            sent = reply.fail_after_chunks or 0
+            failure_chunk = None
+            if reply.fail_after_chunks is not None and reply.fail_with == "error_event":
+                failure = UpstreamFailure(message=_STREAM_FAILURE)
+                sent = reply.fail_after_chunks
+                failure_chunk = dialect.render_stream_error(conversation, failure, sent)
             return PacedResponse(
                 dialect.render_events(conversation, output),
                 headers={**headers, "cache-control": "no-cache"},
                 media_type=_SSE,
                 reply=reply,
-                failure_chunk=dialect.render_stream_error(conversation, failure, sent),
+                failure_chunk=failure_chunk,
             )
         payload = orjson.dumps(dialect.render_json(conversation, output))
         if not reply.paced:

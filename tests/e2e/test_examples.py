@@ -1,4 +1,4 @@
-"""Every script under examples/ runs against a real gateway, and `cerver demo` runs as documented."""
+"""Every script under examples/ runs against a real gateway; `cerver demo` runs as documented."""
 
 from __future__ import annotations
 

@@ -36,8 +36,6 @@ async def test_revoking_another_accounts_key_is_not_found(store: Store) -> None:
 
 
 async def test_explicit_admin_key(store: Store) -> None:
-    account, key = await store.accounts.create(
-        "admin", is_admin=True, api_key="ck_explicit_key_123456"
-    )
+    _, key = await store.accounts.create("admin", is_admin=True, api_key="ck_explicit_key_123456")
     assert key == "ck_explicit_key_123456"
     assert (await store.accounts.authenticate(key)).is_admin
