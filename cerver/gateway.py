@@ -37,7 +37,8 @@ class Gateway:
         self.settings = settings or Settings()
         self.store = Store(self.settings.resolved_database_url)
         self.hub = EventHub()
-        self.computes = ComputePool()
+        sandboxes = self.settings.resolved_data_dir / "sandboxes"
+        self.computes = ComputePool({"local": {"root": sandboxes}})
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
         self.locks = SessionLocks(
             self.store, self.hub, lease_seconds=self.settings.run_lease_seconds

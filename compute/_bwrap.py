@@ -3,9 +3,11 @@
 Each command runs in fresh namespaces (``--unshare-all``: user, PID, IPC, UTS, cgroup and
 network, which leaves only a loopback interface). The view of the file system is built from
 nothing: ``/usr`` and the few ``/etc`` files a shell, Python and TLS need, read-only; a
-private ``/proc``, ``/dev`` and ``/tmp``; the workspace read-write at :data:`WORKSPACE`. The
-gateway's home directory, its data directory, other sandboxes and ``/etc/ssl/private`` are
-simply absent. As root, the command runs as uid/gid 1000 with every capability dropped.
+private ``/proc`` and ``/dev``; the workspace read-write at :data:`WORKSPACE`; everything
+else read-only. ``/tmp`` and ``/dev/shm`` are writable but private to one command (tmpfs):
+what must outlive a command goes in the workspace. The gateway's home directory, its data
+directory, other sandboxes and ``/etc/ssl/private`` are simply absent. As root, the command
+runs as uid/gid 1000 with every capability dropped.
 
 Python: the gateway's own interpreter (``sys.base_prefix``, e.g. ``/root/.pyenv/versions/
 3.11.7``) is bound read-only at the same path and its ``bin`` leads :data:`SAFE_PATH`, so
@@ -103,7 +105,10 @@ def write_identity(directory: Path) -> Path:
     for name, content in files.items():
         path = directory / name
         if not path.is_file() or path.read_text() != content:
-            path.write_text(content)
+            # Atomically: another gateway process may be binding the file right now.
+            staging = directory / f".{name}.{os.getpid()}"
+            staging.write_text(content)
+            staging.replace(path)
     return directory
 
 

@@ -16,6 +16,8 @@ provider requires of a conversation:
 4. Reasoning is provider-specific: it is replayed only to the provider that produced it, in
    that provider's own shape (an Anthropic ``thinking`` block with its signature, an OpenAI
    ``reasoning`` item with its encrypted content), and dropped otherwise, never leaked as text.
+   Reasoning that no assistant text or tool call follows in its run is dropped for everyone
+   (an OpenAI reasoning item needs its following item; Anthropic wants more than thinking).
 5. With ``tools_as_text`` (a request that offers no tools, which some providers refuse to
    combine with tool items), tool calls and results are rendered as plain text instead.
 
@@ -153,8 +155,7 @@ def to_responses_input(
     content), tool calls ``function_call`` items (``arguments`` a JSON string) and tool results
     ``function_call_output`` items (an error result's output is prefixed ``[tool error]``, the
     API having no error flag). ``reasoning`` items are kept only for reasoning written by
-    OpenAI with its ``encrypted_content`` (what a ``store=False`` request needs), and only when
-    an assistant item follows them, as the API requires.
+    OpenAI with its ``encrypted_content`` (what a ``store=False`` request needs).
 
     Args:
         history: the transcript, oldest first; may hold other providers' entries and events.
@@ -195,7 +196,7 @@ def to_responses_input(
             case _Reasoning(part=reasoning, item_id=item_id):
                 if reasoning.provider == "openai" and reasoning.encrypted:
                     out.append(_reasoning_item(reasoning, item_id))
-    return Replay(system, _drop_unfollowed_reasoning(out))
+    return Replay(system, out)
 
 
 # -- normalisation shared by both providers ---------------------------------------------------
@@ -232,7 +233,8 @@ def _normalise(
     system_prompt: str | None,
     tools_as_text: bool,
 ) -> tuple[str | None, list[_Item]]:
-    """Steps 1-3 and 5 of the module docstring: the conversation as neutral items."""
+    """The module docstring's rules, except the provider's choice of reasoning (step 4's
+    first half), which the renderers make: the conversation as neutral items."""
     entries = [e for e in history if e.is_conversation]
     if new_input is not None:
         entries.append(Entry(role="user", content=new_input))
@@ -242,7 +244,9 @@ def _normalise(
     items: list[_Item] = []
     pending: list[tuple[ToolCallPart, ToolResultPart]] = []
 
-    def flush() -> None:
+    def end_assistant_run() -> None:
+        while items and isinstance(items[-1], _Reasoning):
+            items.pop()  # reasoning that led to no output: providers refuse it on its own
         for call, result in pending:
             if tools_as_text:
                 items.append(_Text("user", _result_text(call, result)))
@@ -252,9 +256,9 @@ def _normalise(
 
     for index, entry in enumerate(entries):
         if entry.role != "assistant":
-            flush()  # the assistant's run of items ended: its calls' results go here
+            end_assistant_run()  # its calls' results go here
         if entry.role in ("system", "tool") or entry.kind == "tool_result":
-            continue  # results were placed by flush(); orphans are dropped
+            continue  # results were placed by end_assistant_run(); orphans are dropped
         if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
             safe = ToolCallPart(
                 id=ids.new(call.id), name=_safe_name(call.name), arguments=call.arguments
@@ -273,7 +277,7 @@ def _normalise(
             text = _text_of(entry)
             if text.strip():
                 items.append(_Text(entry.role, text))
-    flush()
+    end_assistant_run()
     return system, items
 
 
@@ -354,18 +358,3 @@ def _reasoning_item(reasoning: ReasoningPart, item_id: str | None) -> dict[str, 
         item["id"] = item_id
     item["encrypted_content"] = reasoning.encrypted
     return item
-
-
-def _drop_unfollowed_reasoning(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drop reasoning items that no assistant output follows (the API rejects them)."""
-    kept: list[dict[str, Any]] = []
-    followed = False  # is the item after this one (in the kept list) assistant output?
-    for item in reversed(items):
-        if item["type"] == "reasoning":
-            if followed:
-                kept.append(item)
-            continue
-        kept.append(item)
-        followed = item["type"] == "function_call" or item.get("role") == "assistant"
-    kept.reverse()
-    return kept

@@ -2,7 +2,9 @@
 Code read it: a ``message`` object, or the SSE events ``message_start``, ``ping``,
 ``content_block_start`` / ``_delta`` (``text_delta``, ``input_json_delta``) / ``_stop``,
 ``message_delta`` (stop reason, output tokens) and ``message_stop``. Every SSE event has an
-``event:`` line: the SDK skips events without one.
+``event:`` line: the SDK skips events without one. ``system`` messages inside ``messages``
+(sent by Claude Code under a beta) are accepted and are not conversation turns; a request
+without ``max_tokens`` or with unpaired tool calls is refused, as the real API does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from cerver.mock_upstream.neutral import (
     Conversation,
     Item,
     Output,
+    Role,
     ToolSpec,
     as_text,
     split_in_two,
@@ -57,29 +60,33 @@ def _conversation(body: dict[str, Any]) -> Conversation:
     model = require(body, "model", str)
     messages = require(body, "messages", list)
     items: list[Item] = []
-    for turn, message in enumerate(messages):
+    turn = 0
+    for index, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
+        if role == "system":
+            continue  # mid-conversation system messages (a Claude Code beta) are not turns
         if role not in ("user", "assistant"):
-            raise BadRequest(f"messages.{turn}.role: Input should be 'user' or 'assistant'")
+            raise BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         if not isinstance(blocks, list):
-            raise BadRequest(f"messages.{turn}.content: Field required")
+            raise BadRequest(f"messages.{index}.content: Field required")
         items.extend(_block_item(role, turn, block) for block in blocks if _known(block))
+        turn += 1
     tools = [
         ToolSpec(tool["name"], tool.get("input_schema") or {})
         for tool in body.get("tools") or []
         if isinstance(tool, dict) and isinstance(tool.get("name"), str)
     ]
     stream = bool(body.get("stream"))
-    return Conversation("anthropic", model, stream, items, tools, len(messages), messages, body)
+    return Conversation("anthropic", model, stream, items, tools, turn, messages, body)
 
 
 def _known(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") in ("text", "tool_use", "tool_result")
 
 
-def _block_item(role: Any, turn: int, block: dict[str, Any]) -> Item:
+def _block_item(role: Role, turn: int, block: dict[str, Any]) -> Item:
     kind = block["type"]
     if kind == "tool_use":
         return Item(

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from cerver.mock_upstream import openai_error
 from cerver.mock_upstream.dialect import BadRequest, Dialect, check_tool_pairs, encode_sse, require
@@ -15,6 +15,7 @@ from cerver.mock_upstream.neutral import (
     Conversation,
     Item,
     Output,
+    Role,
     ToolSpec,
     as_text,
     split_in_two,
@@ -40,7 +41,7 @@ def parse(body: dict[str, Any], state: MockState) -> Conversation:
             continue
         if role not in ("user", "assistant", "tool"):
             raise BadRequest(f"messages[{index}].role: unknown role {role!r}", param="messages")
-        items.extend(_items(role, message, turn))
+        items.extend(_items(cast(Role, role), message, turn))
         turn += 1
     tools = [
         ToolSpec(fn["name"], fn.get("parameters") or {})
@@ -55,7 +56,7 @@ def parse(body: dict[str, Any], state: MockState) -> Conversation:
     return check_tool_pairs(conversation)
 
 
-def _items(role: str, message: dict[str, Any], turn: int) -> list[Item]:
+def _items(role: Role, message: dict[str, Any], turn: int) -> list[Item]:
     content = message.get("content")
     if role == "tool":
         call_id = str(message.get("tool_call_id", ""))
@@ -63,7 +64,7 @@ def _items(role: str, message: dict[str, Any], turn: int) -> list[Item]:
     parts = [{"text": content}] if isinstance(content, str) else content
     parts = parts if isinstance(parts, list) else []
     items = [
-        Item(role, "text", turn, text=part["text"])  # type: ignore[arg-type]
+        Item(role, "text", turn, text=part["text"])
         for part in parts
         if isinstance(part, dict) and isinstance(part.get("text"), str)
     ]

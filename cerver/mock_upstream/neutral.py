@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, AnyStr, Literal
 
 import orjson
 
@@ -21,6 +21,7 @@ __all__ = [
     "Conversation",
     "Item",
     "Output",
+    "Role",
     "ToolCall",
     "ToolSpec",
     "as_text",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 Api = Literal["anthropic", "responses", "chat"]
+Role = Literal["user", "assistant", "tool"]
 
 # A text that is one XML-like element from end to end (Claude Code's <system-reminder>,
 # Codex's <environment_context>) is context a harness injected, not something a person typed.
@@ -46,7 +48,7 @@ class Item:
     the blocks of one Anthropic message share a turn.
     """
 
-    role: Literal["user", "assistant", "tool"]
+    role: Role
     kind: Literal["text", "tool_call", "tool_result"]
     turn: int
     text: str = ""
@@ -180,7 +182,7 @@ def text_chunks(text: str) -> list[str]:
     return chunks
 
 
-def split_in_two(text: str) -> list[str]:
+def split_in_two(text: AnyStr) -> list[AnyStr]:
     """Two non-empty halves of ``text`` (one piece when it is too short to split)."""
     middle = len(text) // 2
     return [text[:middle], text[middle:]] if middle else [text]

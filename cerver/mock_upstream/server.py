@@ -183,9 +183,13 @@ def serve(host: str = "127.0.0.1", port: int = 8790) -> None:
 
 def _bind(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``host:port`` (uvicorn listens on it), closed if binding fails."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Without TCP_NODELAY on the accepted connections (asyncio sets it only when proto is
+    # IPPROTO_TCP; Linux also inherits it from the listener) every response waits ~40 ms for
+    # a delayed ACK, which would swamp the latencies the benchmarks measure.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -31,12 +31,16 @@ class MockState:
     ``id`` counts from ``req_1``; ``time`` is a Unix timestamp; header names are lower-cased
     and secret values (``authorization``, ``x-api-key``, cookies) read ``"<redacted>"``, so a
     test sees that a key was sent but never the key.
+
+    Args:
+        max_logged: keep only the newest this many log entries, so that a long benchmark
+            holds memory flat (``None``: keep all).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_logged: int | None = 10_000) -> None:
         self._lock = threading.Lock()
         self._replies: list[Reply] = []
-        self._log: list[dict[str, Any]] = []
+        self._log: deque[dict[str, Any]] = deque(maxlen=max_logged)
         self._count = 0
         self._responses: OrderedDict[str, list[Any]] = OrderedDict()
 

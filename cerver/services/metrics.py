@@ -15,11 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from cerver.services.plugins import ComputePool
 from cerver.store import SessionRecord, Store
-from cerver.store.schema import runs, utcnow
+from cerver.store.schema import utcnow
 
 __all__ = ["MetricsService", "engagement"]
 
@@ -42,7 +40,7 @@ class MetricsService:
 
     async def for_session(self, session: SessionRecord) -> dict[str, Any]:
         breakdown = await self._store.ledger.session_totals(session.id)
-        runs_total, runs_failed = await self._run_counts(session.id)
+        runs_total, runs_failed = await self._store.runs.counts(session.id)
         profile = self._profile(session.provider)
         llm_cost = sum(row["cost_usd"] or 0.0 for row in breakdown)
         unpriced = sum(row["calls"] - row["priced_calls"] for row in breakdown)
@@ -99,15 +97,6 @@ class MetricsService:
                 if row["kind"] == "llm"
             ],
         }
-
-    async def _run_counts(self, session_id: str) -> tuple[int, int]:
-        query = sa.select(
-            sa.func.count(),
-            sa.func.count().filter(runs.c.status.in_(["failed", "interrupted"])),
-        ).where(runs.c.session_id == session_id)
-        async with self._store.db.read() as conn:
-            total, failed = (await conn.execute(query)).one()
-        return total, failed
 
     def _profile(self, provider: str | None):
         if provider is None:

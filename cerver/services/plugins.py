@@ -85,8 +85,15 @@ class HarnessPool:
 
 
 class ComputePool:
-    def __init__(self, registry: Registry = compute_registry) -> None:
+    """Compute providers by name, each built once with its ``options`` (e.g. local's root)."""
+
+    def __init__(
+        self,
+        options: dict[str, dict[str, Any]] | None = None,
+        registry: Registry = compute_registry,
+    ) -> None:
         self.registry = registry
+        self._options = options or {}
         self._providers: dict[str, Compute] = {}
         self._sandboxes: dict[str, Sandbox] = {}
 
@@ -96,7 +103,7 @@ class ComputePool:
     def provider(self, name: str) -> Compute:
         name = self.registry.canonical(name)
         if name not in self._providers:
-            self._providers[name] = self.registry.load(name)()
+            self._providers[name] = self.registry.load(name)(**self._options.get(name, {}))
         return self._providers[name]
 
     async def sandbox(self, provider: str, sandbox_id: str) -> Sandbox:

@@ -167,12 +167,12 @@ class SessionService:
             usage=usage,
             metadata=metadata or {},
         )
-        async with self._locks.hold(session, new_id("run"), wait=wait) as writer:
+        async with self._locks.hold(session.id, new_id("run"), wait=wait) as writer:
             if usage is not None and role == "assistant":
                 writer.charge(kind="llm", usage=usage, run_id=None, harness=harness, model=model)
+            writer.update_session(interaction_count=writer.session.interaction_count + 1)
             stored = await writer.append(entry)
             writer.emit("message", stored.model_dump(mode="json"))
-        await self._store.sessions.increment(session.id, interaction_count=1)
         return stored
 
     async def switch_harness(
@@ -186,8 +186,10 @@ class SessionService:
         name, model = self.resolve_harness(choice, current=session)
         if (name, model) == (session.harness, session.model) and not choice.options:
             return None
-        async with self._locks.hold(session, new_id("run")) as writer:
-            return await self.record_switch(writer, session, name, model, choice.options, reason)
+        async with self._locks.hold(session.id, new_id("run")) as writer:
+            return await self.record_switch(
+                writer, writer.session, name, model, choice.options, reason
+            )
 
     async def record_switch(
         self,
@@ -210,10 +212,10 @@ class SessionService:
                 "reason": reason,
             },
         )
-        values: dict[str, Any] = {"harness": name, "model": model}
+        writer.update_session(harness=name, model=model)
         if options:
-            values["harness_options"] = options
-        stored = await writer.append(entry, **values)
+            writer.update_session(harness_options=options)
+        stored = await writer.append(entry)
         writer.emit("harness_switched", stored.model_dump(mode="json"))
         return stored
 

@@ -21,6 +21,7 @@ from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
 from cerver.services.sessions import HarnessChoice, SessionService
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
+from cerver.store.runs import finish_run, start_run
 from cerver.types import Entry, Usage
 from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
 from harnesses.base import Usage as UsageEvent
@@ -107,12 +108,11 @@ class TurnService:
         harness = self._harnesses.get(name)
         handle = TurnHandle(session=session, run_id=new_id("run"), harness=name, model=model)
         stack = contextlib.AsyncExitStack()
+        writer = None
         if not request.wait:
             writer = await stack.enter_async_context(
-                self._locks.hold(session, handle.run_id, wait=False)
+                self._locks.hold(session.id, handle.run_id, wait=False, with_transcript=True)
             )
-        else:
-            writer = None
         handle.task = asyncio.create_task(self._run(handle, harness, request, stack, writer))
         self._tasks.add(handle.task)
         handle.task.add_done_callback(self._tasks.discard)
@@ -132,99 +132,110 @@ class TurnService:
         stack: contextlib.AsyncExitStack,
         writer: SessionWriter | None,
     ) -> TurnResult:
-        session = handle.session
-        result = TurnResult(session.id, handle.run_id, handle.harness, handle.model)
+        """The turn, in order:
+
+        1. take the session's turn lock (waiting behind a running turn if asked to);
+        2. record the harness switch this turn makes, if any, and the run;
+        3. commit the user's message before any model is called;
+        4. hand the harness the neutral history and the session's sandbox;
+        5. persist and publish what the harness produces, as it produces it;
+        6. close the turn: totals, final message, run record, session ready, lock released
+           (one transaction, also when the turn fails or is cancelled).
+        """
+        result = TurnResult(handle.session.id, handle.run_id, handle.harness, handle.model)
         started = time.perf_counter()
+        try:
+            async with stack:
+                if writer is None:
+                    writer = await stack.enter_async_context(
+                        self._locks.hold(
+                            handle.session.id, handle.run_id, wait=True, with_transcript=True
+                        )
+                    )
+                await self._turn(handle, harness, request, writer, result, started)
+        finally:
+            handle._events.put_nowait(None)
+        return result
+
+    async def _turn(
+        self,
+        handle: TurnHandle,
+        harness: Harness,
+        request: TurnRequest,
+        writer: SessionWriter,
+        result: TurnResult,
+        started: float,
+    ) -> None:
+        session = writer.session
 
         def emit(event: str, data: Any) -> None:
             handle._events.put_nowait(writer.emit(event, data))
 
+        writer.defer(
+            start_run(
+                handle.run_id,
+                session.id,
+                "turn",
+                self._locks.lease_seconds,
+                harness=handle.harness,
+                model=handle.model,
+                provider=harness.provider,
+            )
+        )
         try:
-            async with stack:
-                # 1. Take the session's turn lock (waiting behind a running turn if asked to).
-                if writer is None:
-                    writer = await stack.enter_async_context(
-                        self._locks.hold(session, handle.run_id, wait=True)
-                    )
-                await self._store.runs.start(
-                    handle.run_id,
-                    session.id,
-                    "turn",
-                    ttl=30.0,
-                    harness=handle.harness,
-                    model=handle.model,
-                    provider=harness.provider,
+            if (handle.harness, handle.model) != (session.harness, session.model):
+                await self._sessions.record_switch(
+                    writer, session, handle.harness, handle.model, {}, "run-llm"
                 )
-                # 2. Record a harness switch, if this turn makes one.
-                fresh = await self._sessions.get(session.account_id, session.id)
-                if (handle.harness, handle.model) != (fresh.harness, fresh.model):
-                    await self._sessions.record_switch(
-                        writer, fresh, handle.harness, handle.model, {}, "run-llm"
-                    )
-                # 3. Commit the user's message before any model is called.
-                user_entry = await writer.append(
-                    Entry(role="user", content=request.input, run_id=handle.run_id),
-                    status="running",
-                    interaction_count=fresh.interaction_count + 1,
-                )
-                emit(
-                    "turn.started",
-                    {
-                        "run_id": handle.run_id,
-                        "harness": handle.harness,
-                        "model": handle.model,
-                        "provider": harness.provider,
-                        "input": user_entry.model_dump(mode="json"),
-                    },
-                )
-                # 4. Hand the harness the neutral history and the session's sandbox.
-                turn = TurnContext(
-                    session_id=session.id,
-                    run_id=handle.run_id,
-                    history=[
-                        e
-                        for e in await self._store.transcript.entries(session.id)
-                        if e.seq is not None and e.seq < user_entry.seq
-                    ],
-                    input=request.input,
-                    model=handle.model,
-                    options=self._options(fresh, request),
-                    sandbox=await self._execs.sandbox(fresh) if fresh.sandbox_id else None,
-                    metadata=fresh.metadata,
-                )
-                # 5. Persist and publish what the harness produces, as it produces it.
-                async for event in harness.run(turn):
-                    await self._handle(event, writer, handle, harness, result, emit)
-                    await writer.maybe_flush()
-                # 6. Close the turn: totals, final message, run record, session ready again.
-                result.latency_ms = (time.perf_counter() - started) * 1000
-                emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
-                emit("turn.completed", self._completed_payload(result))
-                await self._store.runs.finish(
-                    handle.run_id,
-                    result.status,
-                    latency_ms=result.latency_ms,
-                    error=(result.error or {}).get("detail"),
-                )
-                await writer.flush(status="ready")
+            writer.update_session(status="running", interaction_count=session.interaction_count + 1)
+            user_entry = await writer.append(
+                Entry(role="user", content=request.input, run_id=handle.run_id)
+            )
+            emit(
+                "turn.started",
+                {
+                    "run_id": handle.run_id,
+                    "harness": handle.harness,
+                    "model": handle.model,
+                    "provider": harness.provider,
+                    "input": user_entry.model_dump(mode="json"),
+                },
+            )
+            turn = TurnContext(
+                session_id=session.id,
+                run_id=handle.run_id,
+                history=writer.transcript,
+                input=request.input,
+                model=handle.model,
+                options=self._options(session, request),
+                sandbox=await self._execs.sandbox(session) if session.sandbox_id else None,
+                metadata=session.metadata,
+            )
+            async for event in harness.run(turn):
+                await self._handle(event, writer, handle, harness, result, emit)
+                await writer.maybe_flush()
         except asyncio.CancelledError:
             result.status = "cancelled"
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._store.runs.finish(handle.run_id, "cancelled"))
+            writer.defer(finish_run(handle.run_id, "cancelled"))
+            writer.update_session(status="ready")
             raise
         except Exception as exc:  # a bug or a store failure: the turn fails, the gateway lives
             log.exception("turn %s of session %s failed", handle.run_id, session.id)
             result.status = "failed"
             result.error = {"detail": str(exc), "code": getattr(exc, "code", "internal_error")}
-            if writer is not None:
-                with contextlib.suppress(Exception):
-                    handle._events.put_nowait(writer.emit("error", result.error))
-            with contextlib.suppress(Exception):
-                await self._store.runs.finish(handle.run_id, "failed", error=str(exc))
-                await self._store.sessions.update(session.id, status="ready")
-        finally:
-            handle._events.put_nowait(None)
-        return result
+            emit("error", result.error)
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
+        emit("turn.completed", self._completed_payload(result))
+        writer.defer(
+            finish_run(
+                handle.run_id,
+                result.status,
+                latency_ms=result.latency_ms,
+                error=(result.error or {}).get("detail"),
+            )
+        )
+        writer.update_session(status="ready")
 
     async def _handle(
         self,

@@ -11,7 +11,7 @@ from cerver.store.records import (
     StoredEvent,
 )
 from cerver.store.runs import RunStore
-from cerver.store.sessions import LockGrant, SessionFilters, SessionStore
+from cerver.store.sessions import SessionFilters, SessionStore
 from cerver.store.transcript import TranscriptStore
 from cerver.store.writer import SessionWriter
 
@@ -21,7 +21,6 @@ __all__ = [
     "ApiKeyRecord",
     "Database",
     "LedgerStore",
-    "LockGrant",
     "RunRecord",
     "RunStore",
     "SessionFilters",

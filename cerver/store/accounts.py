@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -28,43 +29,48 @@ def _new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)
 
 
+def _key_row(account_id: str, key: str, name: str) -> dict[str, Any]:
+    return {
+        "prefix": key[:_PREFIX_LEN],
+        "account_id": account_id,
+        "key_hash": hash_key(key),
+        "name": name,
+        "created_at": utcnow(),
+    }
+
+
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     async def count(self) -> int:
-        async with self._db.read() as conn:
-            return (
-                await conn.execute(sa.select(sa.func.count()).select_from(accounts))
-            ).scalar_one()
+        query = sa.select(sa.func.count()).select_from(accounts)
+        return await self._db.read(lambda conn: conn.execute(query).scalar_one())
 
     async def create(
         self, name: str, *, is_admin: bool = False, api_key: str | None = None
     ) -> tuple[AccountRecord, str]:
         """Create an account and its first key; returns the plaintext key (shown once)."""
-        account_id = new_id("acct")
         key = api_key or _new_key()
-        async with self._db.write() as conn:
-            await conn.execute(
-                accounts.insert().values(
-                    id=account_id, name=name, is_admin=is_admin, created_at=utcnow()
-                )
-            )
-            await self._insert_key(conn, account_id, key, "default")
-        return await self.get(account_id), key
+        row = {"id": new_id("acct"), "name": name, "is_admin": is_admin, "created_at": utcnow()}
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(accounts.insert().values(**row))
+            conn.execute(api_keys.insert().values(**_key_row(row["id"], key, "default")))
+
+        await self._db.write(insert)
+        return AccountRecord.model_validate(row), key
 
     async def get(self, account_id: str) -> AccountRecord:
-        async with self._db.read() as conn:
-            row = (await conn.execute(accounts.select().where(accounts.c.id == account_id))).first()
+        query = accounts.select().where(accounts.c.id == account_id)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFound(f"Account {account_id!r} not found.", context={"account_id": account_id})
         return AccountRecord.model_validate(row)
 
     async def set_routing_policy(self, account_id: str, policy: dict | None) -> None:
-        async with self._db.write() as conn:
-            await conn.execute(
-                accounts.update().where(accounts.c.id == account_id).values(routing_policy=policy)
-            )
+        query = accounts.update().where(accounts.c.id == account_id).values(routing_policy=policy)
+        await self._db.write(lambda conn: conn.execute(query))
 
     async def authenticate(self, key: str) -> AccountRecord | None:
         """The account owning an active key, or ``None``."""
@@ -75,17 +81,16 @@ class AccountStore:
             .join(accounts, accounts.c.id == api_keys.c.account_id)
             .where(api_keys.c.prefix == key[:_PREFIX_LEN], api_keys.c.revoked_at.is_(None))
         )
-        async with self._db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
             return None
         return AccountRecord.model_validate(row)
 
     async def create_key(self, account_id: str, name: str = "default") -> tuple[ApiKeyRecord, str]:
         key = _new_key()
-        async with self._db.write() as conn:
-            record = await self._insert_key(conn, account_id, key, name)
-        return record, key
+        row = _key_row(account_id, key, name)
+        await self._db.write(lambda conn: conn.execute(api_keys.insert().values(**row)))
+        return ApiKeyRecord.model_validate(row), key
 
     async def list_keys(self, account_id: str) -> list[ApiKeyRecord]:
         query = (
@@ -93,34 +98,22 @@ class AccountStore:
             .where(api_keys.c.account_id == account_id)
             .order_by(api_keys.c.created_at)
         )
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [ApiKeyRecord.model_validate(r) for r in rows]
 
     async def revoke_key(self, account_id: str, prefix: str) -> None:
-        async with self._db.write() as conn:
-            result = await conn.execute(
-                api_keys.update()
-                .where(
-                    api_keys.c.prefix == prefix,
-                    api_keys.c.account_id == account_id,
-                    api_keys.c.revoked_at.is_(None),
-                )
-                .values(revoked_at=utcnow())
+        query = (
+            api_keys.update()
+            .where(
+                api_keys.c.prefix == prefix,
+                api_keys.c.account_id == account_id,
+                api_keys.c.revoked_at.is_(None),
             )
-        if result.rowcount == 0:
+            .values(revoked_at=utcnow())
+        )
+        revoked = await self._db.write(lambda conn: conn.execute(query).rowcount)
+        if revoked == 0:
             raise NotFound(
                 f"No active API key with prefix {prefix!r}. List keys with GET /v2/auth/keys.",
                 context={"prefix": prefix},
             )
-
-    async def _insert_key(self, conn, account_id: str, key: str, name: str) -> ApiKeyRecord:
-        values = {
-            "prefix": key[:_PREFIX_LEN],
-            "account_id": account_id,
-            "key_hash": hash_key(key),
-            "name": name,
-            "created_at": utcnow(),
-        }
-        await conn.execute(api_keys.insert().values(**values))
-        return ApiKeyRecord.model_validate(values)

@@ -34,5 +34,5 @@ class LedgerStore:
             .group_by(c.kind, c.harness, c.model)
             .order_by(c.kind, c.harness, c.model)
         )
-        async with self._db.read() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [dict(r._mapping) for r in rows]

@@ -11,10 +11,11 @@ import sqlalchemy as sa
 
 from cerver.errors import InvalidRequest, NotFound
 from cerver.store.database import Database
-from cerver.store.records import SessionRecord
-from cerver.store.schema import sessions, utcnow
+from cerver.store.records import SessionRecord, entry_from_row
+from cerver.store.schema import entries, sessions, utcnow
+from cerver.types import Entry
 
-__all__ = ["LockGrant", "SessionFilters", "SessionStore"]
+__all__ = ["SessionFilters", "SessionStore", "unlock_statement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +29,6 @@ class SessionFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LockGrant:
-    """The counters handed to the new holder of a session's turn lock."""
-
-    next_seq: int
-    next_event_id: int
 
 
 def _not_found(session_id: str) -> NotFound:
@@ -71,17 +64,20 @@ class SessionStore:
         now = utcnow()
         row = {"created_at": now, "updated_at": now, "metadata": {}, "harness_options": {}}
         row.update(values)
-        async with self._db.write() as conn:
-            await conn.execute(sessions.insert().values(**row))
-        return await self.get(row["account_id"], row["id"])
+        query = sessions.select().where(sessions.c.id == row["id"])
+
+        def insert(conn: sa.Connection) -> Any:
+            conn.execute(sessions.insert().values(**row))
+            return conn.execute(query).one()
+
+        return SessionRecord.model_validate(await self._db.write(insert))
 
     async def get(self, account_id: str, session_id: str) -> SessionRecord:
         """The session, if it belongs to ``account_id``. Raises NotFound otherwise."""
         query = sessions.select().where(
             sessions.c.id == session_id, sessions.c.account_id == account_id
         )
-        async with self._db.read() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise _not_found(session_id)
         return SessionRecord.model_validate(row)
@@ -104,7 +100,8 @@ class SessionStore:
             pattern = f"%{filters.q.lower()}%"
             query = query.where(
                 sa.or_(
-                    sa.func.lower(c.task).like(pattern), sa.func.lower(c.session_name).like(pattern)
+                    sa.func.lower(c.task).like(pattern),
+                    sa.func.lower(c.session_name).like(pattern),
                 )
             )
         if cursor:
@@ -113,24 +110,15 @@ class SessionStore:
                 sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < session_id))
             )
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
-        async with self._db.read() as conn:
-            rows = [SessionRecord.model_validate(r) for r in (await conn.execute(query)).all()]
-        next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-        return rows[:limit], next_cursor
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        records = [SessionRecord.model_validate(r) for r in rows]
+        next_cursor = _encode_cursor(records[limit - 1]) if len(records) > limit else None
+        return records[:limit], next_cursor
 
     async def update(self, session_id: str, **values: Any) -> None:
         values.setdefault("updated_at", utcnow())
-        async with self._db.write() as conn:
-            await conn.execute(
-                sessions.update().where(sessions.c.id == session_id).values(**values)
-            )
-
-    async def increment(self, session_id: str, **deltas: float) -> None:
-        """Add to metric counters atomically (``exec_count=1, exec_total_ms=12.5``)."""
-        c = sessions.c
-        values: dict[str, Any] = {name: c[name] + delta for name, delta in deltas.items()}
-        async with self._db.write() as conn:
-            await conn.execute(sessions.update().where(c.id == session_id).values(**values))
+        query = sessions.update().where(sessions.c.id == session_id).values(**values)
+        await self._db.write(lambda conn: conn.execute(query))
 
     async def record_exec(
         self, session_id: str, duration_ms: float, *, stream_open_ms: float | None = None
@@ -154,34 +142,47 @@ class SessionStore:
                 stream_count=c.stream_count + 1,
                 stream_open_total_ms=c.stream_open_total_ms + stream_open_ms,
             )
-        async with self._db.write() as conn:
-            await conn.execute(sessions.update().where(c.id == session_id).values(**values))
+        query = sessions.update().where(c.id == session_id).values(**values)
+        await self._db.write(lambda conn: conn.execute(query))
 
     async def delete(self, session_id: str) -> None:
-        async with self._db.write() as conn:
-            await conn.execute(sessions.delete().where(sessions.c.id == session_id))
+        query = sessions.delete().where(sessions.c.id == session_id)
+        await self._db.write(lambda conn: conn.execute(query))
 
     # -- turn lock ------------------------------------------------------------------------
 
-    async def try_lock(self, session_id: str, run_id: str, ttl: float) -> LockGrant | None:
+    async def try_lock(
+        self, session_id: str, run_id: str, ttl: float, *, with_transcript: bool = False
+    ) -> tuple[SessionRecord, list[Entry]] | None:
         """Take the session's turn lock if it is free or its lease expired.
 
-        Compare-and-set on the row, so it holds across gateway processes sharing a database.
+        A compare-and-set on the row, so it holds across gateway processes sharing a database.
+        Returns the session as it is now (with the counters the new holder owns) and, if asked,
+        its transcript (which only the holder can change while it holds the lock); ``None``
+        when another run holds the lock.
         """
         c = sessions.c
         now = utcnow()
-        query = (
+        take = (
             sessions.update()
-            .where(
-                c.id == session_id,
-                sa.or_(c.lock_run_id.is_(None), c.lock_expires_at < now),
-            )
+            .where(c.id == session_id, sa.or_(c.lock_run_id.is_(None), c.lock_expires_at < now))
             .values(lock_run_id=run_id, lock_expires_at=now + timedelta(seconds=ttl))
-            .returning(c.next_seq, c.next_event_id)
         )
-        async with self._db.write() as conn:
-            row = (await conn.execute(query)).first()
-        return None if row is None else LockGrant(row.next_seq, row.next_event_id)
+        read_session = sessions.select().where(c.id == session_id)
+        read_transcript = (
+            entries.select().where(entries.c.session_id == session_id).order_by(entries.c.seq)
+        )
+
+        def lock(conn: sa.Connection) -> tuple[SessionRecord, list[Entry]] | None:
+            if conn.execute(take).rowcount != 1:
+                return None
+            session = SessionRecord.model_validate(conn.execute(read_session).one())
+            transcript = []
+            if with_transcript:
+                transcript = [entry_from_row(r) for r in conn.execute(read_transcript).all()]
+            return session, transcript
+
+        return await self._db.write(lock)
 
     async def renew_lock(self, session_id: str, run_id: str, ttl: float) -> bool:
         c = sessions.c
@@ -190,15 +191,18 @@ class SessionStore:
             .where(c.id == session_id, c.lock_run_id == run_id)
             .values(lock_expires_at=utcnow() + timedelta(seconds=ttl))
         )
-        async with self._db.write() as conn:
-            return (await conn.execute(query)).rowcount == 1
+        return await self._db.write(lambda conn: conn.execute(query).rowcount == 1)
 
     async def unlock(self, session_id: str, run_id: str) -> None:
-        c = sessions.c
-        query = (
-            sessions.update()
-            .where(c.id == session_id, c.lock_run_id == run_id)
-            .values(lock_run_id=None, lock_expires_at=None)
-        )
-        async with self._db.write() as conn:
-            await conn.execute(query)
+        query = unlock_statement(session_id, run_id)
+        await self._db.write(lambda conn: conn.execute(query))
+
+
+def unlock_statement(session_id: str, run_id: str, **values: Any) -> sa.Update:
+    """Release the lock held by ``run_id`` (and set ``values`` on the session with it)."""
+    c = sessions.c
+    return (
+        sessions.update()
+        .where(c.id == session_id, c.lock_run_id == run_id)
+        .values(lock_run_id=None, lock_expires_at=None, **values)
+    )

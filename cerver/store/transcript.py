@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from cerver.store.database import Database
 from cerver.store.records import StoredEvent, entry_from_row
 from cerver.store.schema import entries, events
@@ -26,8 +24,8 @@ class TranscriptStore:
         )
         if limit is not None:
             query = query.limit(limit)
-        async with self._db.read() as conn:
-            return [entry_from_row(r) for r in (await conn.execute(query)).all()]
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [entry_from_row(r) for r in rows]
 
     async def tail(self, session_id: str, count: int) -> list[Entry]:
         """The last ``count`` entries, oldest first."""
@@ -37,18 +35,17 @@ class TranscriptStore:
             .order_by(entries.c.seq.desc())
             .limit(count)
         )
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [entry_from_row(r) for r in reversed(rows)]
 
     async def events(
         self, session_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[StoredEvent]:
         query = (
-            sa.select(events)
+            events.select()
             .where(events.c.session_id == session_id, events.c.id > after_id)
             .order_by(events.c.id)
             .limit(limit)
         )
-        async with self._db.read() as conn:
-            return [StoredEvent.model_validate(r) for r in (await conn.execute(query)).all()]
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [StoredEvent.model_validate(r) for r in rows]

@@ -1,24 +1,25 @@
 """The single writer of one session's transcript, event log and ledger while it holds the lock.
 
-Numbering is gapless and needs no extra round trip: the lock grant hands over the session's
-``next_seq`` / ``next_event_id``, the writer numbers rows in memory, and every flush writes the
-rows together with the advanced counters in one transaction. Events are published to live
-subscribers at once and written in batches (at each transcript append, or when
-:meth:`maybe_flush` finds them older than ``flush_interval``).
+Numbering is gapless and costs no extra round trip: the lock hands over the session row with
+its ``next_seq`` / ``next_event_id``, the writer numbers rows in memory, and every flush writes
+the rows together with the advanced counters in one transaction. Events are published to live
+subscribers at once and written in batches: with each transcript append, when
+:meth:`maybe_flush` finds them older than ``flush_interval``, and on :meth:`release`.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
 
 from cerver.store.database import Database
-from cerver.store.records import StoredEvent
+from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
-from cerver.store.sessions import LockGrant
+from cerver.store.sessions import unlock_statement
 from cerver.types import Entry, Usage
 
 if TYPE_CHECKING:
@@ -28,27 +29,36 @@ __all__ = ["SessionWriter"]
 
 
 class SessionWriter:
+    """Writes for one lock holder (``run_id``) of one session.
+
+    Everything queued (events, ledger rows, deferred statements, session values) is written
+    with the next :meth:`append`, :meth:`flush` or :meth:`release`, in one transaction.
+    """
+
     def __init__(
         self,
         db: Database,
         hub: EventHub,
+        session: SessionRecord,
+        run_id: str,
         *,
-        session_id: str,
-        account_id: str,
-        user: str | None,
-        grant: LockGrant,
+        transcript: list[Entry] | None = None,
         flush_interval: float = 0.25,
     ) -> None:
         self._db = db
+        #: The transcript as the lock found it (if the lock holder asked for it).
+        self.transcript = transcript or []
         self._hub = hub
-        self.session_id = session_id
-        self._account_id = account_id
-        self._user = user
-        self._next_seq = grant.next_seq
-        self._next_event_id = grant.next_event_id
-        self._pending_events: list[dict[str, Any]] = []
-        self._pending_ledger: list[dict[str, Any]] = []
-        self._oldest_pending = 0.0
+        self.session = session
+        self.session_id = session.id
+        self.run_id = run_id
+        self._next_seq = session.next_seq
+        self._next_event_id = session.next_event_id
+        self._events: list[dict[str, Any]] = []
+        self._ledger: list[dict[str, Any]] = []
+        self._statements: list[sa.Executable] = []
+        self._session_values: dict[str, Any] = {}
+        self._oldest_event = 0.0
         self._flush_interval = flush_interval
 
     def emit(self, event: str, data: Any) -> StoredEvent:
@@ -60,9 +70,9 @@ class SessionWriter:
             data=orjson.dumps(data).decode(),
         )
         self._next_event_id += 1
-        if not self._pending_events:
-            self._oldest_pending = time.monotonic()
-        self._pending_events.append({**stored.model_dump(), "created_at": utcnow()})
+        if not self._events:
+            self._oldest_event = time.monotonic()
+        self._events.append({**stored.model_dump(), "created_at": utcnow()})
         self._hub.publish(stored)
         return stored
 
@@ -77,12 +87,12 @@ class SessionWriter:
         provider: str | None = None,
         latency_ms: float | None = None,
     ) -> None:
-        """Queue a ledger row (written with the next flush)."""
-        self._pending_ledger.append(
+        """Queue a ledger row."""
+        self._ledger.append(
             {
-                "account_id": self._account_id,
+                "account_id": self.session.account_id,
                 "session_id": self.session_id,
-                "user": self._user,
+                "user": self.session.user,
                 "run_id": run_id,
                 "kind": kind,
                 "harness": harness,
@@ -96,72 +106,100 @@ class SessionWriter:
             }
         )
 
-    async def append(self, entry: Entry, **session_values: Any) -> Entry:
-        """Persist ``entry`` (numbered next) with everything queued, in one transaction.
+    def defer(self, statement: sa.Executable) -> None:
+        """Queue a statement (e.g. a run record) for the next transaction."""
+        self._statements.append(statement)
 
-        ``session_values`` update the session row in the same transaction (e.g. a harness
-        switch records its entry and the new harness atomically).
-        """
+    def update_session(self, **values: Any) -> None:
+        """Queue values for the session row."""
+        self._session_values.update(values)
+
+    async def append(self, entry: Entry) -> Entry:
+        """Persist ``entry`` (numbered next) with everything queued; returns it numbered."""
         now = utcnow()
         stored = entry.model_copy(update={"seq": self._next_seq, "created_at": now})
         self._next_seq += 1
-        usage = stored.usage
-        row = {
-            "session_id": self.session_id,
-            "seq": stored.seq,
-            "role": stored.role,
-            "kind": stored.kind,
-            "content": stored.content,
-            "parts": [p.model_dump() for p in stored.parts],
-            "harness": stored.harness,
-            "model": stored.model,
-            "provider": stored.provider,
-            "run_id": stored.run_id,
-            "input_tokens": usage.input_tokens if usage else None,
-            "output_tokens": usage.output_tokens if usage else None,
-            "cost_usd": usage.cost_usd if usage else None,
-            "latency_ms": stored.latency_ms,
-            "status": stored.status,
-            "metadata": stored.metadata,
-            "created_at": now,
-        }
-        await self._write(entry_row=row, session_values=session_values)
+        await self._write(_entry_row(self.session_id, stored), release=False)
         return stored
 
     async def maybe_flush(self) -> None:
-        if self._pending_events and time.monotonic() - self._oldest_pending >= self._flush_interval:
+        if self._events and time.monotonic() - self._oldest_event >= self._flush_interval:
             await self.flush()
 
-    async def flush(self, **session_values: Any) -> None:
-        """Write queued events and ledger rows (and ``session_values``) now."""
-        if self._pending_events or self._pending_ledger or session_values:
-            await self._write(entry_row=None, session_values=session_values)
+    async def flush(self) -> None:
+        """Write everything queued now."""
+        if self._events or self._ledger or self._statements or self._session_values:
+            await self._write(None, release=False)
 
-    async def _write(
-        self, *, entry_row: dict[str, Any] | None, session_values: dict[str, Any]
-    ) -> None:
-        pending_events, self._pending_events = self._pending_events, []
-        pending_ledger, self._pending_ledger = self._pending_ledger, []
+    async def release(self) -> None:
+        """Write everything queued and release the session's lock, in one transaction."""
+        await self._write(None, release=True)
+
+    async def _write(self, entry_row: dict[str, Any] | None, *, release: bool) -> None:
+        batch = _Batch(
+            entry_row, self._events, self._ledger, self._statements, self._session_values
+        )
+        self._events, self._ledger, self._statements, self._session_values = [], [], [], {}
+        values = {
+            **batch.session_values,
+            "next_seq": self._next_seq,
+            "next_event_id": self._next_event_id,
+            "updated_at": utcnow(),
+        }
+        if release:
+            session_update = unlock_statement(self.session_id, self.run_id, **values)
+        else:
+            session_update = sessions.update().where(sessions.c.id == self.session_id)
+            session_update = session_update.values(**values)
         try:
-            async with self._db.write() as conn:
-                if entry_row is not None:
-                    await conn.execute(entries.insert(), [entry_row])
-                if pending_events:
-                    await conn.execute(events.insert(), pending_events)
-                if pending_ledger:
-                    await conn.execute(ledger.insert(), pending_ledger)
-                await conn.execute(
-                    sa.update(sessions)
-                    .where(sessions.c.id == self.session_id)
-                    .values(
-                        next_seq=self._next_seq,
-                        next_event_id=self._next_event_id,
-                        updated_at=utcnow(),
-                        **session_values,
-                    )
-                )
+            await self._db.write(lambda conn: batch.execute(conn, session_update))
         except BaseException:
-            # Keep the queued rows so a later flush can still write them.
-            self._pending_events = pending_events + self._pending_events
-            self._pending_ledger = pending_ledger + self._pending_ledger
+            # Keep what was queued so a later write can still persist it.
+            self._events = batch.events + self._events
+            self._ledger = batch.ledger + self._ledger
+            self._statements = batch.statements + self._statements
+            self._session_values = {**batch.session_values, **self._session_values}
             raise
+
+
+@dataclass(slots=True)
+class _Batch:
+    entry_row: dict[str, Any] | None
+    events: list[dict[str, Any]]
+    ledger: list[dict[str, Any]]
+    statements: list[sa.Executable]
+    session_values: dict[str, Any]
+
+    def execute(self, conn: sa.Connection, session_update: sa.Executable) -> None:
+        for statement in self.statements:
+            conn.execute(statement)
+        if self.entry_row is not None:
+            conn.execute(entries.insert(), [self.entry_row])
+        if self.events:
+            conn.execute(events.insert(), self.events)
+        if self.ledger:
+            conn.execute(ledger.insert(), self.ledger)
+        conn.execute(session_update)
+
+
+def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
+    usage = entry.usage
+    return {
+        "session_id": session_id,
+        "seq": entry.seq,
+        "role": entry.role,
+        "kind": entry.kind,
+        "content": entry.content,
+        "parts": [p.model_dump() for p in entry.parts],
+        "harness": entry.harness,
+        "model": entry.model,
+        "provider": entry.provider,
+        "run_id": entry.run_id,
+        "input_tokens": usage.input_tokens if usage else None,
+        "output_tokens": usage.output_tokens if usage else None,
+        "cost_usd": usage.cost_usd if usage else None,
+        "latency_ms": entry.latency_ms,
+        "status": entry.status,
+        "metadata": entry.metadata,
+        "created_at": entry.created_at,
+    }

@@ -12,8 +12,8 @@ async def _count_sessions(gateway: Gateway) -> int:
 
     from cerver.store.schema import sessions
 
-    async with gateway.store.db.read() as conn:
-        return (await conn.execute(sa.select(sa.func.count()).select_from(sessions))).scalar_one()
+    query = sa.select(sa.func.count()).select_from(sessions)
+    return await gateway.store.db.read(lambda conn: conn.execute(query).scalar_one())
 
 
 async def test_malformed_json_is_400(http: httpx.AsyncClient, gateway: Gateway) -> None:

@@ -10,10 +10,9 @@ async def test_key_is_shown_once_and_stored_hashed(store: Store) -> None:
     account, key = await store.accounts.create("acme")
     assert key.startswith("ck_")
     assert (await store.accounts.authenticate(key)).id == account.id
-    async with store.db.read() as conn:
-        from cerver.store.schema import api_keys
+    from cerver.store.schema import api_keys
 
-        rows = (await conn.execute(api_keys.select())).all()
+    rows = await store.db.read(lambda conn: conn.execute(api_keys.select()).all())
     assert all(key not in str(tuple(row)) for row in rows)
 
 

@@ -51,8 +51,9 @@ async def test_turn_lock_is_exclusive_until_released_or_expired(
     store: Store, account_id: str
 ) -> None:
     session = await make_session(store, account_id)
-    grant = await store.sessions.try_lock(session.id, "run_a", ttl=30)
-    assert grant is not None and grant.next_seq == 1
+    locked = await store.sessions.try_lock(session.id, "run_a", ttl=30)
+    assert locked is not None
+    assert (locked[0].next_seq, locked[0].lock_run_id) == (1, "run_a")
     assert await store.sessions.try_lock(session.id, "run_b", ttl=30) is None
     await store.sessions.unlock(session.id, "run_b")  # not the holder: no effect
     assert await store.sessions.try_lock(session.id, "run_b", ttl=30) is None

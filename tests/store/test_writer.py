@@ -6,33 +6,28 @@ import pytest
 
 from cerver.events import EventHub
 from cerver.store import SessionWriter, Store
+from cerver.store.runs import start_run
 from cerver.types import Entry, ToolCallPart, Usage
 from tests.store.helpers import make_session
 
 
-async def _writer(store: Store, session, run_id: str, hub: EventHub | None = None) -> SessionWriter:
-    grant = await store.sessions.try_lock(session.id, run_id, ttl=30)
-    assert grant is not None
-    return SessionWriter(
-        store.db,
-        hub or EventHub(),
-        session_id=session.id,
-        account_id=session.account_id,
-        user=session.user,
-        grant=grant,
-    )
+async def _writer(store: Store, session_id: str, run_id: str, hub: EventHub | None = None):
+    locked = await store.sessions.try_lock(session_id, run_id, ttl=30, with_transcript=True)
+    assert locked is not None
+    session, transcript = locked
+    return SessionWriter(store.db, hub or EventHub(), session, run_id, transcript=transcript)
 
 
 async def test_seq_is_gapless_across_lock_holders(store: Store, account_id: str) -> None:
     session = await make_session(store, account_id, user="u1")
-    first = await _writer(store, session, "run_1")
+    first = await _writer(store, session.id, "run_1")
     await first.append(Entry(role="user", content="hi"))
     await first.append(
         Entry(role="assistant", kind="tool_call", parts=[ToolCallPart(id="c1", name="bash")])
     )
-    await first.flush()
-    await store.sessions.unlock(session.id, "run_1")
-    second = await _writer(store, session, "run_2")
+    await first.release()
+    second = await _writer(store, session.id, "run_2")
+    assert [e.seq for e in second.transcript] == [1, 2]  # read with the lock
     await second.append(Entry(role="assistant", content="done", usage=Usage(input_tokens=3)))
     entries = await store.transcript.entries(session.id)
     assert [e.seq for e in entries] == [1, 2, 3]
@@ -40,11 +35,24 @@ async def test_seq_is_gapless_across_lock_holders(store: Store, account_id: str)
     assert entries[2].usage == Usage(input_tokens=3, output_tokens=0)
 
 
+async def test_release_writes_queued_rows_and_frees_the_lock(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id)
+    writer = await _writer(store, session.id, "run_1")
+    writer.defer(start_run("run_1", session.id, "turn", ttl=30))
+    writer.update_session(status="running")
+    writer.emit("turn.started", {})
+    await writer.release()
+    released = await store.sessions.get(account_id, session.id)
+    assert (released.status, released.lock_run_id, released.next_event_id) == ("running", None, 2)
+    assert (await store.runs.get(session.id, "run_1")).status == "running"
+    assert [e.event for e in await store.transcript.events(session.id)] == ["turn.started"]
+
+
 async def test_events_are_numbered_published_live_and_logged(store: Store, account_id: str) -> None:
     session = await make_session(store, account_id)
     hub = EventHub()
     with hub.subscribe(session.id) as live:
-        writer = await _writer(store, session, "run_1", hub)
+        writer = await _writer(store, session.id, "run_1", hub)
         ids = [writer.emit("text_delta", {"text": t}).id for t in "abc"]
         assert ids == [1, 2, 3]
         assert [live.get_nowait().id for _ in range(3)] == [1, 2, 3]
@@ -56,7 +64,7 @@ async def test_events_are_numbered_published_live_and_logged(store: Store, accou
 
 async def test_ledger_rows_are_written_with_the_next_flush(store: Store, account_id: str) -> None:
     session = await make_session(store, account_id, user="u9")
-    writer = await _writer(store, session, "run_1")
+    writer = await _writer(store, session.id, "run_1")
     writer.charge(
         kind="llm",
         usage=Usage(input_tokens=10, output_tokens=5, cost_usd=0.01),
@@ -64,13 +72,13 @@ async def test_ledger_rows_are_written_with_the_next_flush(store: Store, account
         harness="anthropic",
         model="m",
     )
+    assert await store.ledger.session_totals(session.id) == []
     await writer.flush()
     totals = await store.ledger.session_totals(session.id)
     assert totals[0]["input_tokens"] == 10 and totals[0]["cost_usd"] == pytest.approx(0.01)
 
 
-async def test_concurrent_writers_never_share_a_seq(store: Store, account_id: str) -> None:
-    """Two turns racing for the lock: exactly one wins, the other appends after it."""
+async def test_racing_lockers_get_exactly_one_grant(store: Store, account_id: str) -> None:
     session = await make_session(store, account_id)
     grants = await asyncio.gather(
         *(store.sessions.try_lock(session.id, f"run_{i}", ttl=30) for i in range(5))

@@ -17,6 +17,5 @@ async def healthz(gateway: GatewayDep) -> dict[str, object]:
 
 @router.get("/readyz")
 async def readyz(gateway: GatewayDep) -> dict[str, object]:
-    async with gateway.store.db.read() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    await gateway.store.db.read(lambda conn: conn.execute(sa.text("SELECT 1")).scalar_one())
     return {"status": "ready", "database": gateway.store.db.dialect}
