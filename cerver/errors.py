@@ -17,6 +17,7 @@ values, and ``retryable``. The API layer maps each class to one HTTP status in o
     │   ├── PayloadTooLarge            413 payload_too_large
     │   └── UnknownPlugin              400 unknown_plugin
     ├── MissingDependency              500 missing_dependency (an optional extra is not installed)
+    ├── NotConfigured                  503 not_configured (e.g. no key for a harness's provider)
     └── RunFailure                     (5xx: a backend failed)
         ├── HarnessError               502 harness_error
         │   └── UpstreamError          502 upstream_error
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidRequest",
     "JudgeError",
     "MissingDependency",
+    "NotConfigured",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -136,6 +138,13 @@ class MissingDependency(CerverError):
 
     code = "missing_dependency"
     status_code = 500
+
+
+class NotConfigured(CerverError):
+    """The gateway lacks configuration a request needs; the message names the setting."""
+
+    code = "not_configured"
+    status_code = 503
 
 
 class RunFailure(CerverError):

@@ -74,6 +74,12 @@ class Gateway:
             self._mock.start()
             self.harnesses.upstreams = Upstreams.from_settings(self.settings, self._mock.url)
             log.warning(MOCK_NOTICE)
+        elif "default_harness" not in self.settings.model_fields_set:
+            # Default to a harness this gateway can actually run.
+            for name in ("anthropic", "openai"):
+                if self.harnesses.upstreams.configured(name):
+                    self.settings.default_harness = name
+                    break
 
     async def stop(self) -> None:
         await self.turns.aclose()

@@ -28,6 +28,7 @@ class Registry(Generic[T]):
         builtins: name -> ``"module:Class"`` for the plug-ins shipped with Cerver.
         aliases: alternative names (the seed's ``claude`` -> ``claude-code``).
         group: the entry-point group scanned for third-party plug-ins.
+        extras: name -> the ``cerver[extra]`` that installs a plug-in's optional SDK.
     """
 
     def __init__(
@@ -37,11 +38,13 @@ class Registry(Generic[T]):
         *,
         aliases: Mapping[str, str] | None = None,
         group: str,
+        extras: Mapping[str, str] | None = None,
     ) -> None:
         self.kind = kind
         self._builtins = dict(builtins)
         self._aliases = dict(aliases or {})
         self._group = group
+        self._extras = dict(extras or {})
         self.reset()
 
     def reset(self) -> None:
@@ -95,14 +98,20 @@ class Registry(Generic[T]):
             except ModuleNotFoundError as exc:
                 if exc.name and module_name.startswith(exc.name):
                     raise
-                raise MissingDependency(
-                    f"The {self.kind} {name!r} needs the package {exc.name!r}, which is not "
-                    f"installed. Install it with: pip install 'cerver[{name}]'",
-                    context={"kind": self.kind, "name": name, "missing": exc.name},
-                ) from exc
+                raise self.missing(name, exc.name or "?") from exc
             target = getattr(module, attr)
         self._loaded[name] = target
         return target
+
+    def missing(self, name: str, module: str) -> MissingDependency:
+        """The error for a plug-in whose optional SDK (``module``) is not installed."""
+        extra = self._extras.get(name)
+        install = f"pip install 'cerver[{extra}]'" if extra else f"pip install {module}"
+        return MissingDependency(
+            f"The {self.kind} {name!r} needs the package {module!r}, which is not installed. "
+            f"Install it with: {install}",
+            context={"kind": self.kind, "name": name, "missing": module},
+        )
 
     def _scan_entry_points(self) -> None:
         if self._entry_points_scanned:

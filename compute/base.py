@@ -14,7 +14,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 from cerver.errors import ComputeError
 from cerver.types import ExecResult
@@ -61,14 +61,22 @@ class ExecChunk:
 
 
 class Sandbox(ABC):
-    """One isolated workspace. Paths are relative to the workspace root (absolute paths are
-    taken as inside it); a path that escapes the workspace raises
+    """One isolated workspace.
+
+    Paths are relative to the workspace root; an absolute path must lie under the
+    workspace's own path inside the sandbox (``/workspace`` for ``local``). A path that
+    escapes the workspace, directly or through a symlink, raises
     :class:`~cerver.errors.InvalidRequest`.
 
     Errors (every method):
         ComputeError: the backend failed (sandbox gone, transport broken).
-        ComputeTimeout: only from :meth:`exec`'s callers that ask for one; :meth:`exec` itself
-            reports a timeout as a result with ``timed_out=True`` and ``exit_code`` 124.
+        InvalidRequest: a path escapes the workspace; :meth:`set_state` got an archive whose
+            members would land outside it.
+        NotFound: :meth:`read_file` of a missing file, :meth:`list_files` of a missing
+            directory.
+
+    A timeout is not an error: :meth:`exec` reports it as a result with ``timed_out=True``
+    and ``exit_code`` 124, and :meth:`exec_stream` ends with exit code 124.
     """
 
     sandbox_id: str
@@ -139,7 +147,7 @@ class Sandbox(ABC):
     async def delete(self) -> None:  # noqa: B027 - providers without teardown keep the default
         """Release the sandbox and its workspace. Idempotent."""
 
-    async def __aenter__(self) -> Sandbox:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
@@ -131,7 +131,7 @@ class Harness(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release pooled clients."""
 
-    async def __aenter__(self) -> Harness:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

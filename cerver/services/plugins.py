@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from cerver.errors import NotConfigured
 from cerver.registry import Registry, compute_registry, harness_registry
 from cerver.settings import Settings
 from compute.base import Compute, Sandbox
@@ -25,6 +26,7 @@ log = logging.getLogger("cerver.plugins")
 class Upstream:
     base_url: str | None
     api_key: str | None
+    key_variable: str = ""
 
 
 class Upstreams:
@@ -46,16 +48,35 @@ class Upstreams:
             )
         return cls(
             {
-                "anthropic": Upstream(settings.anthropic_base_url, settings.anthropic_api_key),
-                "openai": Upstream(settings.openai_base_url, settings.openai_api_key),
+                "anthropic": Upstream(
+                    settings.anthropic_base_url, settings.anthropic_api_key, "ANTHROPIC_API_KEY"
+                ),
+                "openai": Upstream(
+                    settings.openai_base_url, settings.openai_api_key, "OPENAI_API_KEY"
+                ),
             },
             mock=False,
         )
 
+    def configured(self, provider: str) -> bool:
+        upstream = self._by_provider.get(provider)
+        return upstream is None or upstream.api_key is not None
+
     def kwargs_for(self, provider: str) -> dict[str, Any]:
+        """Constructor arguments for a harness of ``provider``.
+
+        Raises:
+            NotConfigured: the provider has no API key on this gateway.
+        """
         upstream = self._by_provider.get(provider)
         if upstream is None:
             return {}
+        if upstream.api_key is None:
+            raise NotConfigured(
+                f"No API key for {provider!r} on this gateway: set {upstream.key_variable} "
+                "where `cerver serve` runs, or pick a harness whose provider is configured.",
+                context={"provider": provider, "variable": upstream.key_variable},
+            )
         return {"base_url": upstream.base_url, "api_key": upstream.api_key}
 
 

@@ -88,14 +88,16 @@ class SessionService:
         Raises:
             UnknownPlugin: no harness has that name (with a did-you-mean).
             MissingDependency: the harness's optional SDK is not installed.
+            NotConfigured: the harness's provider has no API key on this gateway.
         """
         fallback = current.harness if current else self._settings.default_harness
         name = self._harnesses.canonical(choice.name or fallback)
+        harness = self._harnesses.get(name)  # fails now, not at the first turn
         if choice.model:
             return name, choice.model
         if current is not None and name == current.harness:
             return name, current.model
-        return name, self._harnesses.harness_class(name).default_model
+        return name, harness.default_model
 
     async def create(
         self,

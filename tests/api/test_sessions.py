@@ -108,3 +108,30 @@ async def test_delete_removes_the_session(client: AsyncClient) -> None:
     await client.delete_session(sid)
     with pytest.raises(NotFound):
         await client.get_session(sid)
+
+
+async def test_harness_without_a_key_is_refused_at_creation(
+    tmp_path, sqlite_url, mock_upstream
+) -> None:
+    from cerver.api import create_app
+    from cerver.gateway import Gateway
+    from tests.conftest import ADMIN_KEY, make_settings
+
+    settings = make_settings(tmp_path, sqlite_url, mock_upstream, anthropic_api_key=None)
+    gateway = Gateway(settings)
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as http:
+            refused = await http.post("/v2/sessions", json={"harness": "anthropic"})
+            assert refused.status_code == 503
+            assert refused.json()["code"] == "not_configured"
+            assert "ANTHROPIC_API_KEY" in refused.json()["detail"]
+            # With no harness named, the gateway picks the one it can run.
+            created = await http.post("/v2/sessions", json={"compute": None})
+            assert created.json()["harness"] == "openai"
+    finally:
+        await gateway.stop()

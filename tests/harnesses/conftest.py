@@ -52,9 +52,12 @@ class FakeSandbox(Sandbox):
         try:
             async with asyncio.timeout(timeout):
                 stdout, stderr = await process.communicate()
-        except TimeoutError:
+        except BaseException as exc:
+            # Timed out or cancelled: never leave the child (or its transport) behind.
             process.kill()
-            await process.wait()
+            await asyncio.shield(process.wait())
+            if not isinstance(exc, TimeoutError):
+                raise
             return ExecResult(
                 exit_code=124,
                 duration_ms=(time.perf_counter() - started) * 1000,
