@@ -75,3 +75,13 @@ def gateway(upstream_url: str, **extra_env: str) -> Iterator[str]:
         args = [sys.executable, "-m", "cerver", "serve", "--log-level", "warning"]
         with process(args, env, f"{url}/healthz", "cerver serve"):
             yield url
+
+
+@contextlib.contextmanager
+def bare_relay(upstream_url: str) -> Iterator[str]:
+    """The bare FastAPI relay of ``bench/_relay.py`` in its own process; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "bench._relay", upstream_url, str(port)]
+    with process(args, dict(os.environ), f"{url}/health", "bare relay"):
+        yield url

@@ -1,9 +1,13 @@
 """What a Cerver turn adds to a model call, measured side by side in one run.
 
-Both paths make the same streamed Anthropic Messages call to the same mock upstream (its own
-process): "direct" with the Anthropic SDK from this process, "cerver" as a non-streaming
+Three paths make the same streamed Anthropic Messages call to the same mock upstream (its own
+process): "direct" with the Anthropic SDK from this process, keeping the conversation in a
+list as an app would; "relay", the same SDK call through a bare FastAPI relay process (the
+reference DESIGN §7 budgets against); and "cerver", a non-streaming
 ``POST /v2/sessions/{id}/run-llm`` through a gateway process (auth, turn lock, user message and
-reply persisted, ledger). Rounds are interleaved so drift hits both paths alike.
+reply persisted, ledger, history replayed from the store). All start a new conversation every
+20 turns, so all send the same growing history. Rounds are interleaved so drift hits every
+path alike.
 
     python bench/turn_overhead.py [--rounds 300]
 
@@ -20,7 +24,7 @@ import time
 
 import httpx
 
-from bench._servers import ADMIN_KEY, gateway, mock_upstream
+from bench._servers import ADMIN_KEY, bare_relay, gateway, mock_upstream
 
 MODEL = "claude-sonnet-4-6"
 TURNS_PER_SESSION = 20
@@ -34,17 +38,33 @@ def percentile(values: list[float], q: float) -> float:
 async def run(rounds: int) -> None:
     import anthropic
 
-    with mock_upstream() as upstream_url, gateway(upstream_url) as gateway_url:
+    with (
+        mock_upstream() as upstream_url,
+        gateway(upstream_url) as gateway_url,
+        bare_relay(upstream_url) as relay_url,
+    ):
         sdk = anthropic.AsyncAnthropic(base_url=upstream_url, api_key="bench", max_retries=0)
+        relayed = anthropic.AsyncAnthropic(base_url=relay_url, api_key="bench", max_retries=0)
         http = httpx.AsyncClient(
             base_url=gateway_url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30
         )
 
-        async def direct() -> None:
-            async with sdk.messages.stream(
-                model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "hello"}]
-            ) as stream:
-                await stream.get_final_message()
+        def conversation_path(client: anthropic.AsyncAnthropic):
+            conversation: list[dict] = []
+
+            async def call(i: int) -> None:
+                if i % TURNS_PER_SESSION == 0:
+                    conversation.clear()
+                conversation.append({"role": "user", "content": "hello"})
+                async with client.messages.stream(
+                    model=MODEL, max_tokens=4096, messages=conversation
+                ) as stream:
+                    reply = await stream.get_final_message()
+                conversation.append({"role": "assistant", "content": reply.content[0].text})
+
+            return call
+
+        direct, relay = conversation_path(sdk), conversation_path(relayed)
 
         session_id = ""
 
@@ -58,21 +78,20 @@ async def run(rounds: int) -> None:
             )
             response.raise_for_status()
 
-        for i in range(20):  # warm both paths (imports, pools, SQLite pages)
-            await direct()
-            await through_cerver(i)
-        timings: dict[str, list[float]] = {"direct": [], "cerver": []}
+        paths = {"direct": direct, "relay": relay, "cerver": through_cerver}
+        for i in range(TURNS_PER_SESSION):  # warm every path (imports, pools, SQLite pages)
+            for path in paths.values():
+                await path(i)
+        timings: dict[str, list[float]] = {name: [] for name in paths}
         for i in range(rounds):
-            started = time.perf_counter()
-            await direct()
-            timings["direct"].append((time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            await through_cerver(i)
-            timings["cerver"].append((time.perf_counter() - started) * 1000)
+            for name, path in paths.items():
+                started = time.perf_counter()
+                await path(i)
+                timings[name].append((time.perf_counter() - started) * 1000)
         await http.aclose()
-        await sdk.close()
+        for client in (sdk, relayed):
+            await client.close()
 
-    d, c = timings["direct"], timings["cerver"]
     print(f"turn overhead, {rounds} interleaved rounds, same mock upstream (a test double)")
     print(f"{'path':<8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, values in timings.items():
@@ -80,10 +99,21 @@ async def run(rounds: int) -> None:
             f"{name:<8} {percentile(values, 0.5):8.2f} {percentile(values, 0.99):8.2f} "
             f"{statistics.fmean(values):8.2f}"
         )
-    added_p50 = percentile(c, 0.5) - percentile(d, 0.5)
-    added_p99 = percentile(c, 0.99) - percentile(d, 0.99)
-    print(f"added by cerver: p50 {added_p50:.2f} ms, p99 {added_p99:.2f} ms")
-    print(f"ratio cerver/direct: p50 {percentile(c, 0.5) / percentile(d, 0.5):.2f}x")
+    d = timings["direct"]
+    added = {
+        name: (
+            percentile(timings[name], 0.5) - percentile(d, 0.5),
+            percentile(timings[name], 0.99) - percentile(d, 0.99),
+        )
+        for name in ("relay", "cerver")
+    }
+    for name, (p50, p99) in added.items():
+        print(f"added by {name}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print(
+        f"cerver/direct p50: {percentile(timings['cerver'], 0.5) / percentile(d, 0.5):.2f}x; "
+        f"cerver's added p50 / relay's added p50: {added['cerver'][0] / added['relay'][0]:.2f}x "
+        "(budget <= 2)"
+    )
 
 
 def main() -> None:
