@@ -1,0 +1,145 @@
+"""``Idempotency-Key`` on POSTs, as pure ASGI middleware.
+
+The first request with a key runs and its answer is stored for 24 hours; a retry with the
+same key and the same request gets the stored answer (``Idempotent-Replayed: true``) without
+running again. The same key with a different request is a 422; a retry while the first is
+still running is a 409. A 5xx answer is not stored, so the request can be retried. A streamed
+(SSE) answer cannot be replayed: a retry gets a 409 that says where its events can be read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cerver.errors import AuthenticationFailed
+from cerver.gateway import Gateway
+
+__all__ = ["IdempotencyMiddleware"]
+
+_MAX_KEY_LENGTH = 200
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        key = headers.get(b"idempotency-key")
+        if scope["type"] != "http" or scope["method"] != "POST" or key is None:
+            await self.app(scope, receive, send)
+            return
+        if not key or len(key) > _MAX_KEY_LENGTH:
+            await _answer(
+                send,
+                400,
+                _error(
+                    f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters.", "invalid_request"
+                ),
+            )
+            return
+        try:
+            account = await self.gateway.auth.authenticate(
+                headers.get(b"authorization", b"").decode() or None
+            )
+        except AuthenticationFailed:
+            await self.app(scope, receive, send)  # the route answers the 401
+            return
+        body = await _read_body(receive)
+        digest = hashlib.sha256(scope["path"].encode() + b"\n" + body).hexdigest()
+        store = self.gateway.store.idempotency
+        prior = await store.claim(account.id, key.decode(), digest)
+        if prior is not None:
+            await _replay(send, prior.request_hash == digest, prior.status_code, prior.body)
+            return
+        await self._run_and_store(scope, body, send, account.id, key.decode())
+
+    async def _run_and_store(
+        self, scope: Scope, body: bytes, send: Send, account_id: str, key: str
+    ) -> None:
+        status = 500
+        streamed = False
+        chunks: list[bytes] = []
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal status, streamed
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+                streamed = content_type.startswith(b"text/event-stream")
+            elif message["type"] == "http.response.body" and not streamed:
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        store = self.gateway.store.idempotency
+        try:
+            await self.app(scope, replay_body, capture)
+        except BaseException:
+            await store.release(account_id, key)
+            raise
+        if status >= 500:
+            await store.release(account_id, key)
+        elif streamed:
+            detail = (
+                "The first request with this Idempotency-Key was answered as a stream, which "
+                "cannot be replayed; read its events from GET /v2/sessions/{id}/events."
+            )
+            await store.complete(account_id, key, 409, _error(detail, "idempotent_stream"))
+        else:
+            await store.complete(account_id, key, status, b"".join(chunks).decode())
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
+
+
+async def _replay(send: Send, same_request: bool, status: int, body: str) -> None:
+    if not same_request:
+        await _answer(
+            send,
+            422,
+            _error(
+                "This Idempotency-Key was used with a different request. Use a new key for a new "
+                "request.",
+                "idempotency_key_reused",
+            ),
+        )
+    elif status == 0:
+        await _answer(
+            send,
+            409,
+            _error(
+                "The first request with this Idempotency-Key is still running; retry later.",
+                "idempotency_key_in_use",
+            ),
+        )
+    else:
+        await _answer(send, status, body, replayed=True)
+
+
+def _error(detail: str, code: str) -> str:
+    return orjson.dumps({"detail": detail, "code": code, "context": {}}).decode()
+
+
+async def _answer(send: Send, status: int, body: str, *, replayed: bool = False) -> None:
+    payload = body.encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
