@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cerver import __version__
@@ -68,7 +69,7 @@ def _print_start_banner(gateway: Gateway) -> None:
     console.print(f"[bold]Cerver {__version__}[/] — data: {settings.resolved_data_dir}")
     console.print(f"store: {gateway.store.db.dialect}")
     if gateway.upstream_is_mock:
-        console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {MOCK_NOTICE}")
+        console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {escape(MOCK_NOTICE)}")
     boot = gateway.bootstrap
     if boot is not None and boot.api_key is not None:
         console.print(
@@ -86,6 +87,45 @@ def mock_upstream(
     from cerver.mock_upstream import serve as serve_mock
 
     serve_mock(host=host, port=port)
+
+
+@app.command()
+def relay(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8790,
+    token: Annotated[
+        str, typer.Option(envvar="CERVER_RELAY_TOKEN", help="Secret the gateway must send.")
+    ] = "",
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    root: Annotated[str | None, typer.Option(help="Where workspaces live.")] = None,
+    gateway: Annotated[
+        str | None, typer.Option(help="Register with this gateway URL and send heartbeats.")
+    ] = None,
+    api_key: KeyOption = None,
+    label: Annotated[str, typer.Option(help="Name shown in GET /v2/computes.")] = "relay",
+    public_url: Annotated[
+        str | None, typer.Option(help="URL the gateway reaches this relay at.")
+    ] = None,
+    heartbeat_every: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 30.0,
+) -> None:
+    """Serve this machine's compute to a gateway (the local bridge)."""
+    from pathlib import Path
+
+    from cerver.relay_agent import Announce, serve_relay
+
+    if not token:
+        console.print("[red]A relay needs a secret: --token T (or CERVER_RELAY_TOKEN).[/]")
+        raise typer.Exit(2)
+    announce = None
+    if gateway:
+        if not api_key:
+            console.print("[red]--gateway needs --api-key (or CERVER_API_KEY).[/]")
+            raise typer.Exit(2)
+        url = public_url or f"http://{host}:{port}"
+        announce = Announce(gateway, api_key, label, url, heartbeat_every)
+    console.print(f"Cerver relay on http://{host}:{port}")
+    serve_relay(
+        host=host, port=port, token=token, root=Path(root) if root else None, announce=announce
+    )
 
 
 @app.command()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 
 from cerver.api import create_app
 from cerver.client import AsyncClient
@@ -68,7 +69,7 @@ async def run_demo(console: Console, user: str) -> None:
     async with running_gateway(settings) as (gateway, url):
         console.print(f"gateway: {url}  store: {gateway.store.db.dialect} in {data_dir}")
         if gateway.upstream_is_mock:
-            console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {MOCK_NOTICE}")
+            console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {escape(MOCK_NOTICE)}")
         api_key = gateway.bootstrap.api_key if gateway.bootstrap else settings.admin_key
         async with AsyncClient(url, api_key) as client:
             session = await client.create_session(

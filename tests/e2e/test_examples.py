@@ -43,6 +43,7 @@ def test_demo_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "MOCK UPSTREAM (test double)" in out
+    assert "'[mock upstream]'" in out  # rich markup must not swallow the label
     assert "hello from the sandbox" in out  # the tool ran in the sandbox
     assert "harness_switched" in out
     assert "openai · gpt-5" in out
