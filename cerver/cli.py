@@ -130,10 +130,12 @@ def relay(
 
 @app.command()
 def setup() -> None:
-    """Install the system tools Cerver uses when they are missing (bubblewrap for sandboxes)."""
-    from cerver.setup_tools import install_bubblewrap
+    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes) and the
+    Codex CLI (the ``codex`` harness, into Cerver's tools prefix)."""
+    from cerver.setup_tools import install_bubblewrap, install_codex
 
     ok = install_bubblewrap(console)
+    ok = install_codex(console) and ok
     raise typer.Exit(0 if ok else 1)
 
 
@@ -147,6 +149,61 @@ def demo(
     from cerver.demo import run_demo
 
     anyio.run(run_demo, console, user)
+
+
+@app.command()
+def compare(
+    prompt: Annotated[str, typer.Argument(help="The input every variant answers.")],
+    variants: Annotated[
+        list[str],
+        typer.Argument(help="HARNESS[:MODEL][@COMPUTE], e.g. anthropic:claude-sonnet-4-5."),
+    ],
+    judge: Annotated[
+        str | None, typer.Option(help="llm, consensus, tests, cheapest, fastest, composite.")
+    ] = "consensus",
+    judge_model: Annotated[str | None, typer.Option(help="The llm judge's model.")] = None,
+    rubric: Annotated[str | None, typer.Option(help="What the llm judge scores.")] = None,
+    command: Annotated[str | None, typer.Option(help="The tests judge's command.")] = None,
+    session: Annotated[
+        str | None, typer.Option(help="Fan out on this session (default: a new one).")
+    ] = None,
+    keep: Annotated[str, typer.Option(help="winner or none.")] = "winner",
+    compute: Annotated[
+        str | None,
+        typer.Option(help="Compute of a new parent session (variants inherit it), e.g. local."),
+    ] = None,
+    url: UrlOption = "http://127.0.0.1:8787",
+    api_key: KeyOption = None,
+) -> None:
+    """Run one prompt on several harness/model variants at once and show them side by side."""
+    from rich.live import Live
+
+    from cerver.client import Client
+    from cerver.compare import CompareBoard, parse_variant
+
+    spec = None
+    if judge and judge != "none":
+        spec = {"type": judge, "model": judge_model, "rubric": rubric, "command": command}
+        spec = {k: v for k, v in spec.items() if v is not None}
+    board = CompareBoard()
+    with Client(url, api_key) as client, Live(board.table(), console=console) as live:
+        events = client.stream_fanout(
+            prompt,
+            [parse_variant(v) for v in variants],
+            session_id=session,
+            judge=spec,
+            keep=keep,
+            **({"compute": {"provider": compute}} if compute and not session else {}),
+        )
+        for event in events:
+            board.apply(event.event, event.data)
+            live.update(board.table())
+    console.print()
+    console.print(board.summary())
+    if board.final is not None:
+        console.print(
+            f"fan-out {board.final['fanout_id']} on session {board.final['parent_session_id']}"
+        )
 
 
 @sessions_app.command("list")

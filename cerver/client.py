@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -148,6 +149,44 @@ class AsyncClient:
     async def revoke_key(self, prefix: str) -> None:
         await self._request("DELETE", f"/v2/auth/keys/{prefix}")
 
+    # -- routing policy, budgets, usage --------------------------------------------------------
+
+    async def routing_policy(self) -> dict[str, Any]:
+        return await self._request("GET", "/v2/account/routing-policy")
+
+    async def set_routing_policy(self, policy: str | dict[str, Any] | None) -> dict[str, Any]:
+        """Set the account's routing policy: a document, a preset name, or ``None`` to clear."""
+        body = {"routing_policy": policy}
+        return await self._request("PUT", "/v2/account/routing-policy", json=body)
+
+    async def budgets(self) -> dict[str, Any]:
+        return await self._request("GET", "/v2/account/budgets")
+
+    async def set_budgets(
+        self,
+        *,
+        default_user_max_cost_usd: float | None = None,
+        users: dict[str, float] | None = None,
+    ) -> dict[str, Any]:
+        body = {"default_user_max_cost_usd": default_user_max_cost_usd, "users": users or {}}
+        return await self._request("PUT", "/v2/account/budgets", json=body)
+
+    async def usage(
+        self,
+        group_by: str = "user",
+        *,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """Spend and tokens grouped by ``user``, ``model``, ``harness``, ``provider``, ``day``
+        or ``session`` (``GET /v2/usage``)."""
+        params: dict[str, Any] = {"group_by": group_by}
+        for name, value in (("since", since), ("until", until), ("user", user)):
+            if value is not None:
+                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        return await self._request("GET", "/v2/usage", params=params)
+
     # -- sessions ----------------------------------------------------------------------------
 
     async def create_session(self, **fields: Any) -> dict[str, Any]:
@@ -209,6 +248,54 @@ class AsyncClient:
             "GET", f"/v2/sessions/{session_id}/events", headers=headers, params=params
         )
 
+    # -- branches and fan-outs --------------------------------------------------------------
+
+    async def spawn(self, session_id: str, **fields: Any) -> dict[str, Any]:
+        """A child session inheriting the transcript; ``fields``: harness, model, compute."""
+        return await self._request("POST", f"/v2/sessions/{session_id}/spawn", json=fields)
+
+    async def fork(self, session_id: str, at_seq: int | None = None) -> dict[str, Any]:
+        body = {} if at_seq is None else {"at_seq": at_seq}
+        return await self._request("POST", f"/v2/sessions/{session_id}/fork", json=body)
+
+    async def fanout(
+        self,
+        input: str,
+        variants: list[dict[str, Any]],
+        *,
+        session_id: str | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Run ``variants`` of ``input`` in parallel and judge them (``judge``, ``keep``…).
+
+        On ``session_id``, or on a new parent session when it is ``None``.
+        """
+        body = {"input": input, "variants": variants, **fields, "stream": False}
+        path = f"/v2/sessions/{session_id}/fanout" if session_id else "/v2/fanouts"
+        return await self._request("POST", path, json=body)
+
+    def stream_fanout(
+        self,
+        input: str,
+        variants: list[dict[str, Any]],
+        *,
+        session_id: str | None = None,
+        **fields: Any,
+    ) -> AsyncIterator[ServerEvent]:
+        """Like :meth:`fanout`, as events ending with ``fanout.completed``."""
+        body = {"input": input, "variants": variants, **fields, "stream": True}
+        path = f"/v2/sessions/{session_id}/fanout" if session_id else "/v2/fanouts"
+        return self._stream("POST", path, json=body)
+
+    async def get_fanout(self, fanout_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/fanouts/{fanout_id}")
+
+    async def pick(
+        self, fanout_id: str, variant_id: str, reason: str | None = None
+    ) -> dict[str, Any]:
+        body = {"variant_id": variant_id, "reason": reason}
+        return await self._request("POST", f"/v2/fanouts/{fanout_id}/pick", json=body)
+
     # -- compute -----------------------------------------------------------------------------
 
     async def run(
@@ -243,6 +330,39 @@ class AsyncClient:
         params = {"path": path, "list": True}
         body = await self._request("GET", f"/v2/sessions/{session_id}/files", params=params)
         return body["files"]
+
+    # -- compute: providers, registered computes, moves, stress tests ----------------------
+
+    async def providers(self) -> list[dict[str, Any]]:
+        return (await self._request("GET", "/v2/providers"))["providers"]
+
+    async def register_compute(
+        self, label: str, base_url: str, token: str, **fields: Any
+    ) -> dict[str, Any]:
+        body = {"label": label, "base_url": base_url, "token": token, **fields}
+        return await self._request("POST", "/v2/computes/register", json=body)
+
+    async def list_computes(self) -> list[dict[str, Any]]:
+        return (await self._request("GET", "/v2/computes"))["computes"]
+
+    async def heartbeat(self, compute_id: str) -> dict[str, Any]:
+        return await self._request("POST", f"/v2/computes/{compute_id}/heartbeat")
+
+    async def delete_compute(self, compute_id: str) -> None:
+        await self._request("DELETE", f"/v2/computes/{compute_id}")
+
+    async def move_compute(self, session_id: str, **target: Any) -> dict[str, Any]:
+        """Move a session to ``provider=…``, ``compute_id=…`` or ``policy={…}``."""
+        return await self._request("POST", f"/v2/sessions/{session_id}/compute", json=target)
+
+    async def pause(self, session_id: str) -> dict[str, Any]:
+        return await self._request("POST", f"/v2/sessions/{session_id}/pause")
+
+    async def resume(self, session_id: str, **target: Any) -> dict[str, Any]:
+        return await self._request("POST", f"/v2/sessions/{session_id}/resume", json=target)
+
+    async def stress_test(self, **body: Any) -> dict[str, Any]:
+        return await self._request("POST", "/v2/stress-tests", json=body)
 
 
 class Client:

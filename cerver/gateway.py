@@ -6,15 +6,24 @@ import logging
 from typing import TYPE_CHECKING
 
 from cerver.events import EventHub
+from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
+from cerver.routing import Catalog
 from cerver.services.auth import AuthService, BootstrapResult
+from cerver.services.branching import BranchingService
+from cerver.services.computes import ComputeService
 from cerver.services.execs import ExecService
+from cerver.services.fanout import FanoutService
 from cerver.services.locks import SessionLocks
 from cerver.services.metrics import MetricsService
+from cerver.services.moves import MoveService
+from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
 from cerver.services.sessions import SessionService
+from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
+from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
     from cerver.mock_upstream import MockUpstream
@@ -38,20 +47,54 @@ class Gateway:
         self.store = Store(self.settings.resolved_database_url)
         self.hub = EventHub()
         sandboxes = self.settings.resolved_data_dir / "sandboxes"
-        self.computes = ComputePool({"local": {"root": sandboxes}})
+        self.registered_computes = ComputeService(self.store)
+        self.proxy = ModelProxy(ProxyForwarder(self._upstream_route), runtime_dir())
+        # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
+        shared = [self.proxy.socket_dir, *cli_tool_dirs()]
+        self.computes = ComputePool(
+            {
+                "local": {"root": sandboxes, "shared": shared},
+                "relay": {"resolve": self.registered_computes.endpoint},
+            }
+        )
+        self.placement = PlacementService(
+            self.store, self.computes, self.registered_computes, Catalog()
+        )
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
         self.locks = SessionLocks(
             self.store, self.hub, lease_seconds=self.settings.run_lease_seconds
         )
         self.auth = AuthService(self.store)
         self.sessions = SessionService(
-            self.store, self.locks, self.harnesses, self.computes, self.settings
+            self.store, self.locks, self.harnesses, self.computes, self.settings, self.placement
         )
         self.execs = ExecService(self.store, self.sessions, self.computes)
-        self.turns = TurnService(self.store, self.locks, self.sessions, self.harnesses, self.execs)
+        self.turns = TurnService(
+            self.store, self.locks, self.sessions, self.harnesses, self.execs, self.proxy
+        )
         self.metrics = MetricsService(self.store, self.computes)
+        self.moves = MoveService(
+            self.store, self.locks, self.sessions, self.computes, self.placement
+        )
+        self.stress = StressService(self.store, self.computes, self.placement)
+        self.branching = BranchingService(self.store, self.locks, self.sessions, self.computes)
+        self.fanouts = FanoutService(
+            self.store,
+            self.locks,
+            self.sessions,
+            self.branching,
+            self.turns,
+            self.harnesses,
+            self.computes,
+            self.execs,
+        )
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
+
+    def _upstream_route(self, provider: str) -> tuple[str | None, str]:
+        """The model proxy's upstream for ``provider`` (raises NotConfigured without a key)."""
+        kwargs = self.harnesses.upstreams.kwargs_for(provider)
+        return kwargs.get("base_url"), kwargs["api_key"]
 
     @property
     def upstream_is_mock(self) -> bool:
@@ -82,7 +125,9 @@ class Gateway:
                     break
 
     async def stop(self) -> None:
+        await self.fanouts.aclose()
         await self.turns.aclose()
+        await self.proxy.aclose()
         await self.harnesses.aclose()
         await self.computes.aclose()
         await self.store.close()

@@ -15,7 +15,14 @@ from typing import Generic, TypeVar
 
 from cerver.errors import MissingDependency, UnknownPlugin, did_you_mean
 
-__all__ = ["Registry", "compute_registry", "harness_registry", "judge_registry"]
+__all__ = [
+    "ALIAS_MODEL_PREFIXES",
+    "Registry",
+    "compute_registry",
+    "harness_registry",
+    "judge_registry",
+    "model_for_alias",
+]
 
 T = TypeVar("T")
 
@@ -103,6 +110,10 @@ class Registry(Generic[T]):
         self._loaded[name] = target
         return target
 
+    def extra(self, name: str) -> str | None:
+        """The ``cerver[extra]`` that installs ``name``'s optional SDK, if it has one."""
+        return self._extras.get(name)
+
     def missing(self, name: str, module: str) -> MissingDependency:
         """The error for a plug-in whose optional SDK (``module``) is not installed."""
         extra = self._extras.get(name)
@@ -126,15 +137,50 @@ harness_registry: Registry = Registry(
     {
         "anthropic": "harnesses.anthropic:AnthropicHarness",
         "openai": "harnesses.openai:OpenAIHarness",
+        "claude-code": "harnesses.claude_code:ClaudeCodeHarness",
+        "codex": "harnesses.codex:CodexHarness",
+        "litellm": "harnesses.litellm:LiteLLMHarness",
+        "pydantic-ai": "harnesses.pydantic_ai:PydanticAIHarness",
     },
-    aliases={"claude": "claude-code"},
+    aliases={"claude": "claude-code", "grok": "litellm", "xai": "litellm"},
     group="cerver.harnesses",
+    extras={"litellm": "litellm", "pydantic-ai": "pydantic-ai"},
 )
+
+ALIAS_MODEL_PREFIXES = {"grok": "xai/", "xai": "xai/"}
+"""Seed aliases that name a provider too: ``{"harness": "grok", "model": "grok-4"}`` means
+LiteLLM's ``xai/grok-4``."""
+
+
+def model_for_alias(name: str | None, model: str) -> str:
+    """``model`` as the aliased harness names it (``grok`` + ``grok-4`` → ``xai/grok-4``)."""
+    prefix = ALIAS_MODEL_PREFIXES.get(name or "")
+    return f"{prefix}{model}" if prefix and not model.startswith(prefix) else model
+
 
 compute_registry: Registry = Registry(
     "compute",
-    {"local": "compute.local:LocalCompute"},
+    {
+        "local": "compute.local:LocalCompute",
+        "relay": "compute.relay:RelayCompute",
+        "e2b": "compute.e2b:E2BCompute",
+        "modal": "compute.modal:ModalCompute",
+        "daytona": "compute.daytona:DaytonaCompute",
+        "vercel": "compute.vercel:VercelCompute",
+    },
     group="cerver.compute",
+    extras={"e2b": "e2b", "modal": "modal", "daytona": "daytona", "vercel": "vercel"},
 )
 
-judge_registry: Registry = Registry("judge", {}, group="cerver.judges")
+judge_registry: Registry = Registry(
+    "judge",
+    {
+        "cheapest": "judges.cheapest:CheapestJudge",
+        "composite": "judges.composite:CompositeJudge",
+        "consensus": "judges.consensus:ConsensusJudge",
+        "fastest": "judges.fastest:FastestJudge",
+        "llm": "judges.llm:LLMJudge",
+        "tests": "judges.tests:TestsJudge",
+    },
+    group="cerver.judges",
+)

@@ -1,6 +1,8 @@
 """Host preparation behind ``cerver setup``: operating-system packages the gateway relies on.
 
-Today that is bubblewrap, which isolates the ``local`` compute's commands. Each step checks
+Today that is bubblewrap, which isolates the ``local`` compute's commands, and the Codex CLI
+(npm ``@openai/codex``) for the ``codex`` harness, installed into Cerver's own tools prefix
+(``$CERVER_TOOLS_DIR/npm``, default ``~/.cerver/tools/npm``), never globally. Each step checks
 first and changes nothing when the host is ready; when it cannot act (not root, no apt) it
 prints the exact command to run instead.
 """
@@ -14,7 +16,7 @@ import subprocess
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["install_bubblewrap"]
+__all__ = ["install_bubblewrap", "install_codex"]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -80,4 +82,54 @@ def install_bubblewrap(console: Console | None = None) -> bool:
     installed = shutil.which("bwrap") is not None
     if installed:
         console.print("bubblewrap is installed: local sandboxes are isolated.")
+    return installed
+
+
+_NPM_TIMEOUT_S = 900
+
+
+def install_codex(console: Console | None = None) -> bool:
+    """Make sure the Codex CLI is installed in Cerver's tools prefix, with ``npm``.
+
+    Runs ``npm install --prefix <prefix> @openai/codex@<tested version>`` when the launcher
+    is missing. Never raises for a failed install: the outcome is the return value.
+
+    Returns:
+        Whether Codex is installed afterwards.
+    """
+    from harnesses._cli_tools import CODEX_PACKAGE, codex_entry, codex_prefix
+
+    console = console or Console(stderr=True)
+    if codex_entry() is not None:
+        console.print(f"Codex CLI is installed under {codex_prefix()}.")
+        return True
+    npm = shutil.which("npm")
+    if npm is None:
+        console.print(
+            "The codex harness needs Node.js and npm: install them (e.g. "
+            "[bold]apt-get install -y nodejs npm[/]) and run [bold]cerver setup[/] again."
+        )
+        return False
+    prefix = codex_prefix()
+    console.print(f"Installing the Codex CLI: npm install --prefix {prefix} {CODEX_PACKAGE}")
+    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(prefix), "--no-fund", "--no-audit", CODEX_PACKAGE],
+            capture_output=True,
+            text=True,
+            timeout=_NPM_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        console.print(f"[red]npm failed:[/] {escape(str(exc))}", highlight=False)
+        return False
+    if done.returncode != 0:
+        console.print(
+            f"[red]npm failed (exit code {done.returncode}):[/]\n{escape(done.stderr.strip())}",
+            highlight=False,
+        )
+    installed = codex_entry() is not None
+    if installed:
+        console.print(f"Codex CLI is installed under {prefix}.")
     return installed

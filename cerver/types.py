@@ -87,11 +87,17 @@ Part = Annotated[
 
 
 class Usage(BaseModel):
-    """Tokens and cost of one or more model calls. ``cost_usd`` is ``None`` when unknown."""
+    """Tokens and cost of one or more model calls.
+
+    ``cost_usd`` is ``None`` when unknown, and ``cost_reason`` then says why (a model missing
+    from the price map…). A sum keeps the first reason of its parts: a total with a reason
+    leaves out the calls that could not be priced.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
+    cost_reason: str | None = None
 
     def __add__(self, other: Usage) -> Usage:
         cost = None
@@ -101,6 +107,7 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=cost,
+            cost_reason=self.cost_reason or other.cost_reason,
         )
 
 

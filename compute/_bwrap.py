@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -112,7 +113,9 @@ def write_identity(directory: Path) -> Path:
     return directory
 
 
-def sandbox_args(bwrap: str, *, network: bool, identity: Path | None) -> list[str]:
+def sandbox_args(
+    bwrap: str, *, network: bool, identity: Path | None, shared: Sequence[Path] = ()
+) -> list[str]:
     """The ``bwrap`` options shared by every sandbox (see :func:`workspace_args` for the rest).
 
     Args:
@@ -120,6 +123,8 @@ def sandbox_args(bwrap: str, *, network: bool, identity: Path | None) -> list[st
         network: share the host's network and its resolver configuration.
         identity: a directory from :func:`write_identity`, bound as ``/etc/passwd`` and
             ``/etc/group``; ``None`` leaves the sandbox without them.
+        shared: host directories bound read-only at the same path, skipped when missing
+            (``--ro-bind-try``, checked at each exec).
     """
     args = [bwrap, "--unshare-all"]
     if network:
@@ -147,6 +152,8 @@ def sandbox_args(bwrap: str, *, network: bool, identity: Path | None) -> list[st
         args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(identity / "group"), "/etc/group"]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for directory in shared:  # after the /tmp tmpfs, which would hide binds below it
+        args += ["--ro-bind-try", str(directory), str(directory)]
     return args
 
 

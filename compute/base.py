@@ -49,6 +49,8 @@ class SandboxSpec:
     network: bool = False
     timeout_minutes: int = 60
     env: Mapping[str, str] = field(default_factory=dict)
+    compute_id: str | None = None
+    """A registered machine to create on, for providers that front several (``relay``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,9 @@ class Compute(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
     profile: ClassVar[Profile] = Profile(startup_ms=1000, cost_per_hour_usd=0.1)
+    credentials: ClassVar[tuple[str, ...]] = ()
+    """Environment variables the provider needs; the catalog lists it as
+    ``needs_credentials`` until they are all set."""
 
     @abstractmethod
     async def create(self, spec: SandboxSpec) -> Sandbox:

@@ -25,7 +25,7 @@ import secrets
 import shutil
 import tarfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import ClassVar, Final, Literal, TypeVar
 
@@ -77,6 +77,9 @@ class LocalCompute(Compute):
         isolation: ``"bwrap"`` requires bubblewrap; ``"none"`` runs plain subprocesses;
             ``"auto"`` uses bubblewrap when it is installed and works, and otherwise warns
             once and runs plain subprocesses.
+        shared: host directories every sandbox sees read-only at the same path (when they
+            exist at exec time): the model proxy's socket directory and the CLI harnesses'
+            installs (see :mod:`compute._proxy_bridge`).
 
     Raises:
         ComputeError: ``isolation="bwrap"`` and bubblewrap is missing or cannot create
@@ -92,8 +95,15 @@ class LocalCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=5, cost_per_hour_usd=0.0)
 
-    def __init__(self, root: Path | None = None, *, isolation: Isolation = "auto") -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        isolation: Isolation = "auto",
+        shared: Sequence[Path] = (),
+    ) -> None:
         self.root = Path(os.path.realpath((root or default_root()).expanduser()))
+        self._shared = tuple(shared)
         self._bwrap = self._find_bwrap(isolation)
         self._bwrap_args: dict[bool, list[str]] = {}
 
@@ -152,7 +162,9 @@ class LocalCompute(Compute):
         else:
             if network not in self._bwrap_args:
                 identity = _bwrap.write_identity(self.root / ".etc")
-                args = _bwrap.sandbox_args(self._bwrap, network=network, identity=identity)
+                args = _bwrap.sandbox_args(
+                    self._bwrap, network=network, identity=identity, shared=self._shared
+                )
                 self._bwrap_args[network] = args
             home = _bwrap.WORKSPACE
             argv = _bwrap.workspace_args(self._bwrap_args[network], workspace)

@@ -8,8 +8,10 @@ tool execution and the event contract of :class:`~harnesses.base.Harness` — li
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+import logging
 import time
 from abc import abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -22,7 +24,9 @@ from cerver.errors import MissingDependency, UpstreamError
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
+from harnesses.pricing import price
 from harnesses.replay import REASONING_ITEM_ID_KEY
+from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
@@ -37,6 +41,8 @@ __all__ = [
     "upstream_error",
     "upstream_exceptions",
 ]
+
+log = logging.getLogger("cerver.harnesses")
 
 CONNECT_TIMEOUT = 10.0
 """Seconds allowed to open a connection to a model provider."""
@@ -85,16 +91,23 @@ class ToolLoopHarness(Harness):
        calls, their results are recorded and the turn ends with ``Error(code="max_steps")``:
        the work done is kept, and the next turn's model sees the results.
 
-    An upstream failure ends the turn with ``Error(code="upstream_error")`` (``retryable`` for
-    429, 5xx, overload and connection failures); text already streamed in that step is first
-    kept as an ``incomplete`` entry. The tools are offered only when the session has a
-    sandbox. Every entry carries ``harness``, ``model`` (the model the turn asked for) and
-    ``provider``; the gateway fills in the run id and sequence numbers.
+    Each model call goes through the one retry layer (:attr:`retry`, SDK retries being off): a
+    retryable failure before the first text chunk (429, 5xx/529, overload, timeouts and
+    connection failures) is retried with backoff honouring ``Retry-After``; when the model
+    stays down, the turn's ``fallback_models`` are tried in order, and one that answers keeps
+    the rest of the turn. Any other failure, or one after text was streamed, ends the turn
+    with ``Error(code="upstream_error")``; streamed text is first kept as an ``incomplete``
+    entry. Each step's usage is priced (:func:`harnesses.pricing.price`: a cost, or ``None``
+    with a ``cost_reason``). The tools are offered only when the session has a sandbox. Every
+    entry carries ``harness``, ``model`` (the model that answered) and ``provider``; the
+    gateway fills in the run id and sequence numbers.
 
     Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
     """
 
     tools: ClassVar[tuple[ToolSpec, ...]] = SANDBOX_TOOLS
+    retry: RetryPolicy = RetryPolicy()
+    """How failed model calls are retried; set an instance's own to change it."""
 
     @abstractmethod
     def _stream_step(
@@ -121,31 +134,34 @@ class ToolLoopHarness(Harness):
         """Write one turn; see the class docstring for the steps and the event contract."""
         tools = self.tools if turn.sandbox is not None else ()
         conversation = [*turn.history, Entry(role="user", content=turn.input)]
+        # The models still to try, current first. A fallback that answered keeps the turn.
+        route = list(dict.fromkeys([turn.model, *turn.fallback_models]))
         for _ in range(max(turn.options.max_steps, 1)):
             started = time.perf_counter()
             streamed: list[str] = []
-            result: StepResult | None = None
+            answer: _Answer | None = None
             try:
-                async with aclosing(self._stream_step(turn, conversation, tools)) as events:
-                    async for event in events:
-                        if isinstance(event, TextDelta):
-                            streamed.append(event.text)
-                            yield event
-                        else:
-                            result = event
+                async for event in self._call(turn, conversation, tools, route):
+                    if isinstance(event, TextDelta):
+                        streamed.append(event.text)
+                        yield event
+                    else:
+                        answer = event
             except UpstreamError as exc:
                 if streamed:
                     partial = text_entry("".join(streamed), status="incomplete")
-                    yield Message(self._stamp(turn, partial))
+                    yield Message(self._stamp(partial, route[0]))
                 yield Error(exc.message, code=exc.code, retryable=exc.retryable)
                 return
-            if result is None:
+            if answer is None:
                 raise RuntimeError(f"{type(self).__name__}._stream_step yielded no StepResult")
             latency_ms = (time.perf_counter() - started) * 1000
-            yield Usage(turn.model, self.provider, result.usage, latency_ms)
+            model, provider = answer.model, self.provider_for(answer.model)
+            usage = price(model, provider, answer.result.usage)
+            yield Usage(model, provider, usage, latency_ms)
 
             calls: list[ToolCallPart] = []
-            for entry in self._account(turn, result, latency_ms):
+            for entry in self._account(answer.result.entries, usage, latency_ms, model):
                 conversation.append(entry)
                 yield Message(entry)
                 if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
@@ -162,7 +178,7 @@ class ToolLoopHarness(Harness):
                     parts=[outcome],
                     latency_ms=(time.perf_counter() - started) * 1000,
                 )
-                entry = self._stamp(turn, entry)
+                entry = self._stamp(entry, model)
                 conversation.append(entry)
                 yield Message(entry)
         yield Error(
@@ -172,21 +188,81 @@ class ToolLoopHarness(Harness):
             code="max_steps",
         )
 
-    def _account(self, turn: TurnContext, result: StepResult, latency_ms: float) -> list[Entry]:
+    def provider_for(self, model: str) -> str:
+        """The provider serving ``model`` (for provenance and pricing): the harness's own."""
+        return self.provider
+
+    async def _call(
+        self,
+        turn: TurnContext,
+        conversation: Sequence[Entry],
+        tools: Sequence[ToolSpec],
+        route: list[str],
+    ) -> AsyncGenerator[TextDelta | _Answer, None]:
+        """One model call through the retry layer.
+
+        Calls ``route[0]``; a failure before the first text chunk is retried as
+        :attr:`retry` says, then ``route[0]`` is dropped for the next fallback model (only for
+        retryable failures: a rejected request would be rejected again). A failure after the
+        first chunk is raised at once: the text already went out and cannot be taken back.
+
+        Raises:
+            UpstreamError: the last failure, when no retry or fallback is left.
+        """
+        attempt = 1
+        while True:
+            model, streamed = route[0], False
+            step = dataclasses.replace(turn, model=model)
+            try:
+                async with aclosing(self._stream_step(step, conversation, tools)) as events:
+                    async for event in events:
+                        if isinstance(event, TextDelta):
+                            streamed = True
+                            yield event
+                        else:
+                            yield _Answer(event, model)
+                return
+            except UpstreamError as exc:
+                if streamed:
+                    raise
+                delay = self.retry.delay(exc, attempt)
+                if delay is not None:
+                    log.info("retrying %s in %.2fs after: %s", model, delay, exc.message)
+                    await self.retry.sleep(delay)
+                    attempt += 1
+                    continue
+                if exc.retryable and len(route) > 1:
+                    log.warning("falling back from %s to %s after: %s", model, route[1], exc)
+                    route.pop(0)
+                    attempt = 1
+                    continue
+                raise
+
+    def _account(
+        self, entries: list[Entry], usage: UsageRecord, latency_ms: float, model: str
+    ) -> list[Entry]:
         """Stamp provenance on a step's entries and record its usage on one of them."""
-        by_preference = sorted(result.entries, key=lambda e: _USAGE_OWNER.get(e.kind, 2))
+        by_preference = sorted(entries, key=lambda e: _USAGE_OWNER.get(e.kind, 2))
         owner = by_preference[0] if by_preference else None
         stamped = []
-        for entry in result.entries:
+        for entry in entries:
             if entry is owner:
-                entry = entry.model_copy(update={"usage": result.usage, "latency_ms": latency_ms})
-            stamped.append(self._stamp(turn, entry))
+                entry = entry.model_copy(update={"usage": usage, "latency_ms": latency_ms})
+            stamped.append(self._stamp(entry, model))
         return stamped
 
-    def _stamp(self, turn: TurnContext, entry: Entry) -> Entry:
+    def _stamp(self, entry: Entry, model: str) -> Entry:
         return entry.model_copy(
-            update={"harness": self.name, "model": turn.model, "provider": self.provider}
+            update={"harness": self.name, "model": model, "provider": self.provider_for(model)}
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A step's result and the model that produced it (the turn's, or a fallback)."""
+
+    result: StepResult
+    model: str
 
 
 def text_entry(text: str, *, status: EntryStatus = "complete") -> Entry:
@@ -262,11 +338,12 @@ def upstream_error(provider: str, exc: Exception) -> UpstreamError:
             or status >= 500
             or not RETRYABLE_ERROR_TYPES.isdisjoint(kinds)
         )
-    return UpstreamError(
-        message,
-        context={"provider": provider.lower(), "status": status, "type": kind},
-        retryable=retryable,
-    )
+    context: dict[str, Any] = {"provider": provider.lower(), "status": status, "type": kind}
+    response = getattr(exc, "response", None)
+    retry_after = retry_after_seconds(getattr(response, "headers", None))
+    if retryable and retry_after is not None:
+        context["retry_after"] = retry_after
+    return UpstreamError(message, context=context, retryable=retryable)
 
 
 def _api_error_object(body: object) -> Mapping[str, Any] | None:

@@ -11,6 +11,7 @@ from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
 
 if TYPE_CHECKING:
+    from cerver.proxy.grants import ProxyGrant
     from compute.base import Sandbox
 
 __all__ = [
@@ -53,6 +54,9 @@ class Usage:
     provider: str
     usage: UsageRecord
     latency_ms: float | None = None
+    kind: str = "llm"
+    """The ledger row's kind: ``llm`` for a model call; ``llm_estimate`` for a cost a CLI
+    reports for calls the model proxy already metered (tokens zero, not counted as calls)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,11 @@ class TurnContext:
         options: system prompt, token and step limits.
         sandbox: the session's compute handle, or ``None`` for a transcript-only session
             (the harness then offers no tools).
+        proxy: for a harness with ``uses_model_proxy``, the run's model-proxy token and
+            where the proxy is reached (revoked when the turn ends); ``None`` otherwise.
+        fallback_models: models to call, in order, when ``model`` stays unavailable after
+            retries (the session's ``fallback_models``); entries record the model that
+            answered.
     """
 
     session_id: str
@@ -99,6 +108,8 @@ class TurnContext:
     options: TurnOptions = field(default_factory=TurnOptions)
     sandbox: Sandbox | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    proxy: ProxyGrant | None = None
+    fallback_models: tuple[str, ...] = ()
 
 
 class Harness(ABC):
@@ -123,6 +134,10 @@ class Harness(ABC):
     name: ClassVar[str]
     provider: ClassVar[str]
     default_model: ClassVar[str]
+    uses_model_proxy: ClassVar[bool] = False
+    """True for harnesses whose model calls come from inside the sandbox (CLI harnesses):
+    the gateway then issues ``TurnContext.proxy`` for each run. Their usage is metered by
+    the proxy, so they yield :class:`Usage` only for what the proxy cannot see."""
 
     @abstractmethod
     def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:

@@ -1,5 +1,32 @@
-"""Judges: score the variants of a fan-out and name a winner."""
+"""Judges: score the variants of a fan-out and name a winner.
 
-from judges.base import Judge, JudgeContext, VariantOutput, VariantScore, Verdict
+Built-in judges (registry names): ``llm`` (:class:`~judges.llm.LLMJudge`), ``tests``,
+``consensus``, ``cheapest``, ``fastest`` and ``composite``; resolve them through
+``cerver.registry.judge_registry``.
+"""
 
-__all__ = ["Judge", "JudgeContext", "VariantOutput", "VariantScore", "Verdict"]
+from judges.base import (
+    Judge,
+    JudgeBuilder,
+    JudgeContext,
+    JudgeSpec,
+    ModelAnswer,
+    ModelCall,
+    VariantOutput,
+    VariantScore,
+    Verdict,
+    decide,
+)
+
+__all__ = [
+    "Judge",
+    "JudgeBuilder",
+    "JudgeContext",
+    "JudgeSpec",
+    "ModelAnswer",
+    "ModelCall",
+    "VariantOutput",
+    "VariantScore",
+    "Verdict",
+    "decide",
+]

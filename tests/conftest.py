@@ -90,6 +90,9 @@ def make_settings(
         "anthropic_api_key": "test-anthropic-key",
         "openai_base_url": upstream.openai_base_url,
         "openai_api_key": "test-openai-key",
+        # One call per model step, so a scripted failure fails the turn; tests of the retry
+        # layer pass their own.
+        "upstream_max_attempts": 1,
         **overrides,
     }
     return Settings(**values)

@@ -9,8 +9,27 @@ from fastapi import FastAPI
 
 from cerver import __version__
 from cerver.api.errors import install_error_handlers
+from cerver.api.idempotency import IdempotencyMiddleware
 from cerver.api.middleware import BodySizeLimit
-from cerver.api.routes import auth, events, execs, health, sessions, turns
+from cerver.api.routes import (
+    account,
+    auth,
+    branching,
+    computes,
+    events,
+    execs,
+    fanouts,
+    gateway_compat,
+    health,
+    moves,
+    providers,
+    proxy,
+    sandbox,
+    sessions,
+    stress_tests,
+    turns,
+    usage,
+)
 from cerver.gateway import Gateway
 from cerver.settings import Settings
 
@@ -50,5 +69,14 @@ def create_app(
     install_error_handlers(app)
     for module in (health, auth, sessions, turns, execs, events):
         app.include_router(module.router)
+    for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
+        app.include_router(module.router)
+    for module in (branching, fanouts):
+        app.include_router(module.router)
+    app.include_router(proxy.router)
+    for module in (account, usage):
+        app.include_router(module.router)
+    # The last added runs first: the size limit guards everything, idempotency wraps the routes.
+    app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
     return app

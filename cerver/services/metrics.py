@@ -92,6 +92,7 @@ class MetricsService:
                     "input_tokens": row["input_tokens"] or 0,
                     "output_tokens": row["output_tokens"] or 0,
                     "cost_usd": row["cost_usd"],
+                    "unpriced_calls": row["calls"] - row["priced_calls"],
                 }
                 for row in breakdown
                 if row["kind"] == "llm"

@@ -8,7 +8,7 @@ upstream (a test double) when the gateway runs on it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cerver.errors import NotConfigured
@@ -16,6 +16,7 @@ from cerver.registry import Registry, compute_registry, harness_registry
 from cerver.settings import Settings
 from compute.base import Compute, Sandbox
 from harnesses.base import Harness
+from harnesses.retry import RetryPolicy
 
 __all__ = ["ComputePool", "HarnessPool", "Upstream", "Upstreams"]
 
@@ -27,24 +28,46 @@ class Upstream:
     base_url: str | None
     api_key: str | None
     key_variable: str = ""
+    #: More constructor arguments (a harness reaching two providers takes both URLs).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Upstreams:
     """Where each model provider is reached; ``mock`` is true when it is the mock upstream."""
 
-    def __init__(self, by_provider: dict[str, Upstream], *, mock: bool) -> None:
+    def __init__(
+        self, by_provider: dict[str, Upstream], *, mock: bool, retry: RetryPolicy | None = None
+    ) -> None:
         self._by_provider = by_provider
         self.mock = mock
+        #: How SDK harnesses retry failed model calls (``None``: the harness's default).
+        self.retry = retry
 
     @classmethod
     def from_settings(cls, settings: Settings, mock_url: str | None = None) -> Upstreams:
+        retry = RetryPolicy(
+            max_attempts=settings.upstream_max_attempts,
+            base_delay=settings.upstream_retry_base_delay,
+            max_delay=settings.upstream_retry_max_delay,
+        )
         if mock_url is not None:
             return cls(
                 {
                     "anthropic": Upstream(mock_url, "cerver-mock-upstream"),
                     "openai": Upstream(f"{mock_url}/v1", "cerver-mock-upstream"),
+                    # LiteLLM's models (xai/…, openai/…) reach the mock's Chat Completions.
+                    "litellm": Upstream(f"{mock_url}/v1", "cerver-mock-upstream"),
+                    "pydantic-ai": Upstream(
+                        f"{mock_url}/v1",
+                        "cerver-mock-upstream",
+                        extra={
+                            "anthropic_base_url": mock_url,
+                            "anthropic_api_key": "cerver-mock-upstream",
+                        },
+                    ),
                 },
                 mock=True,
+                retry=retry,
             )
         return cls(
             {
@@ -56,6 +79,7 @@ class Upstreams:
                 ),
             },
             mock=False,
+            retry=retry,
         )
 
     def configured(self, provider: str) -> bool:
@@ -77,7 +101,7 @@ class Upstreams:
                 "where `cerver serve` runs, or pick a harness whose provider is configured.",
                 context={"provider": provider, "variable": upstream.key_variable},
             )
-        return {"base_url": upstream.base_url, "api_key": upstream.api_key}
+        return {"base_url": upstream.base_url, "api_key": upstream.api_key, **upstream.extra}
 
 
 class HarnessPool:
@@ -96,7 +120,10 @@ class HarnessPool:
         name = self.registry.canonical(name)
         if name not in self._instances:
             cls = self.registry.load(name)
-            self._instances[name] = cls(**self.upstreams.kwargs_for(cls.provider))
+            instance = cls(**self.upstreams.kwargs_for(cls.provider))
+            if self.upstreams.retry is not None and hasattr(type(instance), "retry"):
+                instance.retry = self.upstreams.retry
+            self._instances[name] = instance
         return self._instances[name]
 
     async def aclose(self) -> None:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerver.errors import InvalidRequest, NotFound, SessionClosed
+from cerver.errors import InvalidRequest, SessionClosed
 from cerver.ids import new_id
+from cerver.registry import model_for_alias
 from cerver.services.locks import SessionLocks
+from cerver.services.placement import Placement, PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool
 from cerver.settings import Settings
 from cerver.store import SessionFilters, SessionRecord, Store
 from cerver.store.schema import utcnow
 from cerver.types import Entry, Role, Usage
-from compute.base import SandboxSpec
 
 __all__ = ["ComputeChoice", "HarnessChoice", "SessionService"]
 
@@ -45,7 +45,9 @@ class SessionService:
         harnesses: HarnessPool,
         computes: ComputePool,
         settings: Settings,
+        placement: PlacementService,
     ) -> None:
+        self._placement = placement
         self._store = store
         self._locks = locks
         self._harnesses = harnesses
@@ -94,7 +96,7 @@ class SessionService:
         name = self._harnesses.canonical(choice.name or fallback)
         harness = self._harnesses.get(name)  # fails now, not at the first turn
         if choice.model:
-            return name, choice.model
+            return name, model_for_alias(choice.name, choice.model)
         if current is not None and name == current.harness:
             return name, current.model
         return name, harness.default_model
@@ -115,6 +117,8 @@ class SessionService:
         policy: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
         parent_session_id: str | None = None,
+        max_cost_usd: float | None = None,
+        fallback_models: list[str] | None = None,
     ) -> SessionRecord:
         """Validate everything, provision compute, then insert the session.
 
@@ -141,10 +145,12 @@ class SessionService:
             "policy": policy,
             "metadata": metadata or {},
             "parent_session_id": parent_session_id,
+            "max_cost_usd": max_cost_usd,
+            "fallback_models": list(fallback_models or []),
         }
-        provider = self._choose_provider(compute)
-        if provider is not None:
-            values.update(await self._provision(session_id, provider, requirements or {}))
+        placed = await self._place(account_id, session_id, compute, requirements, policy, workload)
+        if placed is not None:
+            values.update(placed.session_values())
         return await self._store.sessions.create(values)
 
     async def append_input(
@@ -246,61 +252,52 @@ class SessionService:
 
     # -- compute ---------------------------------------------------------------------------
 
-    def _choose_provider(self, compute: ComputeChoice) -> str | None:
+    async def _place(
+        self,
+        account_id: str,
+        session_id: str,
+        compute: ComputeChoice,
+        requirements: dict[str, Any] | None,
+        policy: dict[str, Any] | None,
+        workload: str | None,
+    ) -> Placement | None:
+        """Route (or take the explicit choice) and provision; None for transcript-only.
+
+        Raises:
+            InvalidRequest: ``{"compute": {}}`` without provider or compute id.
+            UnknownPlugin: an unknown provider name.
+            NotFound: an unknown compute id.
+            NoProviderQualifies: routing found nothing executable (409 with the report).
+            ComputeError: provisioning failed on every provider tried.
+        """
+        placement = self._placement
         if compute.mode == "none":
             return None
-        if compute.compute_id is not None:
-            raise NotFound(
-                f"Compute {compute.compute_id!r} not found. List registered computes with "
-                'GET /v2/computes, or pass {"provider": "local"}.',
-                context={"compute_id": compute.compute_id},
-            )
         if compute.mode == "provider":
-            if compute.provider is None:
+            if compute.provider is None and compute.compute_id is None:
                 raise InvalidRequest(
                     'compute needs "provider" or "compute_id", e.g. {"provider": "local"}; '
                     'send "compute": null for a transcript-only session.'
                 )
-            return self._computes.canonical(compute.provider)
-        if self._settings.default_compute is None:
-            return None
-        return self._computes.canonical(self._settings.default_compute)
-
-    async def _provision(
-        self, session_id: str, provider: str, requirements: dict[str, Any]
-    ) -> dict[str, Any]:
-        compute = self._computes.provider(provider)
-        timeout = int(requirements.get("timeout_minutes") or 60)
-        if timeout * 60 > compute.capabilities.max_timeout_s:
-            raise InvalidRequest(
-                f"requirements.timeout_minutes={timeout} exceeds what {provider!r} allows "
-                f"({compute.capabilities.max_timeout_s // 60} minutes).",
-                context={"provider": provider, "timeout_minutes": timeout},
+            provider = "relay" if compute.compute_id else self._computes.canonical(compute.provider)
+            report = await placement.explicit_report(account_id, provider, compute.compute_id)
+            return await placement.provision(
+                account_id, session_id, report, requirements, fallback=False
             )
-        spec = SandboxSpec(
-            session_id=session_id,
-            network=bool(requirements.get("network", False)),
-            timeout_minutes=timeout,
+        if not requirements and not policy:
+            if self._settings.default_compute is None:
+                return None
+            provider = self._computes.canonical(self._settings.default_compute)
+            report = await placement.explicit_report(account_id, provider, None)
+            report["primary_reason"] = "Gateway default compute"
+            return await placement.provision(
+                account_id, session_id, report, requirements, fallback=False
+            )
+        report = await placement.route(account_id, requirements, policy, workload=workload)
+        mode = (policy or {}).get("mode", "balanced")
+        return await placement.provision(
+            account_id, session_id, report, requirements, fallback=mode != "pinned"
         )
-        started = time.perf_counter()
-        sandbox = await compute.create(spec)
-        provision_ms = (time.perf_counter() - started) * 1000
-        self._computes.remember(provider, sandbox)
-        return {
-            "provider": provider,
-            "sandbox_id": sandbox.sandbox_id,
-            "provision_time_ms": provision_ms,
-            "routing": {
-                "recommended_provider": provider,
-                "confidence": "high",
-                "primary_reason": "Chosen by the request"
-                if self._settings.default_compute != provider
-                else "Gateway default compute",
-                "secondary_reasons": [f"Provisioned in {provision_ms:.0f} ms"],
-                "fallback_order": [],
-                "canary_run": False,
-            },
-        }
 
     async def _release_compute(self, session: SessionRecord) -> None:
         if session.provider and session.sandbox_id:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerver.ids import new_id
+from cerver.proxy import ModelProxy
+from cerver.services.admission import TurnAdmission
 from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
@@ -55,6 +57,8 @@ class TurnResult:
     usage: Usage = field(default_factory=Usage)
     latency_ms: float = 0.0
     error: dict[str, Any] | None = None
+    #: The model that answered last (a fallback model when the turn's model was down).
+    answered_model: str | None = None
 
 
 @dataclass(slots=True)
@@ -65,6 +69,8 @@ class TurnHandle:
     run_id: str
     harness: str
     model: str
+    #: ``{"policy", "rule"}`` when the account's routing policy chose the harness/model.
+    routed_by: dict[str, Any] | None = None
     task: asyncio.Task[TurnResult] | None = None
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
 
@@ -86,12 +92,15 @@ class TurnService:
         sessions: SessionService,
         harnesses: HarnessPool,
         execs: ExecService,
+        proxy: ModelProxy | None = None,
     ) -> None:
         self._store = store
         self._locks = locks
         self._sessions = sessions
         self._harnesses = harnesses
         self._execs = execs
+        self._proxy = proxy
+        self._admission = TurnAdmission(store)
         self._tasks: set[asyncio.Task[TurnResult]] = set()
 
     async def start(self, account_id: str, session_id: str, request: TurnRequest) -> TurnHandle:
@@ -102,11 +111,18 @@ class TurnService:
         """
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_open(session)
+        admitted = await self._admission.admit(session, request.harness, request.input)
         name, model = self._sessions.resolve_harness(
-            request.harness or HarnessChoice(), current=session
+            admitted.choice or HarnessChoice(), current=session
         )
         harness = self._harnesses.get(name)
-        handle = TurnHandle(session=session, run_id=new_id("run"), harness=name, model=model)
+        handle = TurnHandle(
+            session=session,
+            run_id=new_id("run"),
+            harness=name,
+            model=model,
+            routed_by=admitted.routed_by,
+        )
         stack = contextlib.AsyncExitStack()
         writer = None
         if not request.wait:
@@ -183,13 +199,22 @@ class TurnService:
             )
         )
         try:
-            if (handle.harness, handle.model) != (session.harness, session.model):
+            # A turn routed by the account's policy leaves the session's own choice alone.
+            if handle.routed_by is None and (handle.harness, handle.model) != (
+                session.harness,
+                session.model,
+            ):
                 await self._sessions.record_switch(
                     writer, session, handle.harness, handle.model, {}, "run-llm"
                 )
             writer.update_session(status="running", interaction_count=session.interaction_count + 1)
             user_entry = await writer.append(
-                Entry(role="user", content=request.input, run_id=handle.run_id)
+                Entry(
+                    role="user",
+                    content=request.input,
+                    run_id=handle.run_id,
+                    metadata={"routed_by": handle.routed_by} if handle.routed_by else {},
+                )
             )
             emit(
                 "turn.started",
@@ -210,10 +235,12 @@ class TurnService:
                 options=self._options(session, request),
                 sandbox=await self._execs.sandbox(session) if session.sandbox_id else None,
                 metadata=session.metadata,
+                fallback_models=tuple(session.fallback_models),
             )
-            async for event in harness.run(turn):
-                await self._handle(event, writer, handle, harness, result, emit)
-                await writer.maybe_flush()
+            async with self._proxy_grant(turn, handle, harness, writer, result):
+                async for event in harness.run(turn):
+                    await self._handle(event, writer, handle, harness, result, emit)
+                    await writer.maybe_flush()
         except asyncio.CancelledError:
             result.status = "cancelled"
             writer.defer(finish_run(handle.run_id, "cancelled"))
@@ -233,6 +260,7 @@ class TurnService:
                 result.status,
                 latency_ms=result.latency_ms,
                 error=(result.error or {}).get("detail"),
+                answered_model=result.answered_model,
             )
         )
         writer.update_session(status="ready")
@@ -263,8 +291,9 @@ class TurnService:
             emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
         elif isinstance(event, UsageEvent):
             result.usage = result.usage + event.usage
+            result.answered_model = event.model
             writer.charge(
-                kind="llm",
+                kind=event.kind,
                 usage=event.usage,
                 run_id=handle.run_id,
                 harness=handle.harness,
@@ -293,6 +322,46 @@ class TurnService:
             )
             emit("error", {**result.error, "seq": stored.seq})
 
+    @contextlib.asynccontextmanager
+    async def _proxy_grant(
+        self,
+        turn: TurnContext,
+        handle: TurnHandle,
+        harness: Harness,
+        writer: SessionWriter,
+        result: TurnResult,
+    ) -> AsyncIterator[None]:
+        """For a CLI harness: a model-proxy token for this run, revoked when the run ends.
+
+        Every request the CLI makes through the proxy is charged to this run's ledger.
+        """
+        if not harness.uses_model_proxy or self._proxy is None:
+            yield
+            return
+
+        def on_usage(model: str, provider: str, usage: Usage, latency_ms: float) -> None:
+            result.usage = result.usage + usage
+            writer.charge(
+                kind="llm",
+                usage=usage,
+                run_id=handle.run_id,
+                harness=handle.harness,
+                model=model,
+                provider=provider,
+                latency_ms=latency_ms,
+            )
+
+        turn.proxy = await self._proxy.grant(
+            run_id=handle.run_id,
+            session_id=handle.session.id,
+            harness=handle.harness,
+            on_usage=on_usage,
+        )
+        try:
+            yield
+        finally:
+            await self._proxy.release(turn.proxy)
+
     @staticmethod
     def _options(session: SessionRecord, request: TurnRequest) -> TurnOptions:
         defaults = TurnOptions()
@@ -313,5 +382,6 @@ class TurnService:
             "latency_ms": result.latency_ms,
             "harness": result.harness,
             "model": result.model,
+            "answered_model": result.answered_model,
             "error": result.error,
         }

@@ -1,8 +1,12 @@
 """Persistence: one SQLAlchemy Core store that runs on SQLite (embedded) and PostgreSQL."""
 
 from cerver.store.accounts import AccountStore
+from cerver.store.computes import ComputeRecord, ComputeStore
 from cerver.store.database import Database
+from cerver.store.fanouts import FanoutRecord, FanoutStore, VariantRecord
+from cerver.store.idempotency import IdempotencyStore
 from cerver.store.ledger import LedgerStore
+from cerver.store.profiles import LearnedProfile, ProfileStore
 from cerver.store.records import (
     AccountRecord,
     ApiKeyRecord,
@@ -12,6 +16,7 @@ from cerver.store.records import (
 )
 from cerver.store.runs import RunStore
 from cerver.store.sessions import SessionFilters, SessionStore
+from cerver.store.snapshots import SnapshotStore
 from cerver.store.transcript import TranscriptStore
 from cerver.store.writer import SessionWriter
 
@@ -19,17 +24,26 @@ __all__ = [
     "AccountRecord",
     "AccountStore",
     "ApiKeyRecord",
+    "ComputeRecord",
+    "ComputeStore",
     "Database",
+    "FanoutRecord",
+    "FanoutStore",
+    "IdempotencyStore",
+    "LearnedProfile",
     "LedgerStore",
+    "ProfileStore",
     "RunRecord",
     "RunStore",
     "SessionFilters",
     "SessionRecord",
     "SessionStore",
     "SessionWriter",
+    "SnapshotStore",
     "Store",
     "StoredEvent",
     "TranscriptStore",
+    "VariantRecord",
 ]
 
 
@@ -43,6 +57,11 @@ class Store:
         self.transcript = TranscriptStore(self.db)
         self.runs = RunStore(self.db)
         self.ledger = LedgerStore(self.db)
+        self.fanouts = FanoutStore(self.db)
+        self.idempotency = IdempotencyStore(self.db)
+        self.computes = ComputeStore(self.db)
+        self.profiles = ProfileStore(self.db)
+        self.snapshots = SnapshotStore(self.db)
 
     async def open(self) -> None:
         await self.db.migrate()

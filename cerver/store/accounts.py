@@ -72,6 +72,10 @@ class AccountStore:
         query = accounts.update().where(accounts.c.id == account_id).values(routing_policy=policy)
         await self._db.write(lambda conn: conn.execute(query))
 
+    async def set_budgets(self, account_id: str, budgets: dict | None) -> None:
+        query = accounts.update().where(accounts.c.id == account_id).values(budgets=budgets)
+        await self._db.write(lambda conn: conn.execute(query))
+
     async def authenticate(self, key: str) -> AccountRecord | None:
         """The account owning an active key, or ``None``."""
         if not key.startswith(KEY_PREFIX) or len(key) < _PREFIX_LEN:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from cerver.store.database import Database
 from cerver.store.schema import ledger
 
-__all__ = ["LedgerStore"]
+__all__ = ["USAGE_GROUPS", "LedgerStore", "UsageGroup"]
+
+UsageGroup = Literal["user", "model", "harness", "provider", "day", "session"]
+USAGE_GROUPS: tuple[str, ...] = ("user", "model", "harness", "provider", "day", "session")
 
 
 class LedgerStore:
@@ -36,3 +40,69 @@ class LedgerStore:
         )
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [dict(r._mapping) for r in rows]
+
+    async def spent(
+        self, account_id: str, *, session_id: str | None = None, user: str | None = None
+    ) -> float:
+        """Priced spend (USD) of one session or one end user; unpriced calls count 0."""
+        c = ledger.c
+        query = sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(
+            c.account_id == account_id
+        )
+        if session_id is not None:
+            query = query.where(c.session_id == session_id)
+        if user is not None:
+            query = query.where(c.user == user)
+        return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def mean_turn_cost(self, session_id: str) -> float:
+        """The mean priced LLM cost of this session's runs so far (0 without any)."""
+        c = ledger.c
+        per_run = (
+            sa.select(sa.func.sum(c.cost_usd).label("cost"))
+            .where(c.session_id == session_id, c.kind == "llm", c.run_id.is_not(None))
+            .group_by(c.run_id)
+            .subquery()
+        )
+        query = sa.select(sa.func.coalesce(sa.func.avg(per_run.c.cost), 0.0))
+        return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def usage(
+        self,
+        account_id: str,
+        group_by: UsageGroup,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Spend and tokens per ``group_by`` value, biggest spend first.
+
+        Each row: ``key``, ``calls``, ``input_tokens``, ``output_tokens``, ``cost_usd``
+        (priced calls only, ``None`` when none was priced) and ``unpriced_calls``.
+        ``since`` is inclusive, ``until`` exclusive.
+        """
+        c = ledger.c
+        key = sa.func.date(c.created_at) if group_by == "day" else getattr(c, group_by)
+        cost = sa.func.sum(c.cost_usd)
+        query = (
+            sa.select(
+                key.label("key"),
+                sa.func.count().label("calls"),
+                sa.func.coalesce(sa.func.sum(c.input_tokens), 0).label("input_tokens"),
+                sa.func.coalesce(sa.func.sum(c.output_tokens), 0).label("output_tokens"),
+                cost.label("cost_usd"),
+                (sa.func.count() - sa.func.count(c.cost_usd)).label("unpriced_calls"),
+            )
+            .where(c.account_id == account_id)
+            .group_by(key)
+            .order_by(sa.func.coalesce(cost, 0.0).desc(), key)
+        )
+        if since is not None:
+            query = query.where(c.created_at >= since)
+        if until is not None:
+            query = query.where(c.created_at < until)
+        if user is not None:
+            query = query.where(c.user == user)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [{**row._mapping, "key": None if row.key is None else str(row.key)} for row in rows]

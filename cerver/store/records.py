@@ -28,6 +28,7 @@ class AccountRecord(_Record):
     name: str
     is_admin: bool
     routing_policy: dict[str, Any] | None = None
+    budgets: dict[str, Any] | None = None
     created_at: datetime
 
 
@@ -73,6 +74,8 @@ class SessionRecord(_Record):
     stream_open_total_ms: float
     interaction_count: int
     compute_seconds: float
+    max_cost_usd: float | None = None
+    fallback_models: list[str] = []
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
@@ -88,6 +91,7 @@ class RunRecord(_Record):
     provider: str | None
     error: str | None
     latency_ms: float | None
+    answered_model: str | None = None
     started_at: datetime
     ended_at: datetime | None
 
@@ -108,6 +112,7 @@ def entry_from_row(row: Any) -> Entry:
             input_tokens=row.input_tokens or 0,
             output_tokens=row.output_tokens or 0,
             cost_usd=row.cost_usd,
+            cost_reason=getattr(row, "cost_reason", None),
         )
     return Entry(
         seq=row.seq,

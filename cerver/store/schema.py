@@ -16,13 +16,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "accounts",
     "api_keys",
+    "computes",
     "entries",
     "events",
+    "fanout_variants",
+    "fanouts",
     "idempotency_keys",
     "ledger",
     "metadata",
+    "provider_profiles",
     "runs",
     "sessions",
+    "snapshots",
     "utcnow",
 ]
 
@@ -68,6 +73,8 @@ accounts = sa.Table(
     sa.Column("name", sa.String(200), nullable=False),
     sa.Column("is_admin", sa.Boolean, nullable=False, default=False),
     sa.Column("routing_policy", JSON, nullable=True),
+    # {"default_user_max_cost_usd": float | None, "users": {user: float}} (services/budgets).
+    sa.Column("budgets", JSON, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
@@ -120,6 +127,8 @@ sessions = sa.Table(
     sa.Column("stream_open_total_ms", sa.Float, nullable=False, default=0.0),
     sa.Column("interaction_count", sa.Integer, nullable=False, default=0),
     sa.Column("compute_seconds", sa.Float, nullable=False, default=0.0),
+    sa.Column("max_cost_usd", sa.Float, nullable=True),
+    sa.Column("fallback_models", JSON, nullable=False, default=list),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("closed_at", UTCDateTime, nullable=True),
@@ -144,6 +153,7 @@ entries = sa.Table(
     sa.Column("input_tokens", sa.Integer, nullable=True),
     sa.Column("output_tokens", sa.Integer, nullable=True),
     sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("cost_reason", sa.Text, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("status", sa.String(20), nullable=False, default="complete"),
     sa.Column("metadata", JSON, nullable=False, default=dict),
@@ -162,6 +172,7 @@ runs = sa.Table(
     sa.Column("provider", sa.String(100), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("answered_model", sa.String(200), nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
@@ -194,9 +205,11 @@ ledger = sa.Table(
     sa.Column("input_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("output_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("cost_reason", sa.Text, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "account_id", "user", "created_at"),
     sa.Index(None, "session_id"),
 )
 
@@ -209,4 +222,95 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+computes = sa.Table(
+    "computes",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("base_url", sa.String(2000), nullable=False),
+    sa.Column("token", sa.String(500), nullable=False),
+    sa.Column("capabilities", JSON, nullable=False, default=dict),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("last_heartbeat_at", UTCDateTime, nullable=True),
+    sa.Index(None, "account_id"),
+)
+
+# Learned per-provider figures (exponentially weighted), shared by every gateway process.
+provider_profiles = sa.Table(
+    "provider_profiles",
+    metadata,
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("startup_ms", sa.Float, nullable=True),
+    sa.Column("exec_ms", sa.Float, nullable=True),
+    sa.Column("reliability", sa.Float, nullable=True),
+    sa.Column("provisions", sa.Integer, nullable=False, default=0),
+    sa.Column("execs", sa.Integer, nullable=False, default=0),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# The workspace of a paused session (a Sandbox.get_state archive) until it resumes.
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("archive", sa.LargeBinary, nullable=False),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+fanouts = sa.Table(
+    "fanouts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("account_id", sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "parent_session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("status", sa.String(20), nullable=False, default="running"),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("judge", JSON, nullable=True),
+    sa.Column("keep", sa.String(20), nullable=False, default="winner"),
+    sa.Column("max_concurrency", sa.Integer, nullable=False),
+    sa.Column("verdict", JSON, nullable=True),
+    sa.Column("winner_variant_id", sa.String(40), nullable=True),
+    sa.Column("picked_by", sa.String(20), nullable=True),
+    sa.Column("kept_message_seq", sa.Integer, nullable=True),
+    sa.Column("judge_input_tokens", sa.Integer, nullable=True),
+    sa.Column("judge_output_tokens", sa.Integer, nullable=True),
+    sa.Column("judge_cost_usd", sa.Float, nullable=True),
+    sa.Column("judge_latency_ms", sa.Float, nullable=True),
+    sa.Column("wall_ms", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("completed_at", UTCDateTime, nullable=True),
+    sa.Index(None, "account_id", "created_at"),
+    sa.Index(None, "parent_session_id"),
+)
+
+fanout_variants = sa.Table(
+    "fanout_variants",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("fanout_id", sa.ForeignKey("fanouts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("session_id", sa.String(40), nullable=True),
+    sa.Column("run_id", sa.String(40), nullable=True),
+    sa.Column("harness", sa.String(100), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(100), nullable=True),
+    sa.Column("compute", sa.String(100), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, default="pending"),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("input_tokens", sa.Integer, nullable=True),
+    sa.Column("output_tokens", sa.Integer, nullable=True),
+    sa.Column("cost_usd", sa.Float, nullable=True),
+    sa.Column("latency_ms", sa.Float, nullable=True),
+    sa.Column("error", JSON, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Index(None, "fanout_id", "position", unique=True),
 )

@@ -101,6 +101,7 @@ class SessionWriter:
                 "input_tokens": usage.input_tokens,
                 "output_tokens": usage.output_tokens,
                 "cost_usd": usage.cost_usd,
+                "cost_reason": usage.cost_reason,
                 "latency_ms": latency_ms,
                 "created_at": utcnow(),
             }
@@ -119,7 +120,18 @@ class SessionWriter:
         now = utcnow()
         stored = entry.model_copy(update={"seq": self._next_seq, "created_at": now})
         self._next_seq += 1
-        await self._write(_entry_row(self.session_id, stored), release=False)
+        await self._write([_entry_row(self.session_id, stored)], release=False)
+        return stored
+
+    async def append_many(self, new_entries: list[Entry]) -> list[Entry]:
+        """Persist ``new_entries`` (numbered next, in order) with everything queued, in one
+        transaction; returns them numbered. Used to copy a transcript into a new branch."""
+        now = utcnow()
+        stored = []
+        for entry in new_entries:
+            stored.append(entry.model_copy(update={"seq": self._next_seq, "created_at": now}))
+            self._next_seq += 1
+        await self._write([_entry_row(self.session_id, e) for e in stored], release=False)
         return stored
 
     async def maybe_flush(self) -> None:
@@ -129,15 +141,15 @@ class SessionWriter:
     async def flush(self) -> None:
         """Write everything queued now."""
         if self._events or self._ledger or self._statements or self._session_values:
-            await self._write(None, release=False)
+            await self._write([], release=False)
 
     async def release(self) -> None:
         """Write everything queued and release the session's lock, in one transaction."""
-        await self._write(None, release=True)
+        await self._write([], release=True)
 
-    async def _write(self, entry_row: dict[str, Any] | None, *, release: bool) -> None:
+    async def _write(self, entry_rows: list[dict[str, Any]], *, release: bool) -> None:
         batch = _Batch(
-            entry_row, self._events, self._ledger, self._statements, self._session_values
+            entry_rows, self._events, self._ledger, self._statements, self._session_values
         )
         self._events, self._ledger, self._statements, self._session_values = [], [], [], {}
         values = {
@@ -164,7 +176,7 @@ class SessionWriter:
 
 @dataclass(slots=True)
 class _Batch:
-    entry_row: dict[str, Any] | None
+    entry_rows: list[dict[str, Any]]
     events: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
     statements: list[sa.Executable]
@@ -173,8 +185,8 @@ class _Batch:
     def execute(self, conn: sa.Connection, session_update: sa.Executable) -> None:
         for statement in self.statements:
             conn.execute(statement)
-        if self.entry_row is not None:
-            conn.execute(entries.insert(), [self.entry_row])
+        if self.entry_rows:
+            conn.execute(entries.insert(), self.entry_rows)
         if self.events:
             conn.execute(events.insert(), self.events)
         if self.ledger:
@@ -198,6 +210,7 @@ def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
         "input_tokens": usage.input_tokens if usage else None,
         "output_tokens": usage.output_tokens if usage else None,
         "cost_usd": usage.cost_usd if usage else None,
+        "cost_reason": usage.cost_reason if usage else None,
         "latency_ms": entry.latency_ms,
         "status": entry.status,
         "metadata": entry.metadata,

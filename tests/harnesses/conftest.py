@@ -17,6 +17,9 @@ from compute.base import Sandbox
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.openai import OpenAIHarness
+from harnesses.retry import RetryPolicy
+
+NO_RETRY = RetryPolicy(max_attempts=1)
 
 
 class FakeSandbox(Sandbox):
@@ -114,9 +117,12 @@ HARNESSES: dict[str, type[AnthropicHarness] | type[OpenAIHarness]] = {
 
 
 def build_harness(name: str, upstream: MockUpstream) -> ToolLoopHarness:
-    """A harness of ``name`` pointed at ``upstream``."""
+    """A harness of ``name`` pointed at ``upstream``, making one call per step (no retries:
+    the retry layer has its own tests in ``test_retry.py``)."""
     base_url = upstream.openai_base_url if name == "openai" else upstream.anthropic_base_url
-    return HARNESSES[name](base_url=base_url, api_key="test-key")
+    built = HARNESSES[name](base_url=base_url, api_key="test-key")
+    built.retry = NO_RETRY
+    return built
 
 
 @pytest.fixture

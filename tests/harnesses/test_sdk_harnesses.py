@@ -17,6 +17,9 @@ from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, HarnessEvent, Message, TextDelta, TurnContext, TurnOptions, Usage
 from harnesses.openai import OpenAIHarness
+from harnesses.retry import RetryPolicy
+
+NO_RETRY = RetryPolicy(max_attempts=1)
 
 if TYPE_CHECKING:
     from tests.harnesses.conftest import FakeSandbox
@@ -191,6 +194,7 @@ async def test_unreachable_upstream(name: str) -> None:
     cls = {"anthropic": AnthropicHarness, "openai": OpenAIHarness}[name]
     base_url = "http://127.0.0.1:9" + ("/v1" if name == "openai" else "")
     async with cls(base_url=base_url, api_key="k") as harness:
+        harness.retry = NO_RETRY
         events = await collect(harness, make_turn(harness, "hi"))
     (error,) = events
     assert isinstance(error, Error)

@@ -45,6 +45,8 @@ def session_public(record: SessionRecord, **extra: object) -> SessionPublic:
                 "requirements",
                 "policy",
                 "routing",
+                "max_cost_usd",
+                "fallback_models",
                 "created_at",
                 "updated_at",
                 "closed_at",
@@ -72,6 +74,8 @@ async def create_session(
         policy=body.policy.model_dump(exclude_none=True) if body.policy else None,
         metadata=body.metadata,
         parent_session_id=body.parent_session_id,
+        max_cost_usd=body.max_cost_usd,
+        fallback_models=body.fallback_models,
     )
     return session_public(record, metrics=await gateway.metrics.for_session(record))
 

@@ -82,6 +82,7 @@ async def run_llm(
         latency_ms=round(result.latency_ms, 2),
         harness=result.harness,
         model=result.model,
+        answered_model=result.answered_model,
     )
 
 

@@ -80,6 +80,17 @@ class SessionCreate(_Body):
     policy: Policy | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     parent_session_id: str | None = None
+    max_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Refuse turns (402 budget_exceeded) once the session has spent this much.",
+    )
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Models to call, in order, when the session's model stays unavailable "
+        "after retries (same harness).",
+    )
 
     def compute_choice(self) -> ComputeChoice:
         if "compute" not in self.model_fields_set:
@@ -107,6 +118,8 @@ class SessionPublic(BaseModel):
     requirements: dict[str, Any] | None
     policy: dict[str, Any] | None
     routing: dict[str, Any] | None
+    max_cost_usd: float | None = None
+    fallback_models: list[str] = Field(default_factory=list)
     message_count: int
     created_at: datetime
     updated_at: datetime

@@ -38,4 +38,7 @@ class TurnPublic(BaseModel):
     latency_ms: float
     harness: str
     model: str
+    answered_model: str | None = Field(
+        default=None, description="The model that answered (a fallback when `model` was down)."
+    )
     error: dict | None = None

@@ -1,0 +1,68 @@
+"""The proxy's one endpoint, ``/v2/proxy/{provider}/{path}``, as a plain Starlette handler.
+
+Both the gateway's API (``cerver.api.routes.proxy``) and the sandbox-facing listener
+(:mod:`cerver.proxy.listener`) serve it, so a CLI sees the same behaviour either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+if TYPE_CHECKING:
+    from cerver.proxy.service import ModelProxy
+
+__all__ = ["PROXY_PREFIX", "handle", "token_of"]
+
+PROXY_PREFIX = "/v2/proxy"
+
+
+def token_of(request: Request) -> str | None:
+    """The run token: ``x-api-key`` (Anthropic clients) or ``Authorization: Bearer``."""
+    if key := request.headers.get("x-api-key"):
+        return key
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def handle(
+    proxy: ModelProxy, request: Request, provider: str, path: str
+) -> StreamingResponse:
+    """Authenticate the run token, forward the request, stream the response back.
+
+    Raises:
+        AuthenticationFailed: missing, unknown, revoked or expired token (401).
+        NotFound: an unknown provider (404).
+        NotConfigured: the gateway has no key for the provider (503).
+        UpstreamError: the upstream could not be reached (502).
+    """
+    call = proxy.grants.begin(token_of(request))
+    try:
+        response = await proxy.forwarder.forward(
+            provider,
+            path,
+            method=request.method,
+            query=request.url.query,
+            headers=request.headers,
+            body=await request.body(),
+            on_usage=call.on_usage,
+        )
+    except BaseException:
+        call.end()
+        raise
+    response.headers["x-cerver-run-id"] = call.grant.run_id
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.body:
+                yield chunk
+        finally:
+            # Closes the upstream response and reports the usage, also when the client left
+            # before the end; then the run may be closed.
+            await response.body.aclose()  # type: ignore[attr-defined]
+            call.end()
+
+    return StreamingResponse(body(), status_code=response.status_code, headers=response.headers)

@@ -1,0 +1,16 @@
+"""Routing: the provider catalog and the router that picks a compute for a session."""
+
+from cerver.routing.catalog import MODELLED, Catalog, ProviderEntry, ProviderStatus
+from cerver.routing.router import NoProviderQualifies, RoutingReport, route, score, unmet
+
+__all__ = [
+    "MODELLED",
+    "Catalog",
+    "NoProviderQualifies",
+    "ProviderEntry",
+    "ProviderStatus",
+    "RoutingReport",
+    "route",
+    "score",
+    "unmet",
+]

@@ -1,0 +1,56 @@
+"""What a turn must pass before it starts: the account's routing policy and the budgets.
+
+:meth:`TurnAdmission.admit` runs in ``TurnService.start()``, before the session lock is taken
+and before anything is written, so a refused turn leaves no trace and calls no model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cerver.services.budgets import BudgetService
+from cerver.services.policy import parse_policy, route_turn
+from cerver.services.sessions import HarnessChoice
+from cerver.store import SessionRecord, Store
+
+__all__ = ["Admission", "TurnAdmission"]
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An admitted turn: the harness choice to resolve and what routed it.
+
+    Attributes:
+        choice: the request's explicit choice, the policy's route, or ``None`` (the
+            session's own harness and model).
+        routed_by: ``{"policy": name, "rule": name}`` when the policy chose, else ``None``.
+    """
+
+    choice: HarnessChoice | None
+    routed_by: dict[str, Any] | None
+
+
+class TurnAdmission:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.budgets = BudgetService(store)
+
+    async def admit(
+        self, session: SessionRecord, explicit: HarnessChoice | None, prompt: str, *, turns: int = 1
+    ) -> Admission:
+        """Route the turn by the account's policy, then check the budgets.
+
+        Raises:
+            BudgetExceeded: the session or its end user is at their limit (402).
+        """
+        account = await self._store.accounts.get(session.account_id)
+        choice, routed_by = route_turn(
+            parse_policy(account.routing_policy),
+            explicit,
+            metadata=session.metadata,
+            prompt=prompt,
+            turns=session.interaction_count,
+        )
+        await self.budgets.ensure_within_budget(session, turns=turns, account=account)
+        return Admission(choice, routed_by)

@@ -1,0 +1,123 @@
+"""Fan-out rows: the fan-out, its variants (each persisted as it finishes), its verdict."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+
+from cerver.errors import NotFound
+from cerver.store.database import Database
+from cerver.store.schema import fanout_variants, fanouts, utcnow
+
+__all__ = ["FanoutRecord", "FanoutStore", "VariantRecord"]
+
+
+class VariantRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    fanout_id: str
+    position: int
+    session_id: str | None
+    run_id: str | None
+    harness: str
+    model: str
+    provider: str | None
+    compute: str | None
+    status: str
+    output: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    latency_ms: float | None
+    error: dict[str, Any] | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+class FanoutRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    account_id: str
+    parent_session_id: str
+    status: str
+    input: str
+    judge: dict[str, Any] | None
+    keep: str
+    max_concurrency: int
+    verdict: dict[str, Any] | None
+    winner_variant_id: str | None
+    picked_by: str | None
+    kept_message_seq: int | None
+    judge_input_tokens: int | None
+    judge_output_tokens: int | None
+    judge_cost_usd: float | None
+    judge_latency_ms: float | None
+    wall_ms: float | None
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    variants: list[VariantRecord] = []
+
+    def variant(self, variant_id: str) -> VariantRecord:
+        """The variant ``variant_id`` of this fan-out. Raises NotFound."""
+        for variant in self.variants:
+            if variant.id == variant_id:
+                return variant
+        raise NotFound(
+            f"Variant {variant_id!r} is not part of fan-out {self.id!r}; its variants are "
+            f"{', '.join(v.id for v in self.variants)}.",
+            context={"fanout_id": self.id, "variant_id": variant_id},
+        )
+
+
+class FanoutStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, values: dict[str, Any], variants: list[dict[str, Any]]) -> None:
+        """Insert a fan-out and its (pending) variants in one transaction."""
+        row = {"created_at": utcnow(), **values}
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(fanouts.insert().values(**row))
+            conn.execute(fanout_variants.insert(), variants)
+
+        await self._db.write(insert)
+
+    async def get(self, account_id: str, fanout_id: str) -> FanoutRecord:
+        """The fan-out with its variants in request order, if ``account_id`` owns it.
+
+        Raises:
+            NotFound: no such fan-out, or another account's (identical answers).
+        """
+        query = fanouts.select().where(
+            fanouts.c.id == fanout_id, fanouts.c.account_id == account_id
+        )
+        variants = (
+            fanout_variants.select()
+            .where(fanout_variants.c.fanout_id == fanout_id)
+            .order_by(fanout_variants.c.position)
+        )
+
+        def read(conn: sa.Connection) -> tuple[Any, list[Any]]:
+            return conn.execute(query).first(), list(conn.execute(variants).all())
+
+        row, variant_rows = await self._db.read(read)
+        if row is None:
+            raise NotFound(f"Fan-out {fanout_id!r} not found.", context={"fanout_id": fanout_id})
+        record = FanoutRecord.model_validate(row)
+        record.variants = [VariantRecord.model_validate(v) for v in variant_rows]
+        return record
+
+    async def update(self, fanout_id: str, **values: Any) -> None:
+        query = fanouts.update().where(fanouts.c.id == fanout_id).values(**values)
+        await self._db.write(lambda conn: conn.execute(query))
+
+    async def update_variant(self, variant_id: str, **values: Any) -> None:
+        query = fanout_variants.update().where(fanout_variants.c.id == variant_id)
+        await self._db.write(lambda conn: conn.execute(query.values(**values)))

@@ -1,0 +1,150 @@
+"""The ``daytona`` provider: Daytona sandboxes through the official ``daytona`` SDK.
+
+Install with ``pip install 'cerver[daytona]'`` and set ``DAYTONA_API_KEY`` (``DAYTONA_API_URL``
+for a self-hosted Daytona). The SDK is imported when the provider is built. Commands go through
+:class:`compute._remote.CommandSandbox`: Daytona's ``process.exec`` returns stdout and stderr
+merged, so stderr is redirected to a file and read back. Files use ``fs.download_file`` /
+``fs.upload_file``. Network access follows the spec (``network_block_all``).
+
+Verified here only up to the SDK boundary (construction, credentials, error translation
+against a local HTTP endpoint): no Daytona account is reachable from the test environment.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shlex
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from cerver.errors import CerverError, ComputeError, MissingDependency, NotConfigured, NotFound
+from compute._remote import CommandSandbox, RawResult
+from compute.base import Capabilities, Compute, Profile, SandboxSpec
+
+__all__ = ["DaytonaCompute", "DaytonaSandbox"]
+
+
+@asynccontextmanager
+async def _translate(
+    what: str, *, missing: type[CerverError] = ComputeError
+) -> AsyncIterator[None]:
+    """Daytona SDK errors → Cerver's (not found → ``missing``, auth → NotConfigured)."""
+    import daytona
+
+    try:
+        yield
+    except CerverError:
+        raise
+    except (daytona.DaytonaNotFoundError, daytona.DaytonaFileNotFoundError) as exc:
+        raise missing(f"Daytona: could not {what}: {exc}") from exc
+    except (daytona.DaytonaAuthenticationError, daytona.DaytonaAuthorizationError) as exc:
+        raise NotConfigured(
+            f"Daytona rejected the API key ({exc}): set a valid DAYTONA_API_KEY.",
+            context={"variable": "DAYTONA_API_KEY"},
+        ) from exc
+    except Exception as exc:  # DaytonaError and the transport's own errors
+        raise ComputeError(f"Daytona: could not {what}: {type(exc).__name__}: {exc}") from exc
+
+
+class DaytonaSandbox(CommandSandbox):
+    provider: ClassVar[str] = "daytona"
+    workspace: ClassVar[str] = "/home/daytona/workspace"
+
+    def __init__(self, handle: Any) -> None:
+        self._sbx = handle
+        self.sandbox_id = handle.id
+
+    async def _run(self, command: str, *, timeout: float) -> RawResult:
+        err = f"/tmp/cerver-stderr-{secrets.token_hex(6)}"
+        async with _translate("run a command"):
+            inner = f"bash -c {shlex.quote(command)} 2>{err}"
+            done = await self._sbx.process.exec(
+                f"bash -c {shlex.quote(inner)}", timeout=math.ceil(timeout)
+            )
+            stderr = await self._sbx.process.exec(f"bash -c 'cat {err} 2>/dev/null; rm -f {err}'")
+        return RawResult(done.result or "", stderr.result or "", int(done.exit_code))
+
+    async def _read_bytes(self, absolute: str) -> bytes:
+        async with _translate(f"read {absolute!r}", missing=NotFound):
+            data = await self._sbx.fs.download_file(absolute)
+        return bytes(data or b"")
+
+    async def _write_bytes(self, absolute: str, data: bytes) -> None:
+        parent = shlex.quote(absolute.rsplit("/", 1)[0] or "/")
+        await self._run(f"mkdir -p -- {parent}", timeout=30)
+        async with _translate(f"write {absolute!r}"):
+            await self._sbx.fs.upload_file(data, absolute)
+
+    async def delete(self) -> None:
+        async with _translate("delete the sandbox"):
+            await self._sbx.delete()
+
+
+class DaytonaCompute(Compute):
+    """Daytona sandboxes (needs DAYTONA_API_KEY).
+
+    Args:
+        api_key: default ``$DAYTONA_API_KEY``. api_url: default ``$DAYTONA_API_URL`` or
+            Daytona's cloud.
+
+    Raises:
+        MissingDependency: the ``daytona`` package is not installed.
+        NotConfigured: no API key.
+    """
+
+    name: ClassVar[str] = "daytona"
+    sdk_module: ClassVar[str] = "daytona"
+    credentials: ClassVar[tuple[str, ...]] = ("DAYTONA_API_KEY",)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        runtimes=("shell", "python", "node"),
+        package_install=True,
+        public_preview=True,
+        persistence="high",
+        max_timeout_s=24 * 3600,
+    )
+    profile: ClassVar[Profile] = Profile(startup_ms=250, cost_per_hour_usd=0.08)  # prior
+
+    def __init__(self, api_key: str | None = None, *, api_url: str | None = None) -> None:
+        try:
+            import daytona
+        except ModuleNotFoundError as exc:
+            raise MissingDependency(
+                "The compute 'daytona' needs the package 'daytona', which is not installed. "
+                "Install it with: pip install 'cerver[daytona]'",
+                context={"kind": "compute", "name": "daytona", "missing": "daytona"},
+            ) from exc
+        api_key = api_key or os.environ.get("DAYTONA_API_KEY")
+        if not api_key:
+            raise NotConfigured(
+                "No Daytona API key: set DAYTONA_API_KEY where the gateway runs.",
+                context={"variable": "DAYTONA_API_KEY"},
+            )
+        self._sdk = daytona
+        self._client = daytona.AsyncDaytona(
+            daytona.DaytonaConfig(
+                api_key=api_key, api_url=api_url or os.environ.get("DAYTONA_API_URL")
+            )
+        )
+
+    async def create(self, spec: SandboxSpec) -> DaytonaSandbox:
+        params = self._sdk.CreateSandboxFromSnapshotParams(
+            env_vars=dict(spec.env),
+            labels={"cerver_session_id": spec.session_id},
+            network_block_all=not spec.network,
+            auto_stop_interval=spec.timeout_minutes,
+        )
+        async with _translate("create a sandbox"):
+            handle = await self._client.create(params, timeout=120)
+        sandbox = DaytonaSandbox(handle)
+        await sandbox._run(f"mkdir -p {DaytonaSandbox.workspace}", timeout=30)
+        return sandbox
+
+    async def attach(self, sandbox_id: str) -> DaytonaSandbox:
+        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+            return DaytonaSandbox(await self._client.get(sandbox_id))
+
+    async def aclose(self) -> None:
+        await self._client.close()

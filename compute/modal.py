@@ -1,0 +1,124 @@
+"""The ``modal`` provider: Modal Sandboxes through the official ``modal`` SDK.
+
+Install with ``pip install 'cerver[modal]'`` and set ``MODAL_TOKEN_ID`` and
+``MODAL_TOKEN_SECRET``. The SDK is imported when the provider is built. Sandboxes belong to the
+Modal app ``cerver`` (created if missing); network follows the spec (``block_network``).
+Commands go through :class:`compute._remote.CommandSandbox` (``Sandbox.exec`` to completion);
+files travel as base64 through commands.
+
+Verified here only up to the SDK boundary (construction and credentials): Modal speaks gRPC to
+its own servers, which the test environment cannot reach.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+from cerver.errors import CerverError, ComputeError, MissingDependency, NotConfigured, NotFound
+from compute._remote import CommandSandbox, RawResult
+from compute.base import Capabilities, Compute, Profile, SandboxSpec
+
+__all__ = ["ModalCompute", "ModalSandbox"]
+
+APP_NAME = "cerver"
+
+
+@asynccontextmanager
+async def _translate(
+    what: str, *, missing: type[CerverError] = ComputeError
+) -> AsyncIterator[None]:
+    """Modal SDK errors → Cerver's (not found → ``missing``, auth → NotConfigured)."""
+    from modal import exception
+
+    try:
+        yield
+    except CerverError:
+        raise
+    except exception.NotFoundError as exc:
+        raise missing(f"Modal: could not {what}: {exc}") from exc
+    except exception.AuthError as exc:
+        raise NotConfigured(
+            f"Modal rejected the token ({exc}): set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET.",
+            context={"variables": ["MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"]},
+        ) from exc
+    except Exception as exc:  # modal.exception.Error and grpc transport errors
+        raise ComputeError(f"Modal: could not {what}: {type(exc).__name__}: {exc}") from exc
+
+
+class ModalSandbox(CommandSandbox):
+    provider: ClassVar[str] = "modal"
+    workspace: ClassVar[str] = "/workspace"
+
+    def __init__(self, handle: Any) -> None:
+        self._sbx = handle
+        self.sandbox_id = handle.object_id
+
+    async def _run(self, command: str, *, timeout: float) -> RawResult:
+        async with _translate("run a command"):
+            process = await self._sbx.exec.aio("bash", "-c", command, timeout=math.ceil(timeout))
+            code = await process.wait.aio()
+            stdout = await process.stdout.read.aio()
+            stderr = await process.stderr.read.aio()
+        return RawResult(stdout, stderr, int(code))
+
+    async def delete(self) -> None:
+        async with _translate("terminate the sandbox"):
+            await self._sbx.terminate.aio()
+
+
+class ModalCompute(Compute):
+    """Modal Sandboxes (needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET).
+
+    Raises:
+        MissingDependency: the ``modal`` package is not installed.
+        NotConfigured: a token variable is unset.
+    """
+
+    name: ClassVar[str] = "modal"
+    sdk_module: ClassVar[str] = "modal"
+    credentials: ClassVar[tuple[str, ...]] = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        runtimes=("shell", "python"),
+        package_install=True,
+        public_preview=True,
+        persistence="low",
+        max_timeout_s=24 * 3600,
+    )
+    profile: ClassVar[Profile] = Profile(startup_ms=1500, cost_per_hour_usd=0.15)  # prior
+
+    def __init__(self) -> None:
+        try:
+            import modal
+        except ModuleNotFoundError as exc:
+            raise MissingDependency(
+                "The compute 'modal' needs the package 'modal', which is not installed. "
+                "Install it with: pip install 'cerver[modal]'",
+                context={"kind": "compute", "name": "modal", "missing": "modal"},
+            ) from exc
+        unset = [name for name in self.credentials if not os.environ.get(name)]
+        if unset:
+            raise NotConfigured(
+                f"No Modal token: set {', '.join(unset)} where the gateway runs.",
+                context={"variables": unset},
+            )
+        self._sdk = modal
+
+    async def create(self, spec: SandboxSpec) -> ModalSandbox:
+        async with _translate("create a sandbox"):
+            app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True)
+            handle = await self._sdk.Sandbox.create.aio(
+                app=app,
+                timeout=spec.timeout_minutes * 60,
+                env=dict(spec.env),
+                block_network=not spec.network,
+                workdir=ModalSandbox.workspace,
+            )
+        return ModalSandbox(handle)
+
+    async def attach(self, sandbox_id: str) -> ModalSandbox:
+        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+            return ModalSandbox(await self._sdk.Sandbox.from_id.aio(sandbox_id))

@@ -1,0 +1,287 @@
+"""What the CLI harnesses (Claude Code, Codex) share: running a CLI in the session's compute.
+
+A CLI harness does not call a model itself. For each turn it:
+
+1. checks what the run needs (a local sandbox, a model-proxy grant, the CLI installed),
+   each missing piece becoming an :class:`Error` that names the fix;
+2. decides how the CLI learns the history: it *resumes* its own native session when the
+   previous conversation entry was written by the same CLI and that run's state is still in
+   this sandbox's workspace; otherwise the history goes in as a delimited preamble
+   (:mod:`harnesses._cli_preamble`);
+3. runs one shell command in the sandbox (``Sandbox.exec_stream``, under a timeout): it
+   creates the run's own ``HOME`` at ``.cerver/runs/<run_id>/home`` in the workspace (copying
+   the resumed run's CLI session files into it), starts the proxy forwarder
+   (:mod:`compute._proxy_bridge`) and runs the CLI with the proxy's URL and the run's token;
+4. feeds stdout lines to the CLI's pure event parser (``*_events.py``) and yields its
+   events with provenance (``harness``, ``model``, ``provider``, and the CLI's session id in
+   ``metadata["cli_session"]``, which step 2 of the next turn looks for);
+5. ends: every tool call without a result gets an error result; a CLI error, a crash
+   (non-zero exit without a final event, with the end of stderr), a timeout or a compute
+   failure becomes the one final :class:`Error`.
+
+Process control lives here; parsing lives in the parser modules.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Final, Protocol
+
+from cerver.errors import CerverError
+from cerver.types import Entry, ToolResultPart
+from compute._proxy_bridge import FORWARDER_FAILED_EXIT, forwarder_prelude
+from compute.base import Sandbox
+from harnesses._cli_preamble import history_preamble
+from harnesses.base import Error, Harness, HarnessEvent, Message, TurnContext
+
+__all__ = ["CLI_SESSION_KEY", "CliHarness", "CliRun", "EventParser"]
+
+CLI_SESSION_KEY: Final = "cli_session"
+"""``Entry.metadata`` key holding the CLI's own session (thread) id."""
+
+_COMPUTES: Final = ("local",)
+"""Computes whose sandboxes see the gateway's proxy socket and CLI installs."""
+_STDERR_KEPT: Final = 2000
+_TIMEOUT_EXIT: Final = 124
+
+
+class EventParser(Protocol):
+    """A CLI's pure line parser (see ``claude_code_events`` and ``codex_events``)."""
+
+    session_id: str | None
+    finished: bool
+    failed: bool
+
+    def feed(self, line: str) -> list[HarnessEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CliRun:
+    """One CLI run's places in the workspace (paths relative to it) and how it starts.
+
+    Attributes:
+        directory: ``.cerver/runs/<run_id>``, the run's own directory.
+        home: the run's ``HOME``.
+        resume: the CLI session id to resume, or ``None`` for a fresh CLI session.
+        resumed_run: the run whose CLI session is resumed (its files are copied over).
+        preamble: the history block for a fresh session that takes over a conversation.
+    """
+
+    directory: str
+    home: str
+    resume: str | None = None
+    resumed_run: str | None = None
+    preamble: str | None = None
+
+
+class CliHarness(Harness):
+    """Base class of the CLI harnesses; subclasses say how to invoke and parse their CLI.
+
+    Args:
+        base_url, api_key: accepted (the gateway passes its provider's upstream) and
+            ignored: the real key stays in the gateway, the CLI reaches the model only
+            through the proxy with its run's token.
+        timeout: seconds a whole CLI run may take before its process tree is killed.
+    """
+
+    uses_model_proxy: ClassVar[bool] = True
+    install_step: ClassVar[str]
+    """How to install the CLI, named in the error when it is missing."""
+    resume_state: ClassVar[str]
+    """The CLI's session files under ``HOME`` that a resumed run needs from the last one."""
+
+    def __init__(
+        self, *, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0
+    ) -> None:
+        del base_url, api_key
+        self.timeout = timeout
+
+    @abstractmethod
+    def _program(self) -> str | None:
+        """The CLI's path on the host (also valid inside local sandboxes), or ``None``."""
+
+    @abstractmethod
+    def _parser(self) -> EventParser:
+        """A fresh parser for one run's output."""
+
+    @abstractmethod
+    async def _script(
+        self, turn: TurnContext, run: CliRun, program: str
+    ) -> tuple[str, dict[str, str]]:
+        """The shell lines that run the CLI (after the prelude) and extra environment.
+
+        The lines run in the workspace with ``HOME`` set to ``run.home`` and
+        ``$CERVER_PROXY_URL`` pointing at the forwarder; ``turn.proxy.token`` goes in the
+        returned environment, never in a file.
+        """
+
+    async def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
+        """Write one turn with the CLI; see the module docstring for the steps."""
+        sandbox, program = turn.sandbox, self._program()
+        problem = self._problem(turn, program)
+        if problem is not None:
+            yield problem
+            return
+        assert sandbox is not None and program is not None and turn.proxy is not None
+        try:
+            run = await self._plan(turn, sandbox)
+            script, env = await self._script(turn, run, program)
+        except CerverError as exc:
+            yield Error(exc.message, code=exc.code, retryable=exc.retryable)
+            return
+        assert turn.proxy.socket_path is not None
+        command = "\n".join(
+            [
+                f"mkdir -p {shlex.quote(run.home)} || exit 1",
+                *self._carry_over(run),
+                f'export HOME="$PWD/{run.home}"',
+                forwarder_prelude(turn.proxy.socket_path, f"{run.directory}/proxy.port"),
+                script,
+            ]
+        )
+        async for event in self._execute(turn, sandbox, command, env):
+            yield event
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _problem(self, turn: TurnContext, program: str | None) -> Error | None:
+        if turn.sandbox is None:
+            return Error(
+                f"The {self.name!r} harness runs its CLI inside the session's compute, and "
+                'this session has none (it was created with "compute": null). Create the '
+                'session with a compute, e.g. "compute": {"provider": "local"}.',
+                code="invalid_request",
+            )
+        if turn.sandbox.provider not in _COMPUTES:
+            return Error(
+                f"The {self.name!r} harness runs only in the local compute for now: a "
+                f"{turn.sandbox.provider!r} sandbox has neither the CLI installed nor a way to "
+                "the gateway's model proxy. Move the session to local compute, or use an SDK "
+                "harness.",
+                code="invalid_request",
+            )
+        if turn.proxy is None or turn.proxy.socket_path is None:
+            return Error(
+                f"The {self.name!r} harness needs the gateway's model proxy, which this "
+                "gateway did not provide for the run.",
+                code="not_configured",
+            )
+        if program is None:
+            return Error(
+                f"The {self.name!r} CLI is not installed on this gateway. Install it with: "
+                f"{self.install_step}",
+                code="missing_dependency",
+            )
+        return None
+
+    async def _plan(self, turn: TurnContext, sandbox: Sandbox) -> CliRun:
+        directory = f".cerver/runs/{turn.run_id}"
+        home = f"{directory}/home"
+        previous = _resumable(turn.history, self.name)
+        if previous is not None:
+            run_id, cli_session = previous
+            state = f".cerver/runs/{run_id}/home/{self.resume_state}"
+            found = await sandbox.exec(f"test -e {shlex.quote(state)}", timeout=30)
+            if found.exit_code == 0:
+                return CliRun(directory, home, resume=cli_session, resumed_run=run_id)
+            # Another compute, or a reset workspace: hand the history over instead.
+        return CliRun(directory, home, preamble=history_preamble(turn.history))
+
+    def _carry_over(self, run: CliRun) -> list[str]:
+        if run.resumed_run is None:
+            return []
+        source = shlex.quote(f".cerver/runs/{run.resumed_run}/home/{self.resume_state}")
+        target = shlex.quote(f"{run.home}/{self.resume_state}")
+        return [f"mkdir -p {target} && cp -a {source}/. {target}/ || exit 1"]
+
+    async def _execute(
+        self, turn: TurnContext, sandbox: Sandbox, command: str, env: dict[str, str]
+    ) -> AsyncIterator[HarnessEvent]:
+        parser = self._parser()
+        pending = ""
+        stderr = ""
+        exit_code: int | None = None
+        final_error: Error | None = None
+        open_calls: dict[str, str] = {}
+        try:
+            async for chunk in sandbox.exec_stream(command, timeout=self.timeout, env=env):
+                if chunk.stream == "stdout":
+                    *lines, pending = (pending + chunk.data).split("\n")
+                elif chunk.stream == "stderr":
+                    stderr = (stderr + chunk.data)[-_STDERR_KEPT:]
+                    continue
+                else:
+                    exit_code, lines = chunk.exit_code, [pending]
+                for line in lines:
+                    for event in parser.feed(line):
+                        if isinstance(event, Error):
+                            final_error = event  # the contract: an Error is the last event
+                            continue
+                        if isinstance(event, Message):
+                            event = Message(self._stamp(turn, event.entry, parser.session_id))
+                            _track(event.entry, open_calls)
+                        yield event
+        except CerverError as exc:
+            final_error = Error(
+                f"The {self.name!r} CLI could not be run: {exc.message}",
+                code=exc.code,
+                retryable=exc.retryable,
+            )
+        for call_id, name in open_calls.items():
+            output = f"{name} did not complete: the {self.name} run ended first"
+            part = ToolResultPart(tool_call_id=call_id, output=output, is_error=True)
+            entry = Entry(role="tool", kind="tool_result", content=output, parts=[part])
+            yield Message(self._stamp(turn, entry, parser.session_id))
+        if final_error is None:
+            final_error = self._exit_error(parser, exit_code, stderr)
+        if final_error is not None:
+            yield final_error
+
+    def _exit_error(self, parser: EventParser, exit_code: int | None, stderr: str) -> Error | None:
+        tail = stderr.strip()[-_STDERR_KEPT:]
+        if exit_code == _TIMEOUT_EXIT and not parser.finished:
+            return Error(
+                f"The {self.name} CLI did not finish within {self.timeout:g} s and was "
+                f"stopped. {tail}".strip(),
+                code="timeout",
+                retryable=True,
+            )
+        if exit_code == FORWARDER_FAILED_EXIT:
+            return Error(f"The model proxy could not be reached from the sandbox: {tail}")
+        if exit_code != 0 or not parser.finished:
+            return Error(
+                f"The {self.name} CLI exited with code {exit_code} before finishing the turn."
+                + (f" Its last output on stderr: {tail}" if tail else ""),
+                code="harness_error",
+            )
+        return None
+
+    def _stamp(self, turn: TurnContext, entry: Entry, cli_session: str | None) -> Entry:
+        metadata = {**entry.metadata, CLI_SESSION_KEY: cli_session} if cli_session else None
+        return entry.model_copy(
+            update={
+                "harness": self.name,
+                "model": turn.model,
+                "provider": self.provider,
+                **({"metadata": metadata} if metadata else {}),
+            }
+        )
+
+
+def _resumable(history: Sequence[Entry], harness: str) -> tuple[str, str] | None:
+    """``(run_id, cli_session)`` when the last conversation entry is this CLI's own."""
+    last = next((e for e in reversed(history) if e.is_conversation), None)
+    if last is None or last.harness != harness or not last.run_id:
+        return None
+    session = last.metadata.get(CLI_SESSION_KEY)
+    return (last.run_id, session) if isinstance(session, str) and session else None
+
+
+def _track(entry: Entry, open_calls: dict[str, str]) -> None:
+    if (call := entry.tool_call) is not None and entry.kind == "tool_call":
+        open_calls[call.id] = call.name
+    elif (result := entry.tool_result) is not None:
+        open_calls.pop(result.tool_call_id, None)

@@ -1,0 +1,92 @@
+"""The ``claude-code`` harness: the Claude Code CLI writes the turn inside the session's compute.
+
+The CLI is the native binary bundled in the ``claude-agent-sdk`` wheel
+(``pip install 'cerver[claude-code]'``), run non-interactively::
+
+    claude -p <input> --output-format stream-json --verbose --include-partial-messages
+        --model <model>
+        --permission-mode bypassPermissions [--resume <id>]
+        [--append-system-prompt-file <run>/system.md]
+
+with ``ANTHROPIC_BASE_URL`` at the model proxy (through the sandbox's forwarder),
+``ANTHROPIC_API_KEY`` set to the run's proxy token and
+``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` (no telemetry, update checks or feature-flag
+calls: the CLI sends only its model requests) and ``CLAUDE_CODE_MAX_RETRIES=0`` (as for the
+SDK harnesses, retry policy belongs to the gateway: a failed call fails the run).
+
+Permissions: ``bypassPermissions`` (with ``IS_SANDBOX=1``, which the CLI asks for before it
+accepts that mode). A non-interactive run cannot answer approval prompts, and the boundary is
+the compute's: in the local sandbox only the workspace is writable and the network reaches
+the model proxy alone. ``WebFetch`` and ``WebSearch`` are disallowed, having no network to
+use. The output is parsed by :mod:`harnesses.claude_code_events`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import ClassVar, Final
+
+from harnesses._cli import CliHarness, CliRun
+from harnesses._cli_tools import CLAUDE_CODE_INSTALL, claude_code_binary
+from harnesses.base import TurnContext
+from harnesses.claude_code_events import ClaudeCodeParser
+
+__all__ = ["ClaudeCodeHarness"]
+
+_ENV: Final = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "IS_SANDBOX": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+}
+
+
+class ClaudeCodeHarness(CliHarness):
+    """Claude Code in the session's compute, reaching Claude through the model proxy."""
+
+    name: ClassVar[str] = "claude-code"
+    provider: ClassVar[str] = "anthropic"
+    default_model: ClassVar[str] = "claude-sonnet-4-6"
+    install_step: ClassVar[str] = CLAUDE_CODE_INSTALL
+    resume_state: ClassVar[str] = ".claude/projects"
+
+    def _program(self) -> str | None:
+        binary = claude_code_binary()
+        return str(binary) if binary else None
+
+    def _parser(self) -> ClaudeCodeParser:
+        return ClaudeCodeParser()
+
+    async def _script(
+        self, turn: TurnContext, run: CliRun, program: str
+    ) -> tuple[str, dict[str, str]]:
+        assert turn.proxy is not None and turn.sandbox is not None
+        args = [
+            program,
+            "-p",
+            turn.input,
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+            "--model",
+            turn.model,
+            "--permission-mode",
+            "bypassPermissions",
+            "--disallowedTools",
+            "WebFetch,WebSearch",
+        ]
+        if run.resume:
+            args += ["--resume", run.resume]
+        system = "\n\n".join(p for p in (turn.options.system_prompt, run.preamble) if p)
+        if system:
+            path = f"{run.directory}/system.md"
+            await turn.sandbox.write_file(path, system.encode())
+            args += ["--append-system-prompt-file", path]
+        script = "\n".join(
+            [
+                'export ANTHROPIC_BASE_URL="$CERVER_PROXY_URL/v2/proxy/anthropic"',
+                shlex.join(args),
+            ]
+        )
+        return script, {**_ENV, "ANTHROPIC_API_KEY": turn.proxy.token}

@@ -1,0 +1,112 @@
+"""The ``codex`` harness: the Codex CLI writes the turn inside the session's compute.
+
+Codex comes from the npm package ``@openai/codex``, installed by ``cerver setup`` into
+Cerver's tools prefix (see :mod:`harnesses._cli_tools`) and run with the system's ``node``.
+Each run gets ``CODEX_HOME=<run>/home/.codex`` holding a ``config.toml`` written for it: a
+model provider ``cerver`` at the model proxy (``wire_api = "responses"``, the key read from
+``CERVER_PROXY_TOKEN``, the run's token), no retries of its own, analytics and plugins off
+(both are needed for zero outside traffic), and the history preamble as
+``developer_instructions`` when the turn takes over a conversation. Then::
+
+    codex exec [resume <thread>] --json --skip-git-repo-check
+        --dangerously-bypass-approvals-and-sandbox <input>  </dev/null
+
+always under the harness's timeout (Codex waits for the network forever when its endpoint
+refuses connections).
+
+Permissions: ``--dangerously-bypass-approvals-and-sandbox``. A non-interactive run cannot
+answer approvals, and Codex's own sandbox (Landlock/seccomp or bubblewrap) would have to nest
+inside the compute's; the compute is the boundary instead: in the local sandbox only the
+workspace is writable and the network reaches the model proxy alone. The output is parsed by
+:mod:`harnesses.codex_events`.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import ClassVar
+
+from harnesses._cli import CliHarness, CliRun
+from harnesses._cli_tools import CODEX_INSTALL, codex_entry
+from harnesses.base import TurnContext
+from harnesses.codex_events import CodexParser
+
+__all__ = ["CodexHarness"]
+
+_PROXY_URL = "@CERVER_PROXY_URL@"
+
+
+class CodexHarness(CliHarness):
+    """Codex CLI in the session's compute, reaching the Responses API through the proxy."""
+
+    name: ClassVar[str] = "codex"
+    provider: ClassVar[str] = "openai"
+    default_model: ClassVar[str] = "gpt-5.5"
+    install_step: ClassVar[str] = CODEX_INSTALL
+    resume_state: ClassVar[str] = ".codex/sessions"
+
+    def _program(self) -> str | None:
+        entry = codex_entry()
+        return str(entry) if entry else None
+
+    def _parser(self) -> CodexParser:
+        return CodexParser()
+
+    async def _script(
+        self, turn: TurnContext, run: CliRun, program: str
+    ) -> tuple[str, dict[str, str]]:
+        assert turn.proxy is not None and turn.sandbox is not None
+        codex_home = f"{run.home}/.codex"
+        template = f"{run.directory}/config.toml.in"
+        await turn.sandbox.write_file(template, _config(turn, run).encode())
+        exec_args = ["exec"]
+        if run.resume:
+            exec_args += ["resume", run.resume]
+        exec_args += [
+            "--json",
+            "--skip-git-repo-check",
+            "--dangerously-bypass-approvals-and-sandbox",
+            turn.input,
+        ]
+        script = "\n".join(
+            [
+                f'export CODEX_HOME="$PWD/{codex_home}"',
+                'mkdir -p "$CODEX_HOME"',
+                f'sed "s|{_PROXY_URL}|$CERVER_PROXY_URL|" {shlex.quote(template)} '
+                '> "$CODEX_HOME/config.toml" || exit 1',
+                f"node {shlex.quote(program)} {shlex.join(exec_args)} </dev/null",
+            ]
+        )
+        return script, {"CERVER_PROXY_TOKEN": turn.proxy.token}
+
+
+def _config(turn: TurnContext, run: CliRun) -> str:
+    """The run's ``config.toml`` (the proxy URL is filled in inside the sandbox)."""
+    lines = [
+        f"model = {json.dumps(turn.model)}",
+        'model_provider = "cerver"',
+    ]
+    instructions = "\n\n".join(p for p in (turn.options.system_prompt, run.preamble) if p)
+    if instructions:
+        # A JSON string is a valid TOML basic string.
+        lines.append(f"developer_instructions = {json.dumps(instructions, ensure_ascii=False)}")
+    lines += [
+        "",
+        "[model_providers.cerver]",
+        'name = "Cerver model proxy"',
+        f'base_url = "{_PROXY_URL}/v2/proxy/openai"',
+        'env_key = "CERVER_PROXY_TOKEN"',
+        'wire_api = "responses"',
+        "supports_websockets = false",
+        "request_max_retries = 0",
+        "stream_max_retries = 0",
+        "",
+        "[analytics]",
+        "enabled = false",
+        "",
+        "[features]",
+        "plugins = false",
+        "",
+    ]
+    return "\n".join(lines)

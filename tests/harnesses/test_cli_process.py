@@ -1,0 +1,172 @@
+"""CLI harness process control with a scripted sandbox: the command, the token, resume,
+timeouts and crashes (no CLI binary needed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from cerver.proxy import ProxyGrant
+from cerver.types import Entry, ExecResult, ToolCallPart, ToolResultPart
+from compute.base import ExecChunk, Sandbox
+from harnesses._cli_preamble import PREAMBLE_START
+from harnesses.base import Error, Message, TurnContext
+from harnesses.codex import CodexHarness
+
+STARTED = (
+    '{"type":"thread.started","thread_id":"0abc-1"}\n'
+    '{"type":"item.started","item":{"id":"item_0","type":"command_execution",'
+    '"command":"sleep 100","status":"in_progress"}}\n'
+)
+
+
+class ScriptedSandbox(Sandbox):
+    """Answers ``exec_stream`` with scripted chunks; ``exec`` (the resume probe) with
+    ``probe_exit``. Records commands, environments and written files."""
+
+    provider = "local"
+
+    def __init__(self, chunks: list[ExecChunk], probe_exit: int = 1) -> None:
+        self.sandbox_id = "sbx_fake"
+        self.chunks = chunks
+        self.probe_exit = probe_exit
+        self.commands: list[str] = []
+        self.envs: list[Mapping[str, str]] = []
+        self.files: dict[str, bytes] = {}
+
+    async def exec(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> ExecResult:
+        self.commands.append(command)
+        return ExecResult(exit_code=self.probe_exit, duration_ms=1.0)
+
+    async def exec_stream(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ExecChunk]:
+        self.commands.append(command)
+        self.envs.append(env or {})
+        for chunk in self.chunks:
+            yield chunk
+
+    async def read_file(self, path: str) -> bytes:
+        return self.files[path]
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        self.files[path] = data
+
+
+@pytest.fixture(autouse=True)
+def codex_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harnesses.codex.codex_entry", lambda: Path("/opt/codex.js"))
+
+
+def turn(sandbox: Sandbox, history: list[Entry] | None = None) -> TurnContext:
+    grant = ProxyGrant(
+        token="cpx_secret", run_id="run_2", session_id="s", harness="codex",
+        expires_at=1e12, socket_path="/tmp/cerver-proxy-x/proxy.sock",
+    )  # fmt: skip
+    return TurnContext(
+        session_id="s",
+        run_id="run_2",
+        history=history or [],
+        input="hello",
+        model="gpt-5.5",
+        sandbox=sandbox,
+        proxy=grant,
+    )
+
+
+async def run(sandbox: Sandbox, history: list[Entry] | None = None) -> list:
+    return [e async for e in CodexHarness(timeout=5).run(turn(sandbox, history))]
+
+
+async def test_a_timeout_closes_open_calls_and_fails_the_run() -> None:
+    sandbox = ScriptedSandbox([ExecChunk("stdout", STARTED), ExecChunk("exit", exit_code=124)])
+    events = await run(sandbox)
+
+    call, result = (e.entry for e in events if isinstance(e, Message))
+    assert call.tool_call is not None and result.tool_result is not None
+    assert result.tool_result.tool_call_id == call.tool_call.id and result.tool_result.is_error
+    assert call.metadata == {"cli_session": "0abc-1"} and call.harness == "codex"
+    error = events[-1]
+    assert isinstance(error, Error) and error.code == "timeout" and error.retryable
+
+
+async def test_a_crash_reports_its_stderr() -> None:
+    sandbox = ScriptedSandbox(
+        [ExecChunk("stderr", "boom: bad things"), ExecChunk("exit", exit_code=3)]
+    )
+    [error] = await run(sandbox)
+    assert isinstance(error, Error) and error.code == "harness_error"
+    assert "exited with code 3" in error.message and "boom: bad things" in error.message
+
+
+async def test_the_token_travels_in_the_environment_only() -> None:
+    sandbox = ScriptedSandbox([ExecChunk("exit", exit_code=0)])
+    await run(sandbox)
+
+    [command] = sandbox.commands  # no resume probe without a previous codex turn
+    assert sandbox.envs[0]["CERVER_PROXY_TOKEN"] == "cpx_secret"
+    assert "cpx_secret" not in command
+    assert all(b"cpx_secret" not in data for data in sandbox.files.values())
+    assert 'export HOME="$PWD/.cerver/runs/run_2/home"' in command
+    assert 'CODEX_HOME="$PWD/.cerver/runs/run_2/home/.codex"' in command
+    assert "--dangerously-bypass-approvals-and-sandbox" in command
+    config = sandbox.files[".cerver/runs/run_2/config.toml.in"].decode()
+    assert 'wire_api = "responses"' in config and "[analytics]\nenabled = false" in config
+
+
+def codex_history() -> list[Entry]:
+    call = ToolCallPart(id="t1", name="exec_command", arguments={"cmd": "ls"})
+    meta = {"cli_session": "thread-1"}
+    return [
+        Entry(role="user", content="list files"),
+        Entry(role="assistant", kind="tool_call", parts=[call], harness="codex",
+              run_id="run_1", metadata=meta),
+        Entry(role="tool", kind="tool_result", harness="codex", run_id="run_1", metadata=meta,
+              parts=[ToolResultPart(tool_call_id="t1", output="a.txt")]),
+        Entry(role="assistant", content="There is a.txt", harness="codex", run_id="run_1",
+              metadata=meta),
+    ]  # fmt: skip
+
+
+async def test_resumes_when_its_previous_run_is_in_the_workspace() -> None:
+    sandbox = ScriptedSandbox([ExecChunk("exit", exit_code=0)], probe_exit=0)
+    await run(sandbox, codex_history())
+
+    probe, command = sandbox.commands
+    assert probe == "test -e .cerver/runs/run_1/home/.codex/sessions"
+    assert "exec resume thread-1 --json" in command
+    assert "cp -a .cerver/runs/run_1/home/.codex/sessions/." in command
+    assert PREAMBLE_START not in sandbox.files[".cerver/runs/run_2/config.toml.in"].decode()
+
+
+async def test_hands_over_with_a_preamble_otherwise() -> None:
+    sandbox = ScriptedSandbox([ExecChunk("exit", exit_code=0)], probe_exit=1)  # other compute
+    history = codex_history()
+    await run(sandbox, history)
+    config = sandbox.files[".cerver/runs/run_2/config.toml.in"].decode()
+    assert "exec resume" not in sandbox.commands[-1]
+    assert PREAMBLE_START in config and "There is a.txt" in config
+
+    sandbox = ScriptedSandbox([ExecChunk("exit", exit_code=0)])
+    other = [*history, Entry(role="assistant", content="from another harness", harness="openai")]
+    await run(sandbox, other)
+    assert len(sandbox.commands) == 1  # not this CLI's turn last: no resume probe at all
+
+
+async def test_without_a_sandbox_the_run_fails_clearly() -> None:
+    context = turn(ScriptedSandbox([]))
+    context.sandbox = None
+    [error] = [e async for e in CodexHarness().run(context)]
+    assert isinstance(error, Error) and '"compute": {"provider": "local"}' in error.message
+
+
+async def test_remote_computes_are_refused_clearly() -> None:
+    sandbox = ScriptedSandbox([])
+    sandbox.provider = "e2b"  # type: ignore[misc]
+    [error] = [e async for e in CodexHarness().run(turn(sandbox))]
+    assert isinstance(error, Error) and "runs only in the local compute" in error.message
+    assert sandbox.commands == []

@@ -1,0 +1,56 @@
+"""Reading token counts from provider responses, however the network splits them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cerver.proxy import UsageMeter
+
+ANTHROPIC_SSE = (
+    b"event: message_start\n"
+    b'data: {"type":"message_start","message":{"model":"claude-x","usage":'
+    b'{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}\n\n'
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","delta":{"type":"text_delta","text":"hi"}}\n\n'
+    b"event: message_delta\n"
+    b'data: {"type":"message_delta","usage":{"output_tokens":7}}\n\n'
+)
+
+RESPONSES_SSE = (
+    b'data: {"type":"response.created","response":{"model":"gpt-x","usage":null}}\n\n'
+    b'data: {"type":"response.completed","response":{"model":"gpt-x",'
+    b'"usage":{"input_tokens":20,"output_tokens":4}}}\n\n'
+)
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 10_000])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [(ANTHROPIC_SSE, ("claude-x", 15, 7)), (RESPONSES_SSE, ("gpt-x", 20, 4))],
+    ids=["anthropic", "responses"],
+)
+def test_streams_in_any_chunking(body: bytes, expected: tuple, size: int) -> None:
+    meter = UsageMeter(streaming=True)
+    for start in range(0, len(body), size):
+        meter.feed(body[start : start + size])
+    usage = meter.result()
+    assert usage is not None
+    assert (meter.model, usage.input_tokens, usage.output_tokens) == expected
+
+
+def test_json_bodies() -> None:
+    chat = {"model": "gpt-c", "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+    meter = UsageMeter(streaming=False)
+    raw = json.dumps(chat).encode()
+    meter.feed(raw[:5])
+    meter.feed(raw[5:])
+    usage = meter.result()
+    assert usage is not None and (usage.input_tokens, usage.output_tokens) == (3, 2)
+
+
+def test_no_usage_is_none() -> None:
+    meter = UsageMeter(streaming=True)
+    meter.feed(b"data: [DONE]\n\ndata: {not json}\n\n")
+    assert meter.result() is None

@@ -1,0 +1,58 @@
+"""Ledger queries behind usage reports and budgets, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cerver.events import EventHub
+from cerver.store import SessionWriter, Store
+from cerver.types import Usage
+from tests.store.helpers import make_session
+
+
+async def _charge(store: Store, account_id: str, user: str, calls: list[tuple]) -> str:
+    session = await make_session(store, account_id, user=user)
+    locked = await store.sessions.try_lock(session.id, "run_x", ttl=30)
+    assert locked is not None
+    writer = SessionWriter(store.db, EventHub(), locked[0], "run_x")
+    for run_id, model, tokens, cost, reason in calls:
+        writer.charge(
+            kind="llm",
+            usage=Usage(input_tokens=tokens, output_tokens=1, cost_usd=cost, cost_reason=reason),
+            run_id=run_id,
+            harness="anthropic",
+            model=model,
+            provider="anthropic",
+        )
+    await writer.release()
+    return session.id
+
+
+async def test_usage_spent_and_mean_turn_cost(store: Store, account_id: str) -> None:
+    alice = await _charge(
+        store,
+        account_id,
+        "alice",
+        [("r1", "m1", 10, 0.5, None), ("r1", "m1", 10, 0.25, None), ("r2", "m2", 5, None, "?")],
+    )
+    await _charge(store, account_id, "bob", [("r3", "m1", 1, 1.0, None)])
+
+    rows = {r["key"]: r for r in await store.ledger.usage(account_id, "user")}
+    assert rows["alice"]["cost_usd"] == pytest.approx(0.75)
+    assert rows["alice"]["unpriced_calls"] == 1 and rows["alice"]["input_tokens"] == 25
+    assert list(rows) == ["bob", "alice"]  # biggest spend first
+    (day,) = await store.ledger.usage(account_id, "day")
+    assert day["key"] == datetime.now(UTC).date().isoformat() and day["calls"] == 4
+    by_model = {r["key"]: r for r in await store.ledger.usage(account_id, "model", user="bob")}
+    assert set(by_model) == {"m1"}
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert await store.ledger.usage(account_id, "user", since=later) == []
+    assert len(await store.ledger.usage(account_id, "user", until=later)) == 2
+
+    assert await store.ledger.spent(account_id, session_id=alice) == pytest.approx(0.75)
+    assert await store.ledger.spent(account_id, user="bob") == pytest.approx(1.0)
+    assert await store.ledger.spent(account_id, user="nobody") == 0.0
+    # r1 cost 0.75; r2 was not priced (no row to average): the mean is over priced runs.
+    assert await store.ledger.mean_turn_cost(alice) == pytest.approx(0.75)
