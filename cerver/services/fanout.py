@@ -22,9 +22,10 @@ from typing import Any, Literal
 
 import orjson
 
-from cerver.errors import InvalidRequest
+from cerver.errors import BudgetExceeded, InvalidRequest
 from cerver.ids import new_id
 from cerver.services.branching import BranchingService, Snapshot
+from cerver.services.budgets import BudgetService
 from cerver.services.execs import ExecService
 from cerver.services.judging import HarnessModelCall, build_judge
 from cerver.services.keeping import FanoutKeeper, VariantOutcome, VariantPlan, verdict_json
@@ -127,6 +128,7 @@ class FanoutService:
         self._computes = computes
         self._execs = execs
         self._keeper = FanoutKeeper(store, locks, sessions)
+        self._budgets = BudgetService(store)
         self._tasks: set[asyncio.Task[FanoutRecord]] = set()
 
     # -- reads -----------------------------------------------------------------------------
@@ -166,6 +168,7 @@ class FanoutService:
         if parent_session_id is not None:
             parent = await self._sessions.get(account_id, parent_session_id)
             self._sessions.ensure_open(parent)
+            await self._budgets.ensure_within_budget(parent, turns=len(plans))
         else:
             first = plans[0]
             parent = await self._sessions.create(
@@ -173,6 +176,11 @@ class FanoutService:
                 harness=HarnessChoice(first.harness, first.model),
                 **(new_parent or {"compute": ComputeChoice("none")}),
             )
+            try:  # a fan-out counts N turns against the end user's budget
+                await self._budgets.ensure_within_budget(parent, turns=len(plans))
+            except BudgetExceeded:
+                await self._sessions.delete(parent)
+                raise
         handle = FanoutHandle(new_id("fan"), account_id, parent.id)
         await self._store.fanouts.create(
             {

@@ -79,6 +79,26 @@ async def test_a_fan_out_counts_n_times(
     assert refused.value.context["estimated_turn_cost_usd"] == pytest.approx(0.001)
 
 
+async def test_the_fanout_route_refuses_n_turns_over_budget(
+    client: AsyncClient, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (
+        await client.create_session(compute=None, model="claude-haiku-4-5", max_cost_usd=0.0025)
+    )["session_id"]
+    mock_upstream.script(Reply(text="a", usage=PRICED))
+    await client.run_llm(sid, "one")  # spent 0.001; mean turn 0.001
+    requests_before = len(mock_upstream.requests)
+    variants = [{"harness": "anthropic", "model": "claude-haiku-4-5"}] * 3
+    refused = await http.post(
+        f"/v2/sessions/{sid}/fanout", json={"input": "again", "variants": variants}
+    )
+    assert refused.status_code == 402  # 0.001 + 2 × 0.001 ≥ 0.0025
+    assert refused.json()["context"]["turns"] == 3
+    assert len(mock_upstream.requests) == requests_before
+    children = await client.list_sessions(parent_session_id=sid)
+    assert children["sessions"] == []
+
+
 async def test_budgets_are_validated(http: httpx.AsyncClient) -> None:
     response = await http.put("/v2/account/budgets", json={"default_user_max_cost_usd": -1})
     assert response.status_code == 422
