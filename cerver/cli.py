@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Annotated
 
@@ -130,12 +131,14 @@ def relay(
 
 @app.command()
 def setup() -> None:
-    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes) and the
-    Codex CLI (the ``codex`` harness, into Cerver's tools prefix)."""
-    from cerver.setup_tools import install_bubblewrap, install_codex
+    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), the
+    Codex CLI and Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools
+    prefix)."""
+    from cerver.setup_tools import install_bubblewrap, install_codex, install_gemini_cli
 
     ok = install_bubblewrap(console)
     ok = install_codex(console) and ok
+    ok = install_gemini_cli(console) and ok
     raise typer.Exit(0 if ok else 1)
 
 
@@ -254,5 +257,8 @@ def sessions_show(
 
 
 def main() -> None:
+    # `serve` and `demo` print the mock upstream notice in their own banner, so mute the
+    # logger that announces it (cerver.gateway.MOCK_LOGGER; not imported, to keep the CLI light).
+    logging.getLogger("cerver.upstream").setLevel(logging.ERROR)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     app()

@@ -32,6 +32,8 @@ __all__ = ["Gateway"]
 
 log = logging.getLogger("cerver")
 
+#: The logger that announces the mock upstream; the CLI, which prints its own banner, mutes it.
+MOCK_LOGGER = "cerver.upstream"
 MOCK_NOTICE = (
     "No provider key is configured: models are served by Cerver's MOCK UPSTREAM, a test "
     "double that returns canned '[mock upstream]' answers. Set ANTHROPIC_API_KEY or "
@@ -116,7 +118,7 @@ class Gateway:
             self._mock = MockUpstream()
             self._mock.start()
             self.harnesses.upstreams = Upstreams.from_settings(self.settings, self._mock.url)
-            log.warning(MOCK_NOTICE)
+            logging.getLogger(MOCK_LOGGER).warning(MOCK_NOTICE)
         elif "default_harness" not in self.settings.model_fields_set:
             # Default to a harness this gateway can actually run.
             for name in ("anthropic", "openai"):
