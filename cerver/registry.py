@@ -139,6 +139,7 @@ harness_registry: Registry = Registry(
         "openai": "harnesses.openai:OpenAIHarness",
         "claude-code": "harnesses.claude_code:ClaudeCodeHarness",
         "codex": "harnesses.codex:CodexHarness",
+        "gemini-cli": "harnesses.gemini_cli:GeminiCliHarness",
         "litellm": "harnesses.litellm:LiteLLMHarness",
         "pydantic-ai": "harnesses.pydantic_ai:PydanticAIHarness",
     },

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "CERVER_OPENAI_BASE_URL")
     )
+    gemini_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "CERVER_GEMINI_API_KEY")
+    )
+    gemini_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("GEMINI_BASE_URL", "CERVER_GEMINI_BASE_URL")
+    )
     mock_upstream: bool | None = Field(
         default=None,
         description="Serve models from the in-process mock upstream (a test double). "
@@ -67,4 +73,4 @@ class Settings(BaseSettings):
     def use_mock_upstream(self) -> bool:
         if self.mock_upstream is not None:
             return self.mock_upstream
-        return not (self.anthropic_api_key or self.openai_api_key)
+        return not (self.anthropic_api_key or self.openai_api_key or self.gemini_api_key)

@@ -1,7 +1,8 @@
 """Host preparation behind ``cerver setup``: operating-system packages the gateway relies on.
 
-Today that is bubblewrap, which isolates the ``local`` compute's commands, and the Codex CLI
-(npm ``@openai/codex``) for the ``codex`` harness, installed into Cerver's own tools prefix
+Today that is bubblewrap, which isolates the ``local`` compute's commands, the Codex CLI
+(npm ``@openai/codex``) for the ``codex`` harness and Gemini CLI (npm ``@google/gemini-cli``)
+for the ``gemini-cli`` harness, both installed into Cerver's own tools prefix
 (``$CERVER_TOOLS_DIR/npm``, default ``~/.cerver/tools/npm``), never globally. Each step checks
 first and changes nothing when the host is ready; when it cannot act (not root, no apt) it
 prints the exact command to run instead.
@@ -12,11 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["install_bubblewrap", "install_codex"]
+__all__ = ["install_bubblewrap", "install_codex", "install_gemini_cli"]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -97,25 +100,52 @@ def install_codex(console: Console | None = None) -> bool:
     Returns:
         Whether Codex is installed afterwards.
     """
-    from harnesses._cli_tools import CODEX_PACKAGE, codex_entry, codex_prefix
+    from harnesses._cli_tools import CODEX_PACKAGE, codex_entry
+
+    return _npm_install("Codex CLI", "codex", CODEX_PACKAGE, codex_entry, console)
+
+
+def install_gemini_cli(console: Console | None = None) -> bool:
+    """Make sure Gemini CLI is installed in Cerver's tools prefix, with ``npm``.
+
+    Runs ``npm install --prefix <prefix> @google/gemini-cli@<tested version>`` when its entry
+    script is missing. Never raises for a failed install: the outcome is the return value.
+
+    Returns:
+        Whether Gemini CLI is installed afterwards.
+    """
+    from harnesses._cli_tools import GEMINI_CLI_PACKAGE, gemini_cli_entry
+
+    return _npm_install("Gemini CLI", "gemini-cli", GEMINI_CLI_PACKAGE, gemini_cli_entry, console)
+
+
+def _npm_install(
+    what: str,
+    harness: str,
+    package: str,
+    entry: Callable[[], Path | None],
+    console: Console | None,
+) -> bool:
+    """Install ``package`` into the tools prefix unless ``entry()`` already finds it."""
+    from harnesses._cli_tools import codex_prefix
 
     console = console or Console(stderr=True)
-    if codex_entry() is not None:
-        console.print(f"Codex CLI is installed under {codex_prefix()}.")
+    if entry() is not None:
+        console.print(f"{what} is installed under {codex_prefix()}.")
         return True
     npm = shutil.which("npm")
     if npm is None:
         console.print(
-            "The codex harness needs Node.js and npm: install them (e.g. "
+            f"The {harness} harness needs Node.js and npm: install them (e.g. "
             "[bold]apt-get install -y nodejs npm[/]) and run [bold]cerver setup[/] again."
         )
         return False
     prefix = codex_prefix()
-    console.print(f"Installing the Codex CLI: npm install --prefix {prefix} {CODEX_PACKAGE}")
+    console.print(f"Installing the {what}: npm install --prefix {prefix} {package}")
     prefix.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-fund", "--no-audit", CODEX_PACKAGE],
+            [npm, "install", "--prefix", str(prefix), "--no-fund", "--no-audit", package],
             capture_output=True,
             text=True,
             timeout=_NPM_TIMEOUT_S,
@@ -129,7 +159,7 @@ def install_codex(console: Console | None = None) -> bool:
             f"[red]npm failed (exit code {done.returncode}):[/]\n{escape(done.stderr.strip())}",
             highlight=False,
         )
-    installed = codex_entry() is not None
+    installed = entry() is not None
     if installed:
-        console.print(f"Codex CLI is installed under {prefix}.")
+        console.print(f"{what} is installed under {prefix}.")
     return installed

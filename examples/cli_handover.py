@@ -1,6 +1,6 @@
-"""One session, three writers: Claude Code, then Codex, then the Anthropic SDK harness.
+"""One session, four writers: Claude Code, Codex, Gemini CLI, then the Anthropic SDK harness.
 
-The two CLIs run inside the session's sandbox (the local compute: the workspace, under
+The three CLIs run inside the session's sandbox (the local compute: the workspace, under
 bubblewrap) and reach their models only through the gateway's model proxy, with a token that
 lives as long as their run. Each later writer sees the whole conversation so far, including
 the earlier CLI's tool calls and their results. Run a gateway first (`cerver serve`), then:
@@ -8,8 +8,8 @@ the earlier CLI's tool calls and their results. Run a gateway first (`cerver ser
     CERVER_API_KEY=ck_… python examples/cli_handover.py
 
 It needs the CLIs on the gateway's machine: `pip install 'cerver[claude-code]'` and
-`cerver setup` (Codex). With no provider key configured the gateway answers from its mock
-upstream (a test double), and every answer says so.
+`cerver setup` (Codex and Gemini CLI). With no provider key configured the gateway answers
+from its mock upstream (a test double), and every answer says so.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
         turns = [
             ("claude-code", "Create a note: `echo 'written by Claude Code' > note.txt`"),
             ("codex", "Show the note: `cat note.txt`"),
+            ("gemini-cli", "Append to it: `echo 'and by Gemini CLI' >> note.txt`"),
             ("anthropic", "Summarise what the earlier turns did."),
         ]
         for harness, prompt in turns:
@@ -32,7 +33,7 @@ def main() -> None:
             answer = " ".join(result["message"]["content"].split())[:160]
             print(f"{result['harness']} · {result['model']}: {answer}")
 
-        print("\ntranscript (one id, one history, three writers):")
+        print("\ntranscript (one id, one history, four writers):")
         for entry in cerver.get_session(sid, transcript=True)["transcript"]:
             text = " ".join(entry["content"].split())[:70]
             print(

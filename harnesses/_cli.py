@@ -1,4 +1,4 @@
-"""What the CLI harnesses (Claude Code, Codex) share: running a CLI in the session's compute.
+"""What the CLI harnesses (Claude Code, Codex, Gemini CLI) share: running a CLI in a compute.
 
 A CLI harness does not call a model itself. For each turn it:
 
@@ -92,6 +92,8 @@ class CliHarness(Harness):
     """How to install the CLI, named in the error when it is missing."""
     resume_state: ClassVar[str]
     """The CLI's session files under ``HOME`` that a resumed run needs from the last one."""
+    native_resume: ClassVar[bool] = True
+    """False for a CLI whose own resume is not reliable: history always goes in a preamble."""
 
     def __init__(
         self, *, base_url: str | None = None, api_key: str | None = None, timeout: float = 600.0
@@ -180,7 +182,7 @@ class CliHarness(Harness):
     async def _plan(self, turn: TurnContext, sandbox: Sandbox) -> CliRun:
         directory = f".cerver/runs/{turn.run_id}"
         home = f"{directory}/home"
-        previous = _resumable(turn.history, self.name)
+        previous = _resumable(turn.history, self.name) if self.native_resume else None
         if previous is not None:
             run_id, cli_session = previous
             state = f".cerver/runs/{run_id}/home/{self.resume_state}"

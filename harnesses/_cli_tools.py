@@ -5,6 +5,8 @@
 * Codex comes from the npm package ``@openai/codex``, which ``cerver setup`` installs into
   Cerver's own tools prefix, :func:`codex_prefix` (``$CERVER_TOOLS_DIR/npm``, by default
   ``~/.cerver/tools/npm``), never globally.
+* Gemini CLI comes from the npm package ``@google/gemini-cli``, installed by ``cerver setup``
+  into the same prefix.
 
 Local sandboxes bind :func:`cli_tool_dirs` read-only at the same paths, so a binary found
 here runs unchanged inside them. Finding them costs a few ``stat`` calls: the SDK package is
@@ -22,10 +24,13 @@ __all__ = [
     "CLAUDE_CODE_INSTALL",
     "CODEX_INSTALL",
     "CODEX_PACKAGE",
+    "GEMINI_CLI_INSTALL",
+    "GEMINI_CLI_PACKAGE",
     "claude_code_binary",
     "cli_tool_dirs",
     "codex_entry",
     "codex_prefix",
+    "gemini_cli_entry",
     "tools_dir",
 ]
 
@@ -33,6 +38,9 @@ CODEX_PACKAGE: Final = "@openai/codex@0.169.0"
 """The Codex release Cerver is tested with (its JSON events and config keys)."""
 CLAUDE_CODE_INSTALL: Final = "pip install 'cerver[claude-code]'"
 CODEX_INSTALL: Final = "cerver setup"
+GEMINI_CLI_PACKAGE: Final = "@google/gemini-cli@0.61.0"
+"""The Gemini CLI release Cerver is tested with (its stream-json events and settings keys)."""
+GEMINI_CLI_INSTALL: Final = "cerver setup"
 
 
 def tools_dir() -> Path:
@@ -41,13 +49,19 @@ def tools_dir() -> Path:
 
 
 def codex_prefix() -> Path:
-    """The npm ``--prefix`` Codex is installed into."""
+    """The npm ``--prefix`` Codex (and Gemini CLI) is installed into."""
     return tools_dir() / "npm"
 
 
 def codex_entry() -> Path | None:
     """Codex's launcher script (run with ``node``), if installed."""
     entry = codex_prefix() / "node_modules" / "@openai" / "codex" / "bin" / "codex.js"
+    return entry if entry.is_file() else None
+
+
+def gemini_cli_entry() -> Path | None:
+    """Gemini CLI's bundled entry script (run with ``node``), if installed."""
+    entry = codex_prefix() / "node_modules" / "@google" / "gemini-cli" / "bundle" / "gemini.js"
     return entry if entry.is_file() else None
 
 

@@ -90,6 +90,8 @@ def make_settings(
         "anthropic_api_key": "test-anthropic-key",
         "openai_base_url": upstream.openai_base_url,
         "openai_api_key": "test-openai-key",
+        "gemini_base_url": upstream.gemini_base_url,
+        "gemini_api_key": "test-gemini-key",
         # One call per model step, so a scripted failure fails the turn; tests of the retry
         # layer pass their own.
         "upstream_max_attempts": 1,

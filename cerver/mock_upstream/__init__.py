@@ -1,5 +1,5 @@
 """The mock upstream: a local test double for the Anthropic Messages API, the OpenAI
-Responses API and OpenAI Chat Completions.
+Responses API, OpenAI Chat Completions and the Gemini API (``generateContent``).
 
 It answers from a script of :class:`Reply` objects (text, tool calls, errors, delays,
 stalls, mid-stream failures) and, when the script is empty, with deterministic default

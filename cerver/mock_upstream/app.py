@@ -1,7 +1,9 @@
-"""The mock upstream as an ASGI app: the three model APIs and the control API.
+"""The mock upstream as an ASGI app: the model APIs and the control API.
 
 Model routes: ``POST /v1/messages`` (Anthropic; any query such as ``?beta=true`` is fine),
-``POST /v1/messages/count_tokens``, ``POST /v1/responses``, ``POST /v1/chat/completions``.
+``POST /v1/messages/count_tokens``, ``POST /v1/responses``, ``POST /v1/chat/completions``,
+``POST /v1beta/models/<model>:generateContent`` (also ``:streamGenerateContent?alt=sse`` and
+``:countTokens``; Gemini).
 
 Control routes, for tests and people:
 
@@ -31,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cerver.mock_upstream.anthropic import ANTHROPIC
 from cerver.mock_upstream.chat import CHAT
-from cerver.mock_upstream.completions import count_tokens_endpoint, endpoint
+from cerver.mock_upstream.completions import count_tokens_endpoint, endpoint, gemini_endpoint
 from cerver.mock_upstream.pacing import quiet_deliberate_disconnects
 from cerver.mock_upstream.responses import RESPONSES
 from cerver.mock_upstream.script import Reply
@@ -52,6 +54,7 @@ def create_app(state: MockState | None = None) -> Starlette:
         Route("/v1/messages/count_tokens", count_tokens_endpoint(state), methods=["POST"]),
         Route("/v1/responses", endpoint(RESPONSES, state), methods=["POST"]),
         Route("/v1/chat/completions", endpoint(CHAT, state), methods=["POST"]),
+        Route("/v1beta/models/{target}", gemini_endpoint(state), methods=["POST"]),
         Route("/_mock/health", control.health, methods=["GET"]),
         Route("/_mock/requests", control.requests, methods=["GET", "DELETE"]),
         Route("/_mock/script", control.script, methods=["POST"]),

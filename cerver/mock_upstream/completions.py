@@ -1,4 +1,4 @@
-"""The model endpoints: one request handler shared by the three dialects.
+"""The model endpoints: one request handler shared by the dialects.
 
 Each request goes through the same steps:
 
@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cerver.mock_upstream import anthropic
+from cerver.mock_upstream import anthropic, gemini
 from cerver.mock_upstream.default import default_reply
 from cerver.mock_upstream.dialect import BadRequest, Dialect
 from cerver.mock_upstream.neutral import build_output, new_id, split_in_two
@@ -27,7 +27,7 @@ from cerver.mock_upstream.pacing import PacedResponse
 from cerver.mock_upstream.script import Reply, UpstreamFailure
 from cerver.mock_upstream.state import MockState
 
-__all__ = ["count_tokens_endpoint", "endpoint"]
+__all__ = ["count_tokens_endpoint", "endpoint", "gemini_endpoint"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _SSE = "text/event-stream; charset=utf-8"
@@ -74,30 +74,61 @@ def endpoint(dialect: Dialect, state: MockState) -> Endpoint:
     return complete
 
 
-def count_tokens_endpoint(state: MockState) -> Endpoint:
-    """``POST /v1/messages/count_tokens``: logged, never consumes a scripted reply."""
+def count_tokens_endpoint(
+    state: MockState,
+    dialect: Dialect = anthropic.ANTHROPIC,
+    count: Callable[[dict[str, Any]], dict[str, Any]] = anthropic.count_tokens,
+) -> Endpoint:
+    """A token-counting route (Anthropic's ``/v1/messages/count_tokens`` by default): logged,
+    never consumes a scripted reply."""
 
     async def count_tokens(request: Request) -> Response:
-        body = await _read(request, anthropic.ANTHROPIC, state)
+        body = await _read(request, dialect, state)
         try:
             if not isinstance(body, dict):
                 raise BadRequest("The request body is not a valid JSON object.")
-            payload = orjson.dumps(anthropic.count_tokens(body))
+            payload = orjson.dumps(count(body))
         except BadRequest as exc:
-            return _error(anthropic.ANTHROPIC, exc.failure, {})
+            return _error(dialect, exc.failure, {})
         return Response(payload, media_type="application/json")
 
     return count_tokens
 
 
+def gemini_endpoint(state: MockState) -> Endpoint:
+    """``POST /v1beta/models/<model>:<action>``: Gemini's actions share one route."""
+    complete = endpoint(gemini.GEMINI, state)
+    count = count_tokens_endpoint(state, gemini.GEMINI, gemini.count_tokens)
+
+    async def route(request: Request) -> Response:
+        action = gemini.split_target(request.path_params["target"])[1]
+        if action in ("generateContent", "streamGenerateContent"):
+            return await complete(request)
+        if action == "countTokens":
+            return await count(request)
+        failure = UpstreamFailure(
+            status=404, message=f"Method {action!r} is not served by the mock upstream."
+        )
+        return _error(gemini.GEMINI, failure, {})
+
+    return route
+
+
 async def _read(request: Request, dialect: Dialect, state: MockState) -> Any:
-    """The JSON body (``None`` when it is not JSON), logged in the state's request log."""
+    """The JSON body (``None`` when it is not JSON), logged in the state's request log.
+
+    The dialect's ``route_fields`` (from the URL) are merged over a JSON object body in what
+    is returned, and read for the log's ``model`` and ``stream``; the log keeps the body as
+    sent.
+    """
     raw = await request.body()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
     fields = body if isinstance(body, dict) else {}
+    extra = dialect.route_fields(request.url.path, request.url.query)
+    fields = {**fields, **extra}
     model = fields.get("model")
     state.record(
         path=request.url.path,
@@ -108,7 +139,7 @@ async def _read(request: Request, dialect: Dialect, state: MockState) -> Any:
         headers=request.headers.items(),
         body=body if body is not None else raw.decode(errors="replace"),
     )
-    return body
+    return fields if isinstance(body, dict) else body
 
 
 def _error(

@@ -24,7 +24,7 @@ from cerver.mock_upstream.script import Reply, ToolCallSpec
 __all__ = ["PREFIX", "SHELL_TOOL_NAMES", "default_reply", "find_command", "shell_call"]
 
 PREFIX = "[mock upstream]"
-SHELL_TOOL_NAMES = ("bash", "Bash", "exec_command", "shell", "local_shell")
+SHELL_TOOL_NAMES = ("bash", "Bash", "exec_command", "shell", "local_shell", "run_shell_command")
 """Tool names treated as a shell, in order of preference."""
 
 _RUN_LINE = re.compile(r"^[ \t]*run:[ \t]*(\S.*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)

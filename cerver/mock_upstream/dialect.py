@@ -35,6 +35,10 @@ def _no_commit(conversation: Conversation, output: Output, state: MockState) -> 
     return None
 
 
+def _no_route_fields(path: str, query: str) -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """The functions that speak one provider API.
@@ -50,6 +54,8 @@ class Dialect:
             the number of events already sent.
         request_id_header: the response header that carries a request id.
         commit: record what later requests may refer to (stored responses).
+        route_fields: request fields the URL carries (Gemini's model and action), given the
+            path and the query; merged over the body before ``parse`` (not into the log).
     """
 
     api: Api
@@ -61,6 +67,7 @@ class Dialect:
     render_stream_error: Callable[[Conversation, UpstreamFailure, int], bytes]
     request_id_header: str
     commit: Callable[[Conversation, Output, MockState], None] = _no_commit
+    route_fields: Callable[[str, str], dict[str, Any]] = _no_route_fields
 
 
 def encode_sse(data: Any, event: str | None = None) -> bytes:

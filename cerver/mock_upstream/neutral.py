@@ -1,4 +1,4 @@
-"""The neutral view shared by the three dialects.
+"""The neutral view shared by the dialects.
 
 Each dialect parses its wire format into a :class:`Conversation` (what the default behaviour
 and the request checks read) and renders an :class:`Output` (the resolved reply: text, tool
@@ -31,7 +31,7 @@ __all__ = [
     "text_chunks",
 ]
 
-Api = Literal["anthropic", "responses", "chat"]
+Api = Literal["anthropic", "responses", "chat", "gemini"]
 Role = Literal["user", "assistant", "tool"]
 
 # A text that is one XML-like element from end to end (Claude Code's <system-reminder>,

@@ -73,6 +73,11 @@ class MockUpstream:
         return self.url + "/v1"
 
     @property
+    def gemini_base_url(self) -> str:
+        """The base URL for Gemini clients (no ``/v1beta``; ``GOOGLE_GEMINI_BASE_URL``)."""
+        return self.url
+
+    @property
     def requests(self) -> list[dict[str, Any]]:
         """The request log, oldest first (see :class:`MockState`)."""
         return self.state.requests

@@ -19,7 +19,7 @@ __all__ = ["REDACTED", "MockState", "redact_headers"]
 
 REDACTED = "<redacted>"
 _SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "cookie", "api-key"}
+    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "cookie", "api-key"}
 )
 _MAX_STORED_RESPONSES = 1000
 

@@ -24,10 +24,11 @@ __all__ = ["DEFAULT_BASE_URLS", "ProviderRoute", "ProxyForwarder", "ProxyRespons
 DEFAULT_BASE_URLS: Final = {
     "anthropic": "https://api.anthropic.com",
     "openai": "https://api.openai.com/v1",
+    "gemini": "https://generativelanguage.googleapis.com",
 }
-"""Each provider's base URL in its SDK's convention: Anthropic's without ``/v1``, OpenAI's
-with it. A proxied path is relative to that base, so a CLI's base URL is simply
-``…/v2/proxy/<provider>``."""
+"""Each provider's base URL in its SDK's convention: Anthropic's and Gemini's without a
+version (``/v1``, ``/v1beta``), OpenAI's with it. A proxied path is relative to that base,
+so a CLI's base URL is simply ``…/v2/proxy/<provider>``."""
 
 # What a client may tell the upstream; everything else (its credentials, cookies, hop-by-hop
 # headers, the host) stays behind.
@@ -41,6 +42,7 @@ _FORWARDED_REQUEST: Final = frozenset(
         "openai-organization",
         "openai-project",
         "user-agent",
+        "x-goog-api-client",
         "x-stainless-helper-method",
     }
 )
@@ -67,7 +69,11 @@ def _bearer(key: str) -> tuple[str, str]:
     return "authorization", f"Bearer {key}"
 
 
-_KEY_HEADERS: Final = {"anthropic": _anthropic_key, "openai": _bearer}
+def _google_key(key: str) -> tuple[str, str]:
+    return "x-goog-api-key", key
+
+
+_KEY_HEADERS: Final = {"anthropic": _anthropic_key, "openai": _bearer, "gemini": _google_key}
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -18,14 +19,27 @@ if TYPE_CHECKING:
 __all__ = ["PROXY_PREFIX", "handle", "token_of"]
 
 PROXY_PREFIX = "/v2/proxy"
+_QUERY_KEY = "key"
 
 
 def token_of(request: Request) -> str | None:
-    """The run token: ``x-api-key`` (Anthropic clients) or ``Authorization: Bearer``."""
-    if key := request.headers.get("x-api-key"):
-        return key
+    """The run token: ``x-api-key`` (Anthropic clients), ``x-goog-api-key`` or ``?key=``
+    (Gemini clients), or ``Authorization: Bearer``."""
+    for header in ("x-api-key", "x-goog-api-key"):
+        if key := request.headers.get(header):
+            return key
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query_params.get(_QUERY_KEY) or None
+
+
+def _upstream_query(request: Request) -> str:
+    """The query to forward: without ``key``, which holds the run token, never the real key."""
+    if _QUERY_KEY not in request.query_params:
+        return request.url.query
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != _QUERY_KEY]
+    return urlencode(kept)
 
 
 async def handle(
@@ -45,7 +59,7 @@ async def handle(
             provider,
             path,
             method=request.method,
-            query=request.url.query,
+            query=_upstream_query(request),
             headers=request.headers,
             body=await request.body(),
             on_usage=call.on_usage,

@@ -3,7 +3,8 @@
 :class:`UsageMeter` is fed the response body in whatever chunks the network delivers and
 reads usage from whichever wire format it sees: Anthropic Messages (``message_start`` and
 ``message_delta`` events, or the JSON body), OpenAI Responses (``response.completed`` or the
-JSON body) and Chat Completions (a chunk or body with ``usage``). It never holds more than
+JSON body), Chat Completions (a chunk or body with ``usage``) and Gemini (a chunk or body
+with ``usageMetadata``). It never holds more than
 one incomplete SSE line.
 """
 
@@ -83,7 +84,15 @@ def usage_from_payload(payload: dict[str, Any]) -> tuple[str | None, int, int] |
     """``(model, input_tokens, output_tokens)`` from one JSON body or SSE event, if any.
 
     Anthropic cache writes and reads count as input tokens, as the SDK harnesses count them.
+    Gemini's thinking tokens (``thoughtsTokenCount``) count as output, as Google bills them.
     """
+    if isinstance(metadata := payload.get("usageMetadata"), dict):
+        model = payload.get("modelVersion")
+        output_tokens = _int(metadata, "candidatesTokenCount") + _int(
+            metadata, "thoughtsTokenCount"
+        )
+        model = model if isinstance(model, str) else None
+        return model, _int(metadata, "promptTokenCount"), output_tokens
     holder: dict[str, Any] = payload
     for key in ("message", "response"):  # message_start, response.completed
         inner = payload.get(key)

@@ -55,6 +55,7 @@ class Upstreams:
                 {
                     "anthropic": Upstream(mock_url, "cerver-mock-upstream"),
                     "openai": Upstream(f"{mock_url}/v1", "cerver-mock-upstream"),
+                    "gemini": Upstream(mock_url, "cerver-mock-upstream"),
                     # LiteLLM's models (xai/…, openai/…) reach the mock's Chat Completions.
                     "litellm": Upstream(f"{mock_url}/v1", "cerver-mock-upstream"),
                     "pydantic-ai": Upstream(
@@ -76,6 +77,9 @@ class Upstreams:
                 ),
                 "openai": Upstream(
                     settings.openai_base_url, settings.openai_api_key, "OPENAI_API_KEY"
+                ),
+                "gemini": Upstream(
+                    settings.gemini_base_url, settings.gemini_api_key, "GEMINI_API_KEY"
                 ),
             },
             mock=False,

@@ -128,9 +128,52 @@ async def test_a_revoked_token_is_refused(
 
 
 async def test_unknown_provider(http: httpx.AsyncClient, grant: ProxyGrant) -> None:
-    response = await http.post("/v2/proxy/gemini/v1/x", headers={"x-api-key": grant.token})
+    response = await http.post("/v2/proxy/mistral/v1/x", headers={"x-api-key": grant.token})
     assert response.status_code == 404
-    assert "anthropic, openai" in response.json()["detail"]
+    assert "anthropic, gemini, openai" in response.json()["detail"]
+
+
+GEMINI_PATH = "/v2/proxy/gemini/v1beta/models/gemini-2.5-pro"
+GEMINI_BODY = {"contents": [{"role": "user", "parts": [{"text": "hello proxy"}]}]}
+
+
+async def test_gemini_stream_with_goog_api_key_is_metered(
+    http: httpx.AsyncClient, grant: ProxyGrant, metered: Metered, mock_upstream: MockUpstream
+) -> None:
+    async with http.stream(
+        "POST",
+        f"{GEMINI_PATH}:streamGenerateContent?alt=sse",
+        json=GEMINI_BODY,
+        headers={"x-goog-api-key": grant.token, "Authorization": ""},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = b"".join([chunk async for chunk in response.aiter_raw()]).decode()
+    assert '"finishReason":"STOP"' in body
+    logged = mock_upstream.requests[-1]
+    assert (logged["path"], logged["query"]) == (
+        "/v1beta/models/gemini-2.5-pro:streamGenerateContent",
+        "alt=sse",
+    )
+    [(model, provider, usage)] = metered
+    assert (model, provider) == ("gemini-2.5-pro", "gemini")
+    assert usage.input_tokens > 0 and usage.output_tokens > 0
+
+
+async def test_gemini_token_in_the_query_is_not_forwarded(
+    http: httpx.AsyncClient, grant: ProxyGrant, metered: Metered, mock_upstream: MockUpstream
+) -> None:
+    response = await http.post(
+        f"{GEMINI_PATH}:generateContent?key={grant.token}&x=1",
+        json=GEMINI_BODY,
+        headers={"Authorization": ""},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["usageMetadata"]["totalTokenCount"] > 0
+    logged = mock_upstream.requests[-1]
+    assert logged["query"] == "x=1"  # the run token stays behind
+    assert logged["headers"]["x-goog-api-key"] == "<redacted>"  # the gateway's key went
+    assert len(metered) == 1
 
 
 async def test_sandbox_listener_serves_the_proxy_and_nothing_else(
@@ -165,10 +208,18 @@ async def test_forwarder_swaps_the_token_for_the_real_key() -> None:
         body = json.dumps({"model": "m", "usage": {"input_tokens": 3}}).encode()
         return httpx.Response(200, stream=httpx.ByteStream(body))
 
-    keys = {"anthropic": ("http://up.test", "sk-ant-real"), "openai": (None, "sk-real")}
+    keys = {
+        "anthropic": ("http://up.test", "sk-ant-real"),
+        "openai": (None, "sk-real"),
+        "gemini": (None, "goog-real"),
+    }
     forwarder = ProxyForwarder(keys.__getitem__, transport=httpx.MockTransport(upstream))
     metered: Metered = []
-    for provider, path in (("anthropic", "v1/messages"), ("openai", "responses")):
+    for provider, path in (
+        ("anthropic", "v1/messages"),
+        ("openai", "responses"),
+        ("gemini", "v1beta/models/g:generateContent"),
+    ):
         response = await forwarder.forward(
             provider,
             path,
@@ -176,6 +227,7 @@ async def test_forwarder_swaps_the_token_for_the_real_key() -> None:
             query="",
             headers={
                 "x-api-key": "cpx_token",
+                "x-goog-api-key": "cpx_token",
                 "authorization": "Bearer cpx_token",
                 "cookie": "a=b",
                 "anthropic-version": "2023-06-01",
@@ -187,16 +239,22 @@ async def test_forwarder_swaps_the_token_for_the_real_key() -> None:
         async for _ in response.body:
             pass
     await forwarder.aclose()
-    anthropic, openai = seen
+    anthropic, openai, gemini = seen
     assert str(anthropic.url) == "http://up.test/v1/messages"
     assert anthropic.headers["x-api-key"] == "sk-ant-real"
     assert "authorization" not in anthropic.headers and "cookie" not in anthropic.headers
     assert str(openai.url) == "https://api.openai.com/v1/responses"
     assert openai.headers["authorization"] == "Bearer sk-real"
     assert "x-api-key" not in openai.headers
+    assert str(gemini.url) == (
+        "https://generativelanguage.googleapis.com/v1beta/models/g:generateContent"
+    )
+    assert gemini.headers["x-goog-api-key"] == "goog-real"
+    assert "authorization" not in gemini.headers and "x-api-key" not in gemini.headers
     assert [(m, p, u.input_tokens) for m, p, u in metered] == [
         ("m", "anthropic", 3),
         ("m", "openai", 3),
+        ("m", "gemini", 3),
     ]
 
 

@@ -15,13 +15,14 @@ from cerver.gateway import Gateway
 from cerver.mock_upstream import MockUpstream, Reply
 from tests.conftest import ADMIN_KEY, make_settings
 
-pytestmark = pytest.mark.postgres
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("database_url", ["postgres"], indirect=True),
+]
 
 
 @pytest.fixture
 async def postgres_url(database_url: str) -> str:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("runs on PostgreSQL only")
     return database_url
 
 

@@ -27,7 +27,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CERVER_"))
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
     env.update(CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port))
     proc = subprocess.Popen(

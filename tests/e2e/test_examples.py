@@ -30,7 +30,7 @@ def test_demo_runs_on_the_embedded_defaults(tmp_path: Path) -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CERVER_"))
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
     env.update(CERVER_DATA_DIR=str(tmp_path), COLUMNS="160")
     done = subprocess.run(

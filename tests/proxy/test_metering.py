@@ -24,12 +24,25 @@ RESPONSES_SSE = (
     b'"usage":{"input_tokens":20,"output_tokens":4}}}\n\n'
 )
 
+GEMINI_SSE = (
+    b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]}}],'
+    b'"modelVersion":"gemini-x"}\r\n\r\n'
+    b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"!"}]},'
+    b'"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":12,'
+    b'"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":17},'
+    b'"modelVersion":"gemini-x"}\r\n\r\n'
+)
+
 
 @pytest.mark.parametrize("size", [1, 7, 64, 10_000])
 @pytest.mark.parametrize(
     ("body", "expected"),
-    [(ANTHROPIC_SSE, ("claude-x", 15, 7)), (RESPONSES_SSE, ("gpt-x", 20, 4))],
-    ids=["anthropic", "responses"],
+    [
+        (ANTHROPIC_SSE, ("claude-x", 15, 7)),
+        (RESPONSES_SSE, ("gpt-x", 20, 4)),
+        (GEMINI_SSE, ("gemini-x", 12, 5)),
+    ],
+    ids=["anthropic", "responses", "gemini"],
 )
 def test_streams_in_any_chunking(body: bytes, expected: tuple, size: int) -> None:
     meter = UsageMeter(streaming=True)
