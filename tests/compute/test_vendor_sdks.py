@@ -22,6 +22,11 @@ VENDORS = {
 }
 
 
+def _require_sdk(name: str) -> None:
+    if not _installed(name):
+        pytest.skip(f"the {name} SDK is not installed: pip install 'cerver[{name}]'")
+
+
 @pytest.fixture
 def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for variables in VENDORS.values():
@@ -33,7 +38,7 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_without_credentials_construction_names_the_variables(
     name: str, no_credentials: None
 ) -> None:
-    pytest.importorskip(name)
+    _require_sdk(name)
     cls = compute_registry.load(name)
 
     with pytest.raises(NotConfigured) as info:
@@ -53,7 +58,7 @@ def test_catalog_lists_them_as_needs_credentials(no_credentials: None) -> None:
 
 
 def test_catalog_goes_live_when_credentials_are_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("daytona")
+    _require_sdk("daytona")
     monkeypatch.setenv("DAYTONA_API_KEY", "dtn_test")
     assert {e.name: e for e in Catalog().entries({})}["daytona"].status == "live"
 
@@ -91,7 +96,7 @@ def refusing_api() -> Iterator[str]:
 
 
 async def test_daytona_rejected_key_is_not_configured(refusing_api: str) -> None:
-    pytest.importorskip("daytona")
+    _require_sdk("daytona")
     from compute.daytona import DaytonaCompute
 
     compute = DaytonaCompute("dtn_wrong", api_url=refusing_api)
