@@ -25,12 +25,6 @@ __all__ = ["AsyncClient", "Client", "ServerEvent"]
 
 T = TypeVar("T")
 
-_ERRORS_BY_CODE: dict[str, type[errors.CerverError]] = {
-    cls.code: cls
-    for cls in vars(errors).values()
-    if isinstance(cls, type) and issubclass(cls, errors.CerverError)
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ServerEvent:
@@ -51,10 +45,10 @@ def _raise_for_error(response: httpx.Response) -> None:
     code = body.get("code", "http_error")
     detail = body.get("detail")
     message = detail if isinstance(detail, str) else json.dumps(detail)
-    error_class = _ERRORS_BY_CODE.get(code)
-    if error_class is None:
-        error_class = errors.UserError if response.status_code < 500 else errors.RunFailure
-    error = error_class(f"{message} (HTTP {response.status_code})", context=body.get("context"))
+    fallback = errors.UserError if response.status_code < 500 else errors.RunFailure
+    error = errors.error_class(code, fallback)(
+        f"{message} (HTTP {response.status_code})", context=body.get("context")
+    )
     error.status_code = response.status_code
     raise error
 

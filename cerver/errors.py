@@ -54,6 +54,7 @@ __all__ = [
     "UpstreamError",
     "UserError",
     "did_you_mean",
+    "error_class",
 ]
 
 
@@ -175,6 +176,18 @@ class ComputeTimeout(ComputeError):
 
 class JudgeError(RunFailure):
     code = "judge_error"
+
+
+def error_class(code: str, default: type[CerverError]) -> type[CerverError]:
+    """The class whose stable ``code`` is ``code`` (the most specific one), else ``default``."""
+    found: type[CerverError] | None = None
+    pending: list[type[CerverError]] = [CerverError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code and (found is None or issubclass(cls, found)):
+            found = cls
+        pending.extend(cls.__subclasses__())
+    return found or default
 
 
 def did_you_mean(value: str, known: Iterable[str]) -> str:

@@ -3,8 +3,9 @@
 The first request with a key runs and its answer is stored for 24 hours; a retry with the
 same key and the same request gets the stored answer (``Idempotent-Replayed: true``) without
 running again. The same key with a different request is a 422; a retry while the first is
-still running is a 409. A 5xx answer is not stored, so the request can be retried. A streamed
-(SSE) answer cannot be replayed: a retry gets a 409 that says where its events can be read.
+still running is a 409. A 5xx, 409 or 429 answer is not stored, so the request can be
+retried. A streamed (SSE) answer cannot be replayed: a retry gets a 409 that says where its
+events can be read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from cerver.gateway import Gateway
 __all__ = ["IdempotencyMiddleware"]
 
 _MAX_KEY_LENGTH = 200
+# Answers that say "not now" rather than "no" (a busy session, rate limits): not stored, so a
+# retry with the same key can still run.
+_RETRYABLE = {409, 429}
 
 
 class IdempotencyMiddleware:
@@ -84,7 +88,7 @@ class IdempotencyMiddleware:
         except BaseException:
             await store.release(account_id, key)
             raise
-        if status >= 500:
+        if status >= 500 or status in _RETRYABLE:
             await store.release(account_id, key)
         elif streamed:
             detail = (

@@ -12,6 +12,8 @@ __all__ = ["encode_event", "sse_response", "wants_stream"]
 
 
 def encode_event(event: StoredEvent) -> bytes:
+    if event.id is None:
+        return f"event: {event.event}\ndata: {event.data}\n\n".encode()
     return f"id: {event.id}\nevent: {event.event}\ndata: {event.data}\n\n".encode()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cerver.errors import Conflict, InvalidRequest
+from cerver.errors import InvalidRequest
 from cerver.services.metered import MeteredSandbox
 from cerver.services.plugins import ComputePool
 from cerver.services.sessions import SessionService
@@ -25,13 +25,7 @@ class ExecService:
             Conflict: the session is paused (resume it first).
             InvalidRequest: the session is transcript-only (no compute).
         """
-        self._sessions.ensure_open(session)
-        if session.status == "paused":
-            raise Conflict(
-                f"Session {session.id!r} is paused (its compute was released). Resume it with "
-                "POST /v2/sessions/{id}/resume, optionally with a provider.",
-                context={"session_id": session.id, "status": "paused"},
-            )
+        self._sessions.ensure_active(session)
         if not (session.provider and session.sandbox_id):
             raise InvalidRequest(
                 f'Session {session.id!r} has no compute (it was created with "compute": null). '

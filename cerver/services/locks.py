@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from cerver.store import SessionRecord, SessionWriter, Store
 from cerver.types import Entry
 
 __all__ = ["SessionLocks"]
+
+log = logging.getLogger("cerver.locks")
 
 
 class SessionLocks:
@@ -54,7 +57,9 @@ class SessionLocks:
             session_id, run_id, wait=wait, timeout=timeout, with_transcript=with_transcript
         )
         writer = SessionWriter(self._store.db, self._hub, session, run_id, transcript=transcript)
-        renewer = asyncio.create_task(self._renew(session_id, run_id))
+        holder = asyncio.current_task()
+        assert holder is not None
+        renewer = asyncio.create_task(self._renew(session_id, run_id, holder))
         try:
             yield writer
         finally:
@@ -87,8 +92,21 @@ class SessionLocks:
                 await asyncio.wait_for(self._released[session_id].wait(), min(delay, remaining))
             delay = min(delay * 2, 0.25)
 
-    async def _renew(self, session_id: str, run_id: str) -> None:
+    async def _renew(self, session_id: str, run_id: str, holder: asyncio.Task[object]) -> None:
+        """Renew the lease every third of its length until cancelled.
+
+        A failed renewal is retried at the next tick (the lease has two more to spare); a lease
+        found taken over cancels the holder, whose writes the writer refuses anyway.
+        """
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            await self._store.sessions.renew_lock(session_id, run_id, self.lease_seconds)
-            await self._store.runs.renew(run_id, self.lease_seconds)
+            try:
+                held = await self._store.sessions.renew_lock(session_id, run_id, self.lease_seconds)
+                await self._store.runs.renew(run_id, self.lease_seconds)
+            except Exception:
+                log.warning("Could not renew the lock of session %s; retrying.", session_id)
+                continue
+            if not held:
+                log.error("Run %s lost session %s's lock; cancelling it.", run_id, session_id)
+                holder.cancel()
+                return

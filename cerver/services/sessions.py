@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cerver.errors import InvalidRequest, SessionClosed
+from cerver.errors import Conflict, InvalidRequest, SessionClosed
 from cerver.ids import new_id
 from cerver.registry import model_for_alias
 from cerver.services.locks import SessionLocks
@@ -14,6 +14,7 @@ from cerver.services.plugins import ComputePool, HarnessPool
 from cerver.settings import Settings
 from cerver.store import SessionFilters, SessionRecord, Store
 from cerver.store.schema import utcnow
+from cerver.store.sessions import delete_session
 from cerver.types import Entry, Role, Usage
 
 __all__ = ["ComputeChoice", "HarnessChoice", "SessionService"]
@@ -228,26 +229,44 @@ class SessionService:
         return stored
 
     async def close(self, session: SessionRecord) -> SessionRecord:
-        """Close the session and release its sandbox; the transcript stays readable."""
+        """Close the session and release its sandbox; the transcript stays readable.
+
+        Waits for a running turn to finish (it holds the session's lock) before closing.
+        """
         if session.status != "closed":
+            async with self._locks.hold(session.id, new_id("run")) as writer:
+                writer.update_session(status="closed", closed_at=utcnow())
             await self._release_compute(session)
-            await self._store.sessions.update(
-                session.id, status="closed", closed_at=utcnow(), lock_run_id=None
-            )
         return await self._store.sessions.get(session.account_id, session.id)
 
     async def delete(self, session: SessionRecord) -> None:
-        """Delete the session, its transcript and event log, and release its sandbox."""
+        """Delete the session, its transcript and event log, and release its sandbox.
+
+        Waits for a running turn to finish (it holds the session's lock) before deleting.
+        """
+        async with self._locks.hold(session.id, new_id("run")) as writer:
+            writer.defer(delete_session(session.id))
         await self._release_compute(session)
-        await self._store.sessions.delete(session.id)
 
     @staticmethod
     def ensure_open(session: SessionRecord) -> None:
+        """Raises SessionClosed for a closed session."""
         if session.status == "closed":
             raise SessionClosed(
                 f"Session {session.id!r} is closed. Create a new session (or spawn one from it "
                 "with POST /v2/sessions/{id}/spawn) to continue.",
                 context={"session_id": session.id},
+            )
+
+    @classmethod
+    def ensure_active(cls, session: SessionRecord) -> None:
+        """Raises SessionClosed for a closed session, Conflict for a paused one."""
+        cls.ensure_open(session)
+        if session.status == "paused":
+            raise Conflict(
+                f"Session {session.id!r} is paused (its compute was released). Resume it with "
+                "POST /v2/sessions/{id}/resume, optionally with a provider.",
+                context={"session_id": session.id, "status": "paused"},
             )
 
     # -- compute ---------------------------------------------------------------------------

@@ -15,6 +15,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from cerver.errors import CerverError
 from cerver.ids import new_id
 from cerver.proxy import ModelProxy
 from cerver.services.admission import TurnAdmission
@@ -110,7 +113,7 @@ class TurnService:
         session with ``wait=False``) is refused here, before anything is written.
         """
         session = await self._sessions.get(account_id, session_id)
-        self._sessions.ensure_open(session)
+        self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
         name, model = self._sessions.resolve_harness(
             admitted.choice or HarnessChoice(), current=session
@@ -168,7 +171,15 @@ class TurnService:
                             handle.session.id, handle.run_id, wait=True, with_transcript=True
                         )
                     )
+                # The session may have been closed or paused while this turn waited.
+                self._sessions.ensure_active(writer.session)
                 await self._turn(handle, harness, request, writer, result, started)
+        except CerverError as exc:
+            # Refused before the turn began (busy past the wait, closed or paused meanwhile):
+            # nothing was written; tell the waiting client why.
+            result.status = "failed"
+            result.error = {**exc.to_dict(), "retryable": exc.retryable}
+            handle._events.put_nowait(_unlogged_event(handle.session.id, "error", result.error))
         finally:
             handle._events.put_nowait(None)
         return result
@@ -385,3 +396,10 @@ class TurnService:
             "answered_model": result.answered_model,
             "error": result.error,
         }
+
+
+def _unlogged_event(session_id: str, event: str, data: Any) -> StoredEvent:
+    """An event for the waiting client only: nothing was logged, so it carries no id."""
+    return StoredEvent(
+        session_id=session_id, id=None, event=event, data=orjson.dumps(data).decode()
+    )

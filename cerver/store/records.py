@@ -97,10 +97,13 @@ class RunRecord(_Record):
 
 
 class StoredEvent(_Record):
-    """One SSE event of a session's log; ``data`` is the JSON text sent on the wire."""
+    """One SSE event of a session's log; ``data`` is the JSON text sent on the wire.
+
+    ``id`` is ``None`` only for an event that was never logged (it cannot be resumed from).
+    """
 
     session_id: str
-    id: int
+    id: int | None
     event: str
     data: str
 

@@ -15,7 +15,7 @@ from cerver.store.records import SessionRecord, entry_from_row
 from cerver.store.schema import entries, sessions, utcnow
 from cerver.types import Entry
 
-__all__ = ["SessionFilters", "SessionStore", "unlock_statement"]
+__all__ = ["SessionFilters", "SessionStore", "delete_session", "unlock_statement"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ class SessionStore:
         await self._db.write(lambda conn: conn.execute(query))
 
     async def delete(self, session_id: str) -> None:
-        query = sessions.delete().where(sessions.c.id == session_id)
+        query = delete_session(session_id)
         await self._db.write(lambda conn: conn.execute(query))
 
     # -- turn lock ------------------------------------------------------------------------
@@ -196,6 +196,11 @@ class SessionStore:
     async def unlock(self, session_id: str, run_id: str) -> None:
         query = unlock_statement(session_id, run_id)
         await self._db.write(lambda conn: conn.execute(query))
+
+
+def delete_session(session_id: str) -> sa.Delete:
+    """Delete a session; its transcript, events and runs go with it (ON DELETE CASCADE)."""
+    return sessions.delete().where(sessions.c.id == session_id)
 
 
 def unlock_statement(session_id: str, run_id: str, **values: Any) -> sa.Update:

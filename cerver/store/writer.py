@@ -9,6 +9,7 @@ subscribers at once and written in batches: with each transcript append, when
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 
+from cerver.errors import SessionBusy
 from cerver.store.database import Database
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
@@ -54,6 +56,7 @@ class SessionWriter:
         self.run_id = run_id
         self._next_seq = session.next_seq
         self._next_event_id = session.next_event_id
+        self._entries: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._ledger: list[dict[str, Any]] = []
         self._statements: list[sa.Executable] = []
@@ -117,21 +120,23 @@ class SessionWriter:
 
     async def append(self, entry: Entry) -> Entry:
         """Persist ``entry`` (numbered next) with everything queued; returns it numbered."""
-        now = utcnow()
-        stored = entry.model_copy(update={"seq": self._next_seq, "created_at": now})
-        self._next_seq += 1
-        await self._write([_entry_row(self.session_id, stored)], release=False)
+        [stored] = await self.append_many([entry])
         return stored
 
     async def append_many(self, new_entries: list[Entry]) -> list[Entry]:
         """Persist ``new_entries`` (numbered next, in order) with everything queued, in one
-        transaction; returns them numbered. Used to copy a transcript into a new branch."""
+        transaction; returns them numbered. Used to copy a transcript into a new branch.
+
+        If the write fails the entries stay queued (their numbers taken), so the next write
+        or the release persists them and ``seq`` stays gapless.
+        """
         now = utcnow()
         stored = []
         for entry in new_entries:
             stored.append(entry.model_copy(update={"seq": self._next_seq, "created_at": now}))
             self._next_seq += 1
-        await self._write([_entry_row(self.session_id, e) for e in stored], release=False)
+        self._entries.extend(_entry_row(self.session_id, e) for e in stored)
+        await self._write(release=False)
         return stored
 
     async def maybe_flush(self) -> None:
@@ -140,18 +145,27 @@ class SessionWriter:
 
     async def flush(self) -> None:
         """Write everything queued now."""
-        if self._events or self._ledger or self._statements or self._session_values:
-            await self._write([], release=False)
+        queued = (self._entries, self._events, self._ledger, self._statements)
+        if any(queued) or self._session_values:
+            await self._write(release=False)
 
     async def release(self) -> None:
         """Write everything queued and release the session's lock, in one transaction."""
-        await self._write([], release=True)
+        await self._write(release=True)
 
-    async def _write(self, entry_rows: list[dict[str, Any]], *, release: bool) -> None:
+    async def _write(self, *, release: bool) -> None:
+        """Write the queue in one transaction, guarded by the lock.
+
+        The session row is updated first and only where this run still holds the lock, so a
+        holder whose lease was taken over writes nothing (:class:`SessionBusy`). A cancelled
+        caller waits for the transaction to finish (it cannot be stopped half-way); what was
+        queued is put back only if the transaction did not commit.
+        """
         batch = _Batch(
-            entry_rows, self._events, self._ledger, self._statements, self._session_values
+            self._entries, self._events, self._ledger, self._statements, self._session_values
         )
-        self._events, self._ledger, self._statements, self._session_values = [], [], [], {}
+        self._entries, self._events, self._ledger, self._statements = [], [], [], []
+        self._session_values = {}
         values = {
             **batch.session_values,
             "next_seq": self._next_seq,
@@ -161,17 +175,31 @@ class SessionWriter:
         if release:
             session_update = unlock_statement(self.session_id, self.run_id, **values)
         else:
-            session_update = sessions.update().where(sessions.c.id == self.session_id)
-            session_update = session_update.values(**values)
+            session_update = (
+                sessions.update()
+                .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
+                .values(**values)
+            )
+        write = asyncio.ensure_future(
+            self._db.write(lambda conn: batch.execute(conn, session_update, self.session_id))
+        )
         try:
-            await self._db.write(lambda conn: batch.execute(conn, session_update))
-        except BaseException:
-            # Keep what was queued so a later write can still persist it.
-            self._events = batch.events + self._events
-            self._ledger = batch.ledger + self._ledger
-            self._statements = batch.statements + self._statements
-            self._session_values = {**batch.session_values, **self._session_values}
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait([write])
+            if write.cancelled() or write.exception() is not None:
+                self._requeue(batch)
             raise
+        except BaseException:
+            self._requeue(batch)
+            raise
+
+    def _requeue(self, batch: _Batch) -> None:
+        self._entries = batch.entry_rows + self._entries
+        self._events = batch.events + self._events
+        self._ledger = batch.ledger + self._ledger
+        self._statements = batch.statements + self._statements
+        self._session_values = {**batch.session_values, **self._session_values}
 
 
 @dataclass(slots=True)
@@ -182,7 +210,13 @@ class _Batch:
     statements: list[sa.Executable]
     session_values: dict[str, Any]
 
-    def execute(self, conn: sa.Connection, session_update: sa.Executable) -> None:
+    def execute(self, conn: sa.Connection, session_update: sa.Executable, session_id: str) -> None:
+        if conn.execute(session_update).rowcount != 1:
+            raise SessionBusy(
+                f"This run no longer holds session {session_id!r}'s lock (its lease expired "
+                "and another run took it); nothing was written.",
+                context={"session_id": session_id},
+            )
         for statement in self.statements:
             conn.execute(statement)
         if self.entry_rows:
@@ -191,7 +225,6 @@ class _Batch:
             conn.execute(events.insert(), self.events)
         if self.ledger:
             conn.execute(ledger.insert(), self.ledger)
-        conn.execute(session_update)
 
 
 def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:

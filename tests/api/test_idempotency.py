@@ -51,3 +51,22 @@ async def test_keys_are_per_account_and_errors_are_replayed(http: httpx.AsyncCli
         headers={**headers, "Authorization": f"Bearer {other}"},
     )
     assert "idempotent-replayed" not in theirs.headers
+
+
+async def test_a_busy_answer_is_not_stored(
+    http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    import asyncio
+
+    from cerver.mock_upstream import Reply
+
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    mock_upstream.script(Reply(text="slow", delay_ms=600), Reply(text="second"))
+    first = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
+    await asyncio.sleep(0.2)
+    body, headers = {"input": "B", "multitask": "reject"}, {"Idempotency-Key": "k-busy"}
+    busy = await http.post(f"/v2/sessions/{sid}/run-llm", json=body, headers=headers)
+    assert busy.status_code == 409
+    await first
+    retry = await http.post(f"/v2/sessions/{sid}/run-llm", json=body, headers=headers)
+    assert retry.status_code == 200 and "idempotent-replayed" not in retry.headers

@@ -147,3 +147,14 @@ async def test_tool_call_without_sandbox_is_not_offered(
         "tools" not in mock_upstream.requests[0]["body"]
         or not mock_upstream.requests[0]["body"]["tools"]
     )
+
+
+async def test_event_replay_pages_through_long_logs(client: AsyncClient, gateway) -> None:
+    from cerver.ids import new_id
+
+    sid = (await client.create_session(compute=None))["session_id"]
+    async with gateway.locks.hold(sid, new_id("run")) as writer:
+        for i in range(1500):
+            writer.emit("text_delta", {"text": str(i)})
+    replayed = [e.id async for e in client.events(sid, follow=False)]
+    assert replayed == list(range(1, 1501))

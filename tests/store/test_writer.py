@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from cerver.errors import SessionBusy
 from cerver.events import EventHub
 from cerver.store import SessionWriter, Store
 from cerver.store.runs import start_run
@@ -94,3 +96,64 @@ async def test_reclaim_frees_sessions_of_dead_runs(store: Store, account_id: str
     run = await store.runs.get(session.id, "run_dead")
     assert run.status == "interrupted"
     assert await store.sessions.try_lock(session.id, "run_next", ttl=30) is not None
+
+
+async def test_a_failed_append_stays_queued_so_seq_stays_gapless(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    writer = await _writer(store, session.id, "run_1")
+    await writer.append(Entry(role="user", content="one"))
+    real = store.db.write
+
+    async def fail_once(query):
+        store.db.write = real
+        raise OSError("database is locked")
+
+    store.db.write = fail_once
+    with pytest.raises(OSError):
+        await writer.append(Entry(role="assistant", content="two"))
+    await writer.append(Entry(role="assistant", content="three"))
+    await writer.release()
+    stored = await store.transcript.entries(session.id)
+    assert [(e.seq, e.content) for e in stored] == [(1, "one"), (2, "two"), (3, "three")]
+
+
+async def test_a_cancelled_write_that_committed_is_not_written_again(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    writer = await _writer(store, session.id, "run_1")
+    writer.defer(start_run("run_1", session.id, "turn", ttl=30))
+    writer.emit("turn.started", {})
+    real = store.db.write
+
+    async def slow(query):
+        def slowly(conn):
+            time.sleep(0.2)  # on the database thread: the transaction cannot be interrupted
+            return query(conn)
+
+        return await real(slowly)
+
+    store.db.write = slow
+    task = asyncio.create_task(writer.append(Entry(role="user", content="hi")))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.db.write = real
+    await writer.release()  # would fail on duplicate run/event rows if the batch were requeued
+    released = await store.sessions.get(account_id, session.id)
+    assert released.lock_run_id is None
+    assert [e.content for e in await store.transcript.entries(session.id)] == ["hi"]
+
+
+async def test_a_writer_whose_lease_was_taken_over_writes_nothing(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    stale = await _writer(store, session.id, "run_1")
+    await store.sessions.unlock(session.id, "run_1")  # as if its lease expired
+    await _writer(store, session.id, "run_2")
+    with pytest.raises(SessionBusy):
+        await stale.append(Entry(role="user", content="late"))
+    assert await store.transcript.entries(session.id) == []

@@ -17,6 +17,7 @@ router = APIRouter(prefix="/v2/sessions", tags=["events"])
 
 _POLL_SECONDS = 1.0  # how often an idle tail re-reads the log (events from other processes)
 _KEEPALIVE = b": keep-alive\n\n"
+_PAGE = 1000
 
 
 @router.get("/{session_id}/events", response_class=StreamingResponse)
@@ -43,10 +44,15 @@ async def _tail(
     last = after
     with gateway.hub.subscribe(session_id) as live:
         while True:
-            # Replay from the log whatever is newer than what this client has.
-            for event in await gateway.store.transcript.events(session_id, after_id=last):
-                last = event.id
-                yield encode_event(event)
+            # Replay from the log whatever is newer than what this client has, page by page.
+            while page := await gateway.store.transcript.events(
+                session_id, after_id=last, limit=_PAGE
+            ):
+                for event in page:
+                    last = event.id
+                    yield encode_event(event)
+                if len(page) < _PAGE:
+                    break
             if not follow:
                 return
             try:

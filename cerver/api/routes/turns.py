@@ -12,7 +12,7 @@ from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.sessions import harness_choice
 from cerver.api.schemas.turns import TurnCreate, TurnPublic
 from cerver.api.sse import encode_event, sse_response, wants_stream
-from cerver.errors import HarnessError, UpstreamError
+from cerver.errors import HarnessError, error_class
 from cerver.services.turns import TurnHandle, TurnRequest
 
 router = APIRouter(prefix="/v2/sessions", tags=["turns"])
@@ -64,14 +64,15 @@ async def run_llm(
         return sse_response(_sse(handle), headers)  # type: ignore[return-value]
     result = await handle.result()
     if result.status == "failed" and result.error is not None:
-        error_class = (
-            UpstreamError if result.error.get("code") == "upstream_error" else HarnessError
-        )
-        raise error_class(
-            result.error["detail"],
-            context={"session_id": session_id, "run_id": handle.run_id, **result.error},
-            retryable=bool(result.error.get("retryable")),
-        )
+        error = result.error
+        failure = error_class(error.get("code", ""), HarnessError)
+        context = {
+            **(error.get("context") or {}),
+            "session_id": session_id,
+            "run_id": handle.run_id,
+            "failure": error.get("code"),
+        }
+        raise failure(error["detail"], context=context, retryable=bool(error.get("retryable")))
     return TurnPublic(
         session_id=session_id,
         run_id=result.run_id,

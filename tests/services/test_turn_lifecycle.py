@@ -1,0 +1,103 @@
+"""A turn and the session around it: close, pause, lock renewal, refusals while waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+
+import httpx
+
+from cerver.api import create_app
+from cerver.gateway import Gateway
+from cerver.mock_upstream import MockUpstream, Reply
+from tests.conftest import ADMIN_KEY, make_settings
+
+
+async def test_close_waits_for_the_running_turn_and_queued_turns_are_refused(
+    http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    mock_upstream.script(Reply(text="slow A", delay_ms=600), Reply(text="B"))
+    a = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
+    await asyncio.sleep(0.2)
+    b = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "B"}))
+    await asyncio.sleep(0.1)
+    closed = await http.post(f"/v2/sessions/{sid}/close")
+    assert closed.json()["status"] == "closed"
+    first, second = await asyncio.gather(a, b)
+    assert first.status_code == 200 and first.json()["status"] == "completed"
+    # B waited for the lock behind A; whether the close or B got it first, B must not run on a
+    # closed session.
+    session = (await http.get(f"/v2/sessions/{sid}")).json()
+    assert session["status"] == "closed" and session["closed_at"]
+    contents = [
+        m["content"] for m in (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"]
+    ]
+    assert contents[:2] == ["A", "slow A"]
+    if second.status_code == 409:
+        assert second.json()["code"] == "session_closed"
+        assert contents == ["A", "slow A"]
+
+
+async def test_a_paused_session_refuses_turns_and_keeps_its_snapshot(
+    http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()[
+        "session_id"
+    ]
+    await http.post(f"/v2/sessions/{sid}/run", json={"code": "echo keep > keep.txt"})
+    assert (await http.post(f"/v2/sessions/{sid}/pause")).status_code == 200
+    refused = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    assert mock_upstream.requests == []
+    assert (await http.post(f"/v2/sessions/{sid}/resume", json={})).status_code == 200
+    kept = await http.post(f"/v2/sessions/{sid}/run", json={"code": "cat keep.txt"})
+    assert kept.json()["result"]["stdout"] == "keep\n"
+
+
+async def test_a_failed_lease_renewal_does_not_lose_the_lock(
+    tmp_path: Path, sqlite_url: str, mock_upstream: MockUpstream
+) -> None:
+    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream, run_lease_seconds=0.6))
+    await gateway.start()
+    real = gateway.store.sessions.renew_lock
+    failures = iter([True])
+
+    async def flaky(*args, **kwargs):
+        if next(failures, False):
+            raise OSError("transient: database is locked")
+        return await real(*args, **kwargs)
+
+    gateway.store.sessions.renew_lock = flaky
+    transport = httpx.ASGITransport(app=create_app(gateway))
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers=headers
+        ) as http:
+            sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+            mock_upstream.script(Reply(text="slow A", delay_ms=1500), Reply(text="B"))
+            a = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
+            await asyncio.sleep(1.0)  # past the lease: only renewals keep A's lock
+            b = await http.post(
+                f"/v2/sessions/{sid}/run-llm", json={"input": "B", "multitask": "reject"}
+            )
+            assert b.status_code == 409
+            assert (await a).json()["status"] == "completed"
+    finally:
+        await gateway.stop()
+
+
+async def test_a_streamed_turn_refused_while_waiting_ends_with_an_error_event(
+    http: httpx.AsyncClient, gateway: Gateway, mock_upstream: MockUpstream
+) -> None:
+    gateway.locks.hold = functools.partial(gateway.locks.hold, timeout=0.3)
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    mock_upstream.script(Reply(text="slow A", delay_ms=1200), Reply(text="B"))
+    a = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
+    await asyncio.sleep(0.1)
+    b = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "B", "stream": True})
+    await a
+    assert "event: error" in b.text and "session_busy" in b.text
+    assert "id: " not in b.text  # nothing was logged, so there is nothing to resume from
