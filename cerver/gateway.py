@@ -89,6 +89,7 @@ class Gateway:
             self.harnesses,
             self.computes,
             self.execs,
+            lease_seconds=self.settings.run_lease_seconds,
         )
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
@@ -103,8 +104,8 @@ class Gateway:
         return self.harnesses.upstreams.mock
 
     async def start(self) -> None:
-        """Migrate the store, create the admin account on first start, reclaim dead runs,
-        and start the mock upstream when no provider key is configured."""
+        """Migrate the store, create the admin account on first start, reclaim dead runs and
+        fan-outs, and start the mock upstream when no provider key is configured."""
         await self.store.open()
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
@@ -112,6 +113,11 @@ class Gateway:
         reclaimed = await self.store.runs.reclaim_expired()
         if reclaimed:
             log.warning("Marked %d run(s) of a stopped gateway process as interrupted.", reclaimed)
+        reclaimed = await self.store.fanouts.reclaim_expired()
+        if reclaimed:
+            log.warning(
+                "Marked %d fan-out(s) of a stopped gateway process as interrupted.", reclaimed
+            )
         if self.settings.use_mock_upstream:
             from cerver.mock_upstream import MockUpstream
 

@@ -12,8 +12,9 @@ One JSON object per line (``--verbose``):
   tool call: ``Bash``, ``Edit``, ``Write``, …).
 * ``user``: the CLI's tool results, as ``tool_result`` entries.
 * ``result``: the end. ``is_error`` ends the turn with an :class:`Error` naming the API
-  status; ``total_cost_usd`` (Claude Code's own estimate) becomes one :class:`Usage` of kind
-  ``llm_estimate`` with no tokens: tokens are metered per request by the model proxy.
+  status. ``total_cost_usd`` (Claude Code's own estimate) is kept on the parser
+  (:attr:`ClaudeCodeParser.cost_estimate_usd`) but is *not* a :class:`Usage`: the model proxy
+  meters and prices every request, and those rows are the run's only charge.
 
 Lines that are not JSON, and event types this module does not know, are ignored.
 """
@@ -24,8 +25,7 @@ import json
 from typing import Any
 
 from cerver.types import Entry, ReasoningPart, ToolCallPart, ToolResultPart
-from cerver.types import Usage as UsageRecord
-from harnesses.base import Error, HarnessEvent, Message, TextDelta, Usage
+from harnesses.base import Error, HarnessEvent, Message, TextDelta
 
 __all__ = ["ClaudeCodeParser", "parse_lines"]
 
@@ -40,6 +40,8 @@ class ClaudeCodeParser:
         model: the model the CLI reported.
         finished: a ``result`` line was seen.
         failed: that result was an error.
+        cost_estimate_usd: Claude Code's own cost estimate from the ``result`` line
+            (informational; the proxy's priced rows are what is charged).
     """
 
     def __init__(self) -> None:
@@ -47,6 +49,7 @@ class ClaudeCodeParser:
         self.model: str | None = None
         self.finished = False
         self.failed = False
+        self.cost_estimate_usd: float | None = None
         self._streamed = False  # text deltas of the coming assistant message were seen
 
     def feed(self, line: str) -> list[HarnessEvent]:
@@ -127,10 +130,8 @@ class ClaudeCodeParser:
         self.finished = True
         events: list[HarnessEvent] = []
         cost = event.get("total_cost_usd")
-        if isinstance(cost, int | float) and cost > 0:
-            usage = UsageRecord(cost_usd=float(cost))
-            model = self.model or "unknown"
-            events.append(Usage(model, "anthropic", usage, kind="llm_estimate"))
+        if isinstance(cost, int | float):  # not charged: the proxy priced each request
+            self.cost_estimate_usd = float(cost)
         if event.get("is_error") or event.get("subtype") not in (None, "success"):
             self.failed = True
             status = event.get("api_error_status")

@@ -2,8 +2,9 @@
 
 The request body is read whole (the gateway's body limit applies); the response streams back
 chunk by chunk as the upstream sends it, never buffered, while a :class:`UsageMeter` reads
-its token counts. When the body ends (or the client goes away) the usage is reported once
-through the grant's callback.
+its token counts. When the body ends (or the client goes away) the usage is priced
+(:func:`harnesses.pricing.price`: a cost, or ``cost_usd=None`` with a ``cost_reason``) and
+reported once through the grant's callback, so a CLI harness's calls count against budgets.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 from cerver.errors import NotFound, UpstreamError
 from cerver.proxy.grants import UsageCallback
 from cerver.proxy.metering import UsageMeter
+from harnesses.pricing import price
 
 __all__ = ["DEFAULT_BASE_URLS", "ProviderRoute", "ProxyForwarder", "ProxyResponse"]
 
@@ -198,4 +200,5 @@ async def _relay(
         usage = meter.result()
         if usage is not None:
             latency_ms = (time.perf_counter() - started) * 1000
-            on_usage(meter.model or "unknown", provider, usage, latency_ms)
+            model = meter.model or "unknown"
+            on_usage(model, provider, price(model, provider, usage), latency_ms)

@@ -3,7 +3,8 @@
 Two limits apply to a turn, both in USD of priced LLM and compute spend from the ledger (calls
 whose price is unknown count 0, and are reported as unpriced by ``GET /v2/usage``):
 
-* the session's own ``max_cost_usd`` (set at creation), over everything the session spent;
+* the session's own ``max_cost_usd`` (set at creation), over everything the session spent,
+  including what its fan-outs' variants spent in their child sessions;
 * its end user's limit, over everything that user's sessions spent on the account: the
   account's ``budgets.users[user]``, else ``budgets.default_user_max_cost_usd``.
 
@@ -49,7 +50,7 @@ class BudgetService:
         ledger = self._store.ledger
         found: list[Limit] = []
         if session.max_cost_usd is not None:
-            spent = await ledger.spent(session.account_id, session_id=session.id)
+            spent = await ledger.spent_with_fanouts(session.account_id, session.id)
             found.append(Limit("session", session.max_cost_usd, spent))
         if session.user is not None:
             account = account or await self._store.accounts.get(session.account_id)

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import orjson
@@ -99,7 +100,12 @@ class FanoutHandle:
 
     async def events(self) -> AsyncIterator[StoredEvent]:
         """``fanout.started``, per variant ``variant.started`` / ``variant.delta`` /
-        ``variant.completed``, then ``verdict``; ends when the fan-out is recorded."""
+        ``variant.completed``, then ``verdict``; ends when the fan-out is recorded.
+
+        These events are live only: they are not written to the parent session's event log,
+        and their ``id`` numbers this stream alone (it is not a session event id, and the SSE
+        route sends no ``id:``). A fan-out's progress is read back with ``GET /v2/fanouts/{id}``.
+        """
         while (event := await self._events.get()) is not None:
             yield event
 
@@ -119,8 +125,11 @@ class FanoutService:
         harnesses: HarnessPool,
         computes: ComputePool,
         execs: ExecService,
+        *,
+        lease_seconds: float = 30.0,
     ) -> None:
         self._store = store
+        self._lease_seconds = lease_seconds
         self._sessions = sessions
         self._branching = branching
         self._turns = turns
@@ -192,6 +201,7 @@ class FanoutService:
                 "judge": dataclasses.asdict(request.judge) if request.judge else None,
                 "keep": request.keep,
                 "max_concurrency": request.max_concurrency,
+                "lease_expires_at": utcnow() + timedelta(seconds=self._lease_seconds),
             },
             [
                 {
@@ -258,6 +268,7 @@ class FanoutService:
            the judge's cost, and mark the fan-out completed (one transaction).
         """
         started = time.perf_counter()
+        lease = asyncio.create_task(self._renew_lease(handle.fanout_id))
         try:
             wants_files = any(p.compute is None or p.compute.mode != "none" for p in plans)
             snapshot = await self._branching.snapshot(parent, files=wants_files)
@@ -285,6 +296,19 @@ class FanoutService:
                 judge_ms=judge_ms,
                 wall_ms=(time.perf_counter() - started) * 1000,
             )
+        except asyncio.CancelledError:  # gateway shutdown: record it, whatever else is cancelled
+            try:
+                await asyncio.shield(
+                    self._store.fanouts.finish(
+                        handle.fanout_id,
+                        "cancelled",
+                        "The fan-out was cancelled (the gateway stopped) before it finished.",
+                        wall_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
+            except Exception:
+                log.exception("could not record fan-out %s as cancelled", handle.fanout_id)
+            raise
         except Exception as exc:  # a bug or a store failure: the fan-out fails, the gateway lives
             log.exception("fan-out %s failed", handle.fanout_id)
             await self._store.fanouts.update(
@@ -295,8 +319,19 @@ class FanoutService:
                 wall_ms=(time.perf_counter() - started) * 1000,
             )
         finally:
+            lease.cancel()
             handle._events.put_nowait(None)
         return await self._store.fanouts.get(handle.account_id, handle.fanout_id)
+
+    async def _renew_lease(self, fanout_id: str) -> None:
+        """Keep the fan-out's lease alive while this process runs it (see
+        :meth:`FanoutStore.reclaim_expired`)."""
+        while True:
+            await asyncio.sleep(self._lease_seconds / 3)
+            try:
+                await self._store.fanouts.renew(fanout_id, self._lease_seconds)
+            except Exception:  # a transient store error: the next renewal may succeed
+                log.exception("could not renew the lease of fan-out %s", fanout_id)
 
     async def _run_variants(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -121,3 +121,72 @@ class FanoutStore:
     async def update_variant(self, variant_id: str, **values: Any) -> None:
         query = fanout_variants.update().where(fanout_variants.c.id == variant_id)
         await self._db.write(lambda conn: conn.execute(query.values(**values)))
+
+    async def renew(self, fanout_id: str, lease_seconds: float) -> None:
+        """Extend the lease of a running fan-out (its process is alive)."""
+        expires = utcnow() + timedelta(seconds=lease_seconds)
+        query = (
+            fanouts.update()
+            .where(fanouts.c.id == fanout_id, fanouts.c.status == "running")
+            .values(lease_expires_at=expires)
+        )
+        await self._db.write(lambda conn: conn.execute(query))
+
+    async def finish(self, fanout_id: str, status: str, error: str, **values: Any) -> None:
+        """End a fan-out that did not complete (``cancelled``): it and its unfinished
+        (``pending``/``running``) variants get ``status``."""
+
+        def write(conn: sa.Connection) -> None:
+            _finish(conn, [fanout_id], status, error, **values)
+
+        await self._db.write(write)
+
+    async def reclaim_expired(self) -> int:
+        """Mark fan-outs whose lease ran out as ``interrupted`` (with their unfinished
+        variants), so they can be picked from or read as over.
+
+        Called at start-up. The process running a fan-out renews its lease
+        (``lease_expires_at``) while it runs; one that died (a crash, a kill) stops renewing
+        it, so only fan-outs of a stopped process are reclaimed, never those of another live
+        gateway sharing the store. A gateway that stops cleanly marks its own ``cancelled``.
+        """
+
+        def reclaim(conn: sa.Connection) -> int:
+            now = utcnow()
+            expired = list(
+                conn.execute(
+                    sa.select(fanouts.c.id).where(
+                        fanouts.c.status == "running",
+                        sa.or_(
+                            fanouts.c.lease_expires_at.is_(None),
+                            fanouts.c.lease_expires_at < now,
+                        ),
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if expired:
+                _finish(conn, expired, "interrupted", "The gateway process running it stopped.")
+            return len(expired)
+
+        return await self._db.write(reclaim)
+
+
+def _finish(
+    conn: sa.Connection, fanout_ids: list[str], status: str, error: str, **values: Any
+) -> None:
+    now = utcnow()
+    conn.execute(
+        fanouts.update()
+        .where(fanouts.c.id.in_(fanout_ids), fanouts.c.status == "running")
+        .values(status=status, error=error, completed_at=now, **values)
+    )
+    conn.execute(
+        fanout_variants.update()
+        .where(
+            fanout_variants.c.fanout_id.in_(fanout_ids),
+            fanout_variants.c.status.in_(("pending", "running")),
+        )
+        .values(status=status, error={"detail": error, "code": status}, ended_at=now)
+    )

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from cerver.store.database import Database
-from cerver.store.schema import ledger
+from cerver.store.schema import fanout_variants, fanouts, ledger
 
 __all__ = ["USAGE_GROUPS", "LedgerStore", "UsageGroup"]
 
@@ -53,6 +53,27 @@ class LedgerStore:
             query = query.where(c.session_id == session_id)
         if user is not None:
             query = query.where(c.user == user)
+        return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def spent_with_fanouts(self, account_id: str, session_id: str) -> float:
+        """Priced spend (USD) of a session and of the variant child sessions of its fan-outs.
+
+        A fan-out's variants run (and are charged) in child sessions; they count against the
+        parent's ``max_cost_usd``. One level: the parent's own fan-outs.
+        """
+        c = ledger.c
+        children = (
+            sa.select(fanout_variants.c.session_id)
+            .join(fanouts, fanouts.c.id == fanout_variants.c.fanout_id)
+            .where(
+                fanouts.c.parent_session_id == session_id,
+                fanout_variants.c.session_id.is_not(None),
+            )
+        )
+        query = sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(
+            c.account_id == account_id,
+            sa.or_(c.session_id == session_id, c.session_id.in_(children)),
+        )
         return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
 
     async def mean_turn_cost(self, session_id: str) -> float:

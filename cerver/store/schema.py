@@ -287,6 +287,8 @@ fanouts = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("completed_at", UTCDateTime, nullable=True),
+    # Renewed by the process running the fan-out; once it runs out, that process is gone.
+    sa.Column("lease_expires_at", UTCDateTime, nullable=True),
     sa.Index(None, "account_id", "created_at"),
     sa.Index(None, "parent_session_id"),
 )

@@ -99,6 +99,33 @@ async def test_the_fanout_route_refuses_n_turns_over_budget(
     assert children["sessions"] == []
 
 
+async def test_fan_out_variant_spend_counts_against_the_parent_session_budget(
+    client: AsyncClient, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (
+        await client.create_session(compute=None, model="claude-haiku-4-5", max_cost_usd=0.0015)
+    )["session_id"]
+    mock_upstream.script(Reply(text="a", usage=PRICED), Reply(text="b", usage=PRICED))
+    variants = [{"harness": "anthropic", "model": "claude-haiku-4-5"}] * 2
+    first = await http.post(
+        f"/v2/sessions/{sid}/fanout",
+        json={"input": "q", "variants": variants, "judge": {"type": "fastest"}, "keep": "none"},
+    )
+    assert first.status_code == 200  # nothing spent yet: it starts
+    assert first.json()["status"] == "completed"
+    # The variants spent $0.002 in their child sessions: the parent is over its $0.0015.
+    requests_before = len(mock_upstream.requests)
+    turn = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "more"})
+    assert turn.status_code == 402
+    assert turn.json()["context"]["scope"] == "session"
+    assert turn.json()["context"]["spent_usd"] == pytest.approx(0.002)
+    again = await http.post(
+        f"/v2/sessions/{sid}/fanout", json={"input": "q2", "variants": variants}
+    )
+    assert again.status_code == 402
+    assert len(mock_upstream.requests) == requests_before
+
+
 async def test_budgets_are_validated(http: httpx.AsyncClient) -> None:
     response = await http.put("/v2/account/budgets", json={"default_user_max_cost_usd": -1})
     assert response.status_code == 422

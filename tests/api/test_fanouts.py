@@ -74,6 +74,31 @@ async def test_fanout_streams_variant_events_then_the_verdict(
     assert parent["user"] == "u2" and parent["provider"] is None
 
 
+async def test_fanout_stream_events_have_no_ids_that_look_like_session_event_ids(
+    client: AsyncClient, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (await client.create_session(compute=None))["session_id"]
+    mock_upstream.script(Reply(text="first"))
+    await client.run_llm(sid, "warm up")  # the session's log has events 1..n
+    log_before = (await http.get(f"/v2/sessions/{sid}/events", params={"follow": "false"})).text
+    mock_upstream.script(Reply(text="one", model="m1"), Reply(text="two", model="m2"))
+    streamed = await http.post(
+        f"/v2/sessions/{sid}/fanout",
+        json={"input": "hi", "stream": True, "judge": {"type": "fastest"}}
+        | {"variants": _variants("m1", "m2"), "keep": "none"},
+    )
+    assert streamed.headers["x-cerver-session-id"] == sid
+    assert "event: fanout.started" in streamed.text and "event: fanout.completed" in streamed.text
+    # No id: a fan-out's events are not in the session's log; its progress is read back with
+    # GET /v2/fanouts/{id}, so nothing here can be sent back as the session's Last-Event-ID.
+    assert not any(line.startswith("id:") for line in streamed.text.splitlines())
+    fanout = await client.get_fanout(streamed.headers["x-cerver-fanout-id"])
+    assert fanout["status"] == "completed"
+    log_after = (await http.get(f"/v2/sessions/{sid}/events", params={"follow": "false"})).text
+    assert log_after.startswith(log_before)
+    assert "event: variant" not in log_after and "event: fanout" not in log_after
+
+
 async def test_new_parent_fanout_with_a_person_picking(
     client: AsyncClient, http: httpx.AsyncClient, mock_upstream: MockUpstream
 ) -> None:

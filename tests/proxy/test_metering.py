@@ -67,3 +67,41 @@ def test_no_usage_is_none() -> None:
     meter = UsageMeter(streaming=True)
     meter.feed(b"data: [DONE]\n\ndata: {not json}\n\n")
     assert meter.result() is None
+
+
+async def test_proxied_usage_is_priced_or_says_why_not() -> None:
+    pytest.importorskip("litellm")  # ships the price map
+    import httpx
+
+    from cerver.proxy import ProxyForwarder
+    from cerver.types import Usage
+
+    models = iter(["claude-haiku-4-5", "no-such-model"])
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        usage = {"input_tokens": 1000, "output_tokens": 0}
+        body = json.dumps({"model": next(models), "usage": usage}).encode()
+        return httpx.Response(200, stream=httpx.ByteStream(body))
+
+    forwarder = ProxyForwarder(
+        lambda _: ("http://up.test", "sk-real"), transport=httpx.MockTransport(upstream)
+    )
+    metered: list[tuple[str, Usage]] = []
+    for _ in range(2):
+        response = await forwarder.forward(
+            "anthropic",
+            "v1/messages",
+            method="POST",
+            query="",
+            headers={"content-type": "application/json"},
+            body=b"{}",
+            on_usage=lambda m, _p, u, _ms: metered.append((m, u)),
+        )
+        async for _ in response.body:
+            pass
+    await forwarder.aclose()
+    (priced_model, priced), (unknown_model, unknown) = metered
+    assert priced_model == "claude-haiku-4-5"
+    assert priced.cost_usd == pytest.approx(0.001)  # $1 per million input tokens
+    assert unknown_model == "no-such-model"
+    assert unknown.cost_usd is None and "not in LiteLLM's price map" in (unknown.cost_reason or "")

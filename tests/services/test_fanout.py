@@ -285,3 +285,77 @@ def _turn(text: str):
     from cerver.services.turns import TurnRequest
 
     return TurnRequest(input=text)
+
+
+async def test_a_fanout_cancelled_by_shutdown_is_recorded_cancelled(
+    tmp_path, sqlite_url: str, mock_upstream: MockUpstream
+) -> None:
+    from tests.conftest import make_settings
+
+    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream))
+    await gateway.start()
+    account = await _account(gateway)
+    parent = await _parent(gateway, account)
+    mock_upstream.script(Reply(text="x", model="m1", delay_ms=3000), Reply(text="y", model="m2"))
+    request = FanoutRequest(input="hi", variants=_variants("m1", "m2"), max_concurrency=1)
+    handle = await gateway.fanouts.start(account, request, parent_session_id=parent.id)
+    await asyncio.sleep(0.5)
+    await gateway.stop()  # a deploy: the fan-out task is cancelled
+
+    restarted = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream))
+    await restarted.start()
+    try:
+        record = await restarted.fanouts.get(account, handle.fanout_id)
+        assert record.status == "cancelled" and record.completed_at is not None
+        assert [v.status for v in record.variants] == ["cancelled", "cancelled"]
+        with pytest.raises(InvalidRequest, match="did not complete"):
+            await restarted.fanouts.pick(account, handle.fanout_id, record.variants[0].id)
+    finally:
+        await restarted.stop()
+
+
+async def test_a_fanout_whose_process_died_is_reclaimed_as_interrupted_at_start(
+    tmp_path, sqlite_url: str, mock_upstream: MockUpstream
+) -> None:
+    from datetime import timedelta
+
+    from cerver.store.schema import utcnow
+    from tests.conftest import make_settings
+
+    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream, run_lease_seconds=0.3))
+    await gateway.start()
+    account = await _account(gateway)
+    parent = await _parent(gateway, account)
+    mock_upstream.script(Reply(text="x", model="m1", delay_ms=1500))
+    request = FanoutRequest(input="hi", variants=_variants("m1"))
+    alive = await gateway.fanouts.start(account, request, parent_session_id=parent.id)
+    await asyncio.sleep(0.5)  # longer than a lease: the live fan-out keeps renewing its own
+    # A fan-out left by a process that was killed: still "running", its lease ran out.
+    dead = "fan_dead0000000000000000"
+    await gateway.store.fanouts.create(
+        {
+            "id": dead,
+            "account_id": account,
+            "parent_session_id": parent.id,
+            "status": "running",
+            "input": "hi",
+            "keep": "winner",
+            "max_concurrency": 1,
+            "lease_expires_at": utcnow() - timedelta(seconds=1),
+        },
+        [
+            {"id": "var_dead", "fanout_id": dead, "position": 0, "harness": "anthropic"}
+            | {"model": "m1", "status": "running"}
+        ],
+    )
+    # Another gateway starts on the same store: it reclaims the dead fan-out, not the live one.
+    other = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream))
+    await other.start()
+    await other.stop()
+    record = await gateway.fanouts.get(account, dead)
+    assert record.status == "interrupted" and record.variants[0].status == "interrupted"
+    with pytest.raises(InvalidRequest, match="did not complete"):
+        await gateway.fanouts.pick(account, dead, "var_dead")
+    assert (await gateway.fanouts.get(account, alive.fanout_id)).status == "running"
+    assert (await alive.result()).status == "completed"
+    await gateway.stop()

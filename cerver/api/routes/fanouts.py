@@ -17,10 +17,9 @@ from cerver.api.schemas.fanouts import (
     PickCreate,
     fanout_public,
 )
-from cerver.api.sse import encode_event, sse_response, wants_stream
+from cerver.api.sse import sse_response, wants_stream
 from cerver.gateway import Gateway
 from cerver.services.fanout import FanoutHandle
-from cerver.store import StoredEvent
 
 router = APIRouter(tags=["fanouts"])
 
@@ -42,7 +41,10 @@ async def fanout_session(
 
     SSE events: ``fanout.started``, ``variant.started``, ``variant.delta``,
     ``variant.completed`` (per variant, as each finishes), ``verdict``, ``fanout.completed``
-    (the whole fan-out, as the JSON answer).
+    (the whole fan-out, as the JSON answer). They carry no ``id:``: they are not part of the
+    session's event log (``GET /v2/sessions/{id}/events``, whose ids they would collide with),
+    so a dropped stream is not resumed; read the fan-out's progress back with
+    ``GET /v2/fanouts/{id}`` (``X-Cerver-Fanout-Id``).
     """
     started = time.perf_counter()
     handle = await gateway.fanouts.start(account.id, body.request(), parent_session_id=session.id)
@@ -91,16 +93,13 @@ async def _answer(
 
 
 async def _sse(handle: FanoutHandle) -> AsyncIterator[bytes]:
-    last = 0
     async for event in handle.events():
-        last = event.id
-        yield encode_event(event)
+        yield _encode(event.event, event.data)
     record = fanout_public(await handle.result())
-    yield encode_event(
-        StoredEvent(
-            session_id=handle.parent_session_id,
-            id=last + 1,
-            event="fanout.completed",
-            data=orjson.dumps(record.model_dump(mode="json")).decode(),
-        )
-    )
+    yield _encode("fanout.completed", orjson.dumps(record.model_dump(mode="json")).decode())
+
+
+def _encode(event: str, data: str) -> bytes:
+    """An SSE event without ``id:``: a fan-out's events are not in the session's log, so an
+    id would look like (and, as ``Last-Event-ID``, be mistaken for) a session event id."""
+    return f"event: {event}\ndata: {data}\n\n".encode()

@@ -66,11 +66,14 @@ async def run_llm(
     if result.status == "failed" and result.error is not None:
         error = result.error
         failure = error_class(error.get("code", ""), HarnessError)
+        if failure.status_code == 500:  # the harness could not run: a failed run, not a crash
+            failure = HarnessError
         context = {
             **(error.get("context") or {}),
             "session_id": session_id,
             "run_id": handle.run_id,
-            "failure": error.get("code"),
+            "code": error.get("code"),
+            "retryable": bool(error.get("retryable")),
         }
         raise failure(error["detail"], context=context, retryable=bool(error.get("retryable")))
     return TurnPublic(
