@@ -9,8 +9,6 @@ missing CLI skips its tests, naming that step; in CI it fails them.
 from __future__ import annotations
 
 import json
-import os
-from typing import Any
 
 import pytest
 
@@ -25,32 +23,17 @@ from harnesses._cli_tools import (
     claude_code_binary,
     codex_entry,
 )
-
-
-def _require(found: object, what: str, install: str) -> None:
-    if found is None:
-        message = f"{what} is not installed: run `{install}`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+from tests.harnesses.cli_support import kinds, requests_of, require_cli
 
 
 @pytest.fixture
 def claude_code() -> None:
-    _require(claude_code_binary(), "The Claude Code CLI", CLAUDE_CODE_INSTALL)
+    require_cli(claude_code_binary(), "The Claude Code CLI", CLAUDE_CODE_INSTALL)
 
 
 @pytest.fixture
 def codex() -> None:
-    _require(codex_entry(), "The Codex CLI", CODEX_INSTALL)
-
-
-def requests_of(upstream: MockUpstream, api: str) -> list[dict[str, Any]]:
-    return [r for r in upstream.requests if r["api"] == api]
-
-
-def kinds(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["role"], e["kind"]) for e in entries]
+    require_cli(codex_entry(), "The Codex CLI", CODEX_INSTALL)
 
 
 async def test_claude_code_runs_a_shell_tool_in_the_workspace(

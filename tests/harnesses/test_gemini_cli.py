@@ -9,7 +9,6 @@ CI it fails them.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -20,23 +19,16 @@ from cerver.gateway import Gateway
 from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
 from harnesses._cli_tools import GEMINI_CLI_INSTALL, gemini_cli_entry
+from tests.harnesses.cli_support import kinds, requests_of, require_cli
 
 
 @pytest.fixture
 def gemini_cli() -> None:
-    if gemini_cli_entry() is None:
-        message = f"Gemini CLI is not installed: run `{GEMINI_CLI_INSTALL}`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_cli(gemini_cli_entry(), "Gemini CLI", GEMINI_CLI_INSTALL)
 
 
 def gemini_requests(upstream: MockUpstream) -> list[dict[str, Any]]:
-    return [r for r in upstream.requests if r["api"] == "gemini"]
-
-
-def kinds(entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(e["role"], e["kind"]) for e in entries]
+    return requests_of(upstream, "gemini")
 
 
 async def test_gemini_cli_runs_a_shell_tool_in_the_workspace(
