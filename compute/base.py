@@ -10,13 +10,16 @@ have portable defaults built on ``exec`` that a provider may override with a nat
 from __future__ import annotations
 
 import base64
+import importlib
+import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import ClassVar, Literal, Self
 
-from cerver.errors import ComputeError
+from cerver.errors import ComputeError, MissingDependency, NotConfigured
 from cerver.types import ExecResult
 
 __all__ = ["Capabilities", "Compute", "ExecChunk", "Profile", "Sandbox", "SandboxSpec"]
@@ -170,6 +173,37 @@ class Compute(ABC):
     credentials: ClassVar[tuple[str, ...]] = ()
     """Environment variables the provider needs; the catalog lists it as
     ``needs_credentials`` until they are all set."""
+
+    @classmethod
+    def _import_sdk(cls, module: str) -> ModuleType:
+        """Import the provider's SDK (on construction, never at package import).
+
+        Raises:
+            MissingDependency: not installed; the message names ``cerver[<provider>]``.
+        """
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            raise MissingDependency(
+                f"The compute {cls.name!r} needs the package {module!r}, which is not "
+                f"installed. Install it with: pip install 'cerver[{cls.name}]'",
+                context={"kind": "compute", "name": cls.name, "missing": module},
+            ) from exc
+
+    @classmethod
+    def _require_credentials(cls, what: str, given: Mapping[str, str | None] | None = None) -> None:
+        """Check that every variable of :attr:`credentials` is set (or passed in ``given``).
+
+        Raises:
+            NotConfigured: some are missing; the message names them.
+        """
+        given = given or {}
+        unset = [name for name in cls.credentials if not (given.get(name) or os.environ.get(name))]
+        if unset:
+            raise NotConfigured(
+                f"No {what}: set {', '.join(unset)} where the gateway runs.",
+                context={"variables": unset},
+            )
 
     @abstractmethod
     async def create(self, spec: SandboxSpec) -> Sandbox:

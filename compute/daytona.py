@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, MissingDependency, NotConfigured, NotFound
+from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
 from compute._remote import CommandSandbox, RawResult
 from compute.base import Capabilities, Compute, Profile, SandboxSpec
 
@@ -108,20 +108,9 @@ class DaytonaCompute(Compute):
     profile: ClassVar[Profile] = Profile(startup_ms=250, cost_per_hour_usd=0.08)  # prior
 
     def __init__(self, api_key: str | None = None, *, api_url: str | None = None) -> None:
-        try:
-            import daytona
-        except ModuleNotFoundError as exc:
-            raise MissingDependency(
-                "The compute 'daytona' needs the package 'daytona', which is not installed. "
-                "Install it with: pip install 'cerver[daytona]'",
-                context={"kind": "compute", "name": "daytona", "missing": "daytona"},
-            ) from exc
-        api_key = api_key or os.environ.get("DAYTONA_API_KEY")
-        if not api_key:
-            raise NotConfigured(
-                "No Daytona API key: set DAYTONA_API_KEY where the gateway runs.",
-                context={"variable": "DAYTONA_API_KEY"},
-            )
+        daytona = self._import_sdk("daytona")
+        self._require_credentials("Daytona API key", {"DAYTONA_API_KEY": api_key})
+        api_key = api_key or os.environ["DAYTONA_API_KEY"]
         self._sdk = daytona
         self._client = daytona.AsyncDaytona(
             daytona.DaytonaConfig(

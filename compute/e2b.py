@@ -27,7 +27,6 @@ from cerver.errors import (
     CerverError,
     ComputeError,
     InvalidRequest,
-    MissingDependency,
     NotConfigured,
     NotFound,
 )
@@ -311,21 +310,10 @@ class E2BCompute(Compute):
         sandbox_url: str | None = None,
         request_timeout: float = 30.0,
     ) -> None:
-        try:
-            from e2b import AsyncSandbox
-        except ModuleNotFoundError as exc:
-            raise MissingDependency(
-                "The compute 'e2b' needs the package 'e2b', which is not installed. Install it "
-                "with: pip install 'cerver[e2b]'",
-                context={"kind": "compute", "name": "e2b", "missing": "e2b"},
-            ) from exc
-        api_key = api_key or os.environ.get("E2B_API_KEY")
-        if not api_key:
-            raise NotConfigured(
-                "No E2B API key: set E2B_API_KEY where the gateway runs.",
-                context={"variable": "E2B_API_KEY"},
-            )
-        self._sdk = AsyncSandbox
+        e2b = self._import_sdk("e2b")
+        self._require_credentials("E2B API key", {"E2B_API_KEY": api_key})
+        api_key = api_key or os.environ["E2B_API_KEY"]
+        self._sdk = e2b.AsyncSandbox
         self._template = template
         self._opts: dict[str, Any] = {"api_key": api_key, "request_timeout": request_timeout}
         if api_url:

@@ -13,12 +13,11 @@ its own servers, which the test environment cannot reach.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, MissingDependency, NotConfigured, NotFound
+from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
 from compute._remote import CommandSandbox, RawResult
 from compute.base import Capabilities, Compute, Profile, SandboxSpec
 
@@ -91,20 +90,8 @@ class ModalCompute(Compute):
     profile: ClassVar[Profile] = Profile(startup_ms=1500, cost_per_hour_usd=0.15)  # prior
 
     def __init__(self) -> None:
-        try:
-            import modal
-        except ModuleNotFoundError as exc:
-            raise MissingDependency(
-                "The compute 'modal' needs the package 'modal', which is not installed. "
-                "Install it with: pip install 'cerver[modal]'",
-                context={"kind": "compute", "name": "modal", "missing": "modal"},
-            ) from exc
-        unset = [name for name in self.credentials if not os.environ.get(name)]
-        if unset:
-            raise NotConfigured(
-                f"No Modal token: set {', '.join(unset)} where the gateway runs.",
-                context={"variables": unset},
-            )
+        modal = self._import_sdk("modal")
+        self._require_credentials("Modal token")
         self._sdk = modal
 
     async def create(self, spec: SandboxSpec) -> ModalSandbox:

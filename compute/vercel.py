@@ -12,14 +12,13 @@ Vercel account is reachable from the test environment.
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, MissingDependency, NotConfigured, NotFound
+from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
 from compute._remote import CommandSandbox, RawResult
 from compute.base import Capabilities, Compute, Profile, SandboxSpec
 
@@ -108,20 +107,8 @@ class VercelCompute(Compute):
     profile: ClassVar[Profile] = Profile(startup_ms=800, cost_per_hour_usd=0.13)  # prior
 
     def __init__(self) -> None:
-        try:
-            from vercel import sandbox
-        except ModuleNotFoundError as exc:
-            raise MissingDependency(
-                "The compute 'vercel' needs the package 'vercel', which is not installed. "
-                "Install it with: pip install 'cerver[vercel]'",
-                context={"kind": "compute", "name": "vercel", "missing": "vercel"},
-            ) from exc
-        unset = [name for name in CREDENTIALS if not os.environ.get(name)]
-        if unset:
-            raise NotConfigured(
-                f"No Vercel credentials: set {', '.join(unset)} where the gateway runs.",
-                context={"variables": unset},
-            )
+        sandbox = self._import_sdk("vercel.sandbox")
+        self._require_credentials("Vercel credentials")
         self._sdk = sandbox
 
     async def create(self, spec: SandboxSpec) -> VercelSandbox:
