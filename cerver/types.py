@@ -89,15 +89,17 @@ Part = Annotated[
 class Usage(BaseModel):
     """Tokens and cost of one or more model calls.
 
-    ``cost_usd`` is ``None`` when unknown, and ``cost_reason`` then says why (a model missing
-    from the price map…). A sum keeps the first reason of its parts: a total with a reason
-    leaves out the calls that could not be priced.
+    ``cost_usd`` is ``None`` when unknown, and ``cost_reason`` then says why (a model no price
+    source lists…); ``cost_source`` names the source that priced it (:mod:`cerver.pricing`).
+    A sum keeps the first reason of its parts: a total with a reason leaves out the calls that
+    could not be priced. A sum of calls priced by different sources has ``cost_source="mixed"``.
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = None
     cost_reason: str | None = None
+    cost_source: str | None = None
 
     def __add__(self, other: Usage) -> Usage:
         cost = None
@@ -108,6 +110,7 @@ class Usage(BaseModel):
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=cost,
             cost_reason=self.cost_reason or other.cost_reason,
+            cost_source=_sum_source(self.cost_source, other.cost_source),
         )
 
 
@@ -157,3 +160,9 @@ class ExecResult(BaseModel):
     exit_code: int
     duration_ms: float
     timed_out: bool = False
+
+
+def _sum_source(a: str | None, b: str | None) -> str | None:
+    if a is None or b is None or a == b:
+        return a or b
+    return "mixed"

@@ -21,10 +21,10 @@ from types import ModuleType
 from typing import Any, ClassVar
 
 from cerver.errors import MissingDependency, UpstreamError
+from cerver.pricing import price
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
-from harnesses.pricing import price
 from harnesses.replay import REASONING_ITEM_ID_KEY
 from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
@@ -97,7 +97,7 @@ class ToolLoopHarness(Harness):
     stays down, the turn's ``fallback_models`` are tried in order, and one that answers keeps
     the rest of the turn. Any other failure, or one after text was streamed, ends the turn
     with ``Error(code="upstream_error")``; streamed text is first kept as an ``incomplete``
-    entry. Each step's usage is priced (:func:`harnesses.pricing.price`: a cost, or ``None``
+    entry. Each step's usage is priced (:func:`cerver.pricing.price`: a cost, or ``None``
     with a ``cost_reason``). The tools are offered only when the session has a sandbox. Every
     entry carries ``harness``, ``model`` (the model that answered) and ``provider``; the
     gateway fills in the run id and sequence numbers.

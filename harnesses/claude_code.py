@@ -21,7 +21,7 @@ the model proxy alone. ``WebFetch`` and ``WebSearch`` are disallowed, having no 
 use. The output is parsed by :mod:`harnesses.claude_code_events`.
 
 Cost: one source only. The model proxy meters every request the CLI makes and prices it from
-the price map (:func:`harnesses.pricing.price`), one ``llm`` ledger row per call, and those
+the price map (:func:`cerver.pricing.price`), one ``llm`` ledger row per call, and those
 rows are what budgets and bills see. Claude Code's own ``total_cost_usd`` estimate is not
 charged (it would count the same calls twice): the parser keeps it as
 ``cost_estimate_usd``, for information only.

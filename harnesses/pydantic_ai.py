@@ -12,7 +12,7 @@ does not install; naming one gives an error that says so.
 
 The agent runs its own tool loop; this harness streams its text, turns every model response
 and tool return into transcript entries as they complete, and prices each response with
-LiteLLM's map (:mod:`harnesses.pricing`, the same numbers as every other harness). The SDK
+the gateway's pricer (:mod:`cerver.pricing`, the same numbers as every other harness). The SDK
 clients are built with ``max_retries=0``; a failure before any text is retried by the
 gateway's :class:`~harnesses.retry.RetryPolicy`, one after is the turn's ``Error``.
 """
@@ -26,11 +26,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from cerver.errors import InvalidRequest, UpstreamError
+from cerver.pricing import price
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
-from harnesses.pricing import price
 from harnesses.replay import _Call, _normalise, _Result, _Text
 from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool

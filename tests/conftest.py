@@ -1,7 +1,9 @@
 """Shared fixtures: a store on SQLite or PostgreSQL, a started gateway, an in-process client.
 
 Every gateway under test reaches models through one mock upstream (a test double) shared by
-the test session and reset before each test.
+the test session and reset before each test. Every call is priced from the fixture price table
+``tests/prices.json`` (in-process, and through ``CERVER_PRICES_FILE`` in the gateway processes
+the tests start), so no test depends on price data that changes upstream.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cerver import pricing
 from cerver.api import create_app
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
@@ -21,6 +24,21 @@ from cerver.mock_upstream import MockUpstream
 from cerver.settings import Settings
 
 ADMIN_KEY = "ck_test_admin_key_0123456789abcdef"
+PRICES_FILE = Path(__file__).parent / "prices.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ[pricing.PRICES_FILE_ENV] = str(PRICES_FILE)
+
+
+@pytest.fixture(autouse=True)
+def fixture_prices() -> Iterator[pricing.PriceTable]:
+    """Only the fixture table prices calls in-process: unknown models stay unknown."""
+    table = pricing.PriceTable.from_file(PRICES_FILE)
+    with pricing.use(pricing.Pricer([table])):
+        yield table
+
+
 PG_ADMIN_URL = os.environ.get("CERVER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -3,7 +3,7 @@
 The request body is read whole (the gateway's body limit applies); the response streams back
 chunk by chunk as the upstream sends it, never buffered, while a :class:`UsageMeter` reads
 its token counts. When the body ends (or the client goes away) the usage is priced
-(:func:`harnesses.pricing.price`: a cost, or ``cost_usd=None`` with a ``cost_reason``) and
+(:func:`cerver.pricing.price`: a cost, or ``cost_usd=None`` with a ``cost_reason``) and
 reported once through the grant's callback, so a CLI harness's calls count against budgets.
 """
 
@@ -17,9 +17,9 @@ from typing import Final
 import httpx
 
 from cerver.errors import NotFound, UpstreamError
+from cerver.pricing import price
 from cerver.proxy.grants import UsageCallback
 from cerver.proxy.metering import UsageMeter
-from harnesses.pricing import price
 
 __all__ = ["DEFAULT_BASE_URLS", "ProviderRoute", "ProxyForwarder", "ProxyResponse"]
 

@@ -116,6 +116,7 @@ def entry_from_row(row: Any) -> Entry:
             output_tokens=row.output_tokens or 0,
             cost_usd=row.cost_usd,
             cost_reason=getattr(row, "cost_reason", None),
+            cost_source=getattr(row, "cost_source", None),
         )
     return Entry(
         seq=row.seq,

@@ -105,6 +105,7 @@ class SessionWriter:
                 "output_tokens": usage.output_tokens,
                 "cost_usd": usage.cost_usd,
                 "cost_reason": usage.cost_reason,
+                "cost_source": usage.cost_source,
                 "latency_ms": latency_ms,
                 "created_at": utcnow(),
             }
@@ -244,6 +245,7 @@ def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
         "output_tokens": usage.output_tokens if usage else None,
         "cost_usd": usage.cost_usd if usage else None,
         "cost_reason": usage.cost_reason if usage else None,
+        "cost_source": usage.cost_source if usage else None,
         "latency_ms": entry.latency_ms,
         "status": entry.status,
         "metadata": entry.metadata,

@@ -11,8 +11,6 @@ from cerver.gateway import Gateway
 from cerver.mock_upstream import MockUpstream, Reply
 from cerver.services.budgets import BudgetService
 
-pytest.importorskip("litellm")  # ships the price map
-
 PRICED = {"input_tokens": 1000, "output_tokens": 0}  # $0.001 on claude-haiku-4-5
 
 

@@ -8,8 +8,6 @@ import pytest
 from cerver.client import AsyncClient
 from cerver.mock_upstream import MockUpstream, Reply
 
-pytest.importorskip("litellm")  # ships the price map
-
 
 async def test_assistant_messages_record_tokens_and_cost(
     client: AsyncClient, mock_upstream: MockUpstream
@@ -20,7 +18,7 @@ async def test_assistant_messages_record_tokens_and_cost(
     mock_upstream.script(Reply(text="hi", usage={"input_tokens": 1000, "output_tokens": 100}))
     result = await client.run_llm(sid, "hello")
 
-    expected = 1000 * 1e-6 + 100 * 5e-6  # LiteLLM's map: $1 / $5 per million
+    expected = 1000 * 1e-6 + 100 * 5e-6  # the fixture table: $1 / $5 per million
     assert result["usage"]["cost_usd"] == pytest.approx(expected)
     assert result["message"]["usage"]["cost_usd"] == pytest.approx(expected)
     stored = (await client.messages(sid))["messages"][-1]
@@ -29,6 +27,7 @@ async def test_assistant_messages_record_tokens_and_cost(
         "output_tokens": 100,
         "cost_usd": pytest.approx(expected),
         "cost_reason": None,
+        "cost_source": "file:prices.json",
     }
     metrics = await client.metrics(sid)
     assert metrics["llm_cost_usd"] == pytest.approx(expected)
