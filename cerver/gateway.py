@@ -6,8 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from cerver.events import EventHub
+from cerver.placement import Catalog
 from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
-from cerver.routing import Catalog
 from cerver.services.auth import AuthService, BootstrapResult
 from cerver.services.branching import BranchingService
 from cerver.services.computes import ComputeService
@@ -26,7 +26,7 @@ from cerver.store import Store
 from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
-    from cerver.mock_upstream import MockUpstream
+    from cerver.testing.mock_upstream import MockUpstream
 
 __all__ = ["Gateway"]
 
@@ -119,7 +119,7 @@ class Gateway:
                 "Marked %d fan-out(s) of a stopped gateway process as interrupted.", reclaimed
             )
         if self.settings.use_mock_upstream:
-            from cerver.mock_upstream import MockUpstream
+            from cerver.testing.mock_upstream import MockUpstream
 
             self._mock = MockUpstream()
             self._mock.start()

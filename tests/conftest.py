@@ -20,8 +20,8 @@ from cerver import pricing
 from cerver.api import create_app
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream
 from cerver.settings import Settings
+from cerver.testing.mock_upstream import MockUpstream
 
 ADMIN_KEY = "ck_test_admin_key_0123456789abcdef"
 PRICES_FILE = Path(__file__).parent / "prices.json"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cerver.services.budgets import BudgetService
-from cerver.services.policy import parse_policy, route_turn
+from cerver.services.model_routing import parse_policy, route_turn
 from cerver.services.sessions import HarnessChoice
 from cerver.store import SessionRecord, Store
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cerver.errors import ComputeError, InvalidRequest
-from cerver.routing import Catalog, ProviderEntry, RoutingReport, route
+from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
 from cerver.services.plugins import ComputePool
 from cerver.store import Store

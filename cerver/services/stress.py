@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from cerver.errors import CerverError, InvalidRequest
 from cerver.ids import new_id
-from cerver.routing import ProviderEntry, unmet
-from cerver.routing.router import DEFAULT_MINUTES
+from cerver.placement import ProviderEntry, unmet
+from cerver.placement.router import DEFAULT_MINUTES
 from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool
 from cerver.store import Store

@@ -9,8 +9,8 @@ import pytest
 
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply
 from cerver.services.plugins import Upstreams
+from cerver.testing.mock_upstream import MockUpstream, Reply
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 from cerver.client import AsyncClient
 from cerver.errors import BudgetExceeded
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply
 from cerver.services.budgets import BudgetService
+from cerver.testing.mock_upstream import MockUpstream, Reply
 
 PRICED = {"input_tokens": 1000, "output_tokens": 0}  # $0.001 on claude-haiku-4-5
 

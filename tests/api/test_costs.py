@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from cerver.client import AsyncClient
-from cerver.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream import MockUpstream, Reply
 
 
 async def test_assistant_messages_record_tokens_and_cost(

@@ -7,7 +7,7 @@ import pytest
 
 from cerver.client import AsyncClient
 from cerver.errors import InvalidRequest, NotFound
-from cerver.mock_upstream import MockUpstream, Reply, ToolCallSpec
+from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec
 
 
 def _variants(*models: str, **extra: object) -> list[dict[str, object]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from cerver.mock_upstream import MockUpstream
+from cerver.testing.mock_upstream import MockUpstream
 
 
 async def test_retry_replays_the_first_answer(http: httpx.AsyncClient) -> None:
@@ -58,7 +58,7 @@ async def test_a_busy_answer_is_not_stored(
 ) -> None:
     import asyncio
 
-    from cerver.mock_upstream import Reply
+    from cerver.testing.mock_upstream import Reply
 
     sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
     mock_upstream.script(Reply(text="slow", delay_ms=600), Reply(text="second"))

@@ -11,8 +11,8 @@ import pytest
 
 from cerver.errors import UpstreamError
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream
 from cerver.proxy import ProxyForwarder, ProxyGrant
+from cerver.testing.mock_upstream import MockUpstream
 from cerver.types import Usage
 
 Metered = list[tuple[str, str, Usage]]

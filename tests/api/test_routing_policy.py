@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from cerver.client import AsyncClient
-from cerver.mock_upstream import MockUpstream
+from cerver.testing.mock_upstream import MockUpstream
 
 POLICY = {
     "name": "test-policy",

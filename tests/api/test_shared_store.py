@@ -12,7 +12,7 @@ import pytest
 from cerver.api import create_app
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream import MockUpstream, Reply
 from tests.conftest import ADMIN_KEY, make_settings
 
 pytestmark = [

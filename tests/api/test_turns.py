@@ -9,7 +9,7 @@ import pytest
 
 from cerver.client import AsyncClient
 from cerver.errors import SessionBusy, UpstreamError
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 
 
 async def test_turn_runs_a_tool_in_the_sandbox_and_persists_each_entry(

@@ -11,8 +11,8 @@ import pytest
 from cerver.api import create_app
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from cerver.store.schema import runs
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from tests.conftest import ADMIN_KEY, make_settings
 
 

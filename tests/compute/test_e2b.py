@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from cerver.errors import ComputeError, NotConfigured, NotFound
+from cerver.testing.conformance import SandboxConformance
 from compute.base import SandboxSpec
 from compute.e2b import E2BCompute
-from tests.compute.conformance import SandboxConformance
 from tests.compute.fake_e2b import FakeE2B, fake_e2b
 
 pytest.importorskip("e2b")

@@ -18,10 +18,10 @@ import pytest
 
 from cerver.errors import ComputeError, InvalidRequest, NotFound
 from cerver.registry import compute_registry
+from cerver.testing.conformance import SandboxConformance
 from compute import _bwrap, local
 from compute.base import SandboxSpec
 from compute.local import Isolation, LocalCompute, LocalSandbox
-from tests.compute.conformance import SandboxConformance
 
 BWRAP_MISSING = "bubblewrap is not installed: run `cerver setup` (apt-get install -y bubblewrap)"
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason=BWRAP_MISSING)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream
 from cerver.proxy import ProxyGrant
+from cerver.testing.mock_upstream import MockUpstream
 from compute._proxy_bridge import forwarder_prelude
 from compute.base import SandboxSpec
 from compute.local import LocalCompute, LocalSandbox

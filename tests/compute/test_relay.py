@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from cerver.errors import ComputeError, NotFound
+from cerver.testing.conformance import SandboxConformance
 from compute.base import SandboxSpec
 from compute.relay import RelayCompute
-from tests.compute.conformance import SandboxConformance
 from tests.compute.relay_process import RelayProcess, relay_process
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compute.conformance import SandboxConformance
+from cerver.testing.conformance import SandboxConformance
 from tests.compute.loopback_command import LoopbackCommandCompute
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from cerver.errors import NotConfigured
+from cerver.placement import Catalog
 from cerver.registry import compute_registry
-from cerver.routing import Catalog
 from compute.base import SandboxSpec
 
 VENDORS = {

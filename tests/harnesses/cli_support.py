@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cerver.mock_upstream import MockUpstream
+from cerver.testing.mock_upstream import MockUpstream
 
 
 def require_cli(found: object, what: str, install: str) -> None:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from cerver.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream import MockUpstream, Reply
 from harnesses.base import Message, TurnContext, TurnOptions, Usage
 from harnesses.retry import RetryPolicy
 

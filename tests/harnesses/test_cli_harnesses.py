@@ -15,7 +15,7 @@ import pytest
 from cerver.client import AsyncClient
 from cerver.errors import HarnessError, UpstreamError
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
 from harnesses._cli_tools import (
     CLAUDE_CODE_INSTALL,

@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from cerver.mock_upstream import MockUpstream
+from cerver.testing.mock_upstream import MockUpstream
 from cerver.types import Entry
 from harnesses._loop import ToolLoopHarness
 from harnesses.base import Error, Message, TurnContext
 
 if TYPE_CHECKING:
-    from tests.harnesses.conftest import FakeSandbox
+    from cerver.testing.sandbox import ShellSandbox
 
 RunTurn = Callable[[str, list[Entry], str], Any]
 
 
 @pytest.fixture
-def run_turn(make_harness: Callable[[str], ToolLoopHarness], sandbox: FakeSandbox) -> RunTurn:
+def run_turn(make_harness: Callable[[str], ToolLoopHarness], sandbox: ShellSandbox) -> RunTurn:
     """Run one turn with the named harness; return the transcript after it, as the gateway
     would have persisted it (the user's input, then every message the harness yielded)."""
 

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from cerver.registry import harness_registry, model_for_alias
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from cerver.testing.sandbox import ShellSandbox
 from harnesses.base import Error, Message, TextDelta, TurnContext, TurnOptions, Usage
 from harnesses.litellm import LiteLLMHarness
 from harnesses.retry import RetryPolicy
-from tests.harnesses.conftest import FakeSandbox
 
 pytest.importorskip("litellm")
 
@@ -73,7 +73,7 @@ async def test_unknown_model_is_recorded_with_a_null_cost_and_a_reason(
 
 
 async def test_tool_loop_runs_on_the_sandbox(
-    litellm_harness: LiteLLMHarness, sandbox: FakeSandbox
+    litellm_harness: LiteLLMHarness, sandbox: ShellSandbox
 ) -> None:
     events = await collect(
         litellm_harness, turn("please run `echo hi > f.txt && cat f.txt`", sandbox=sandbox)

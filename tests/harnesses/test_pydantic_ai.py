@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from cerver.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
+from cerver.testing.sandbox import ShellSandbox
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from harnesses.base import Error, Message, TextDelta, TurnContext, TurnOptions, Usage
 from harnesses.retry import RetryPolicy
-from tests.harnesses.conftest import FakeSandbox
 
 pytest.importorskip("pydantic_ai")
 from harnesses.pydantic_ai import PydanticAIHarness
@@ -58,7 +58,7 @@ async def test_text_turn_streams_and_is_priced(
 
 @pytest.mark.parametrize("model", MODELS)
 async def test_tools_run_on_the_sandbox(
-    pai: PydanticAIHarness, sandbox: FakeSandbox, model: str
+    pai: PydanticAIHarness, sandbox: ShellSandbox, model: str
 ) -> None:
     events = await collect(
         pai, turn("please run `echo hi > f.txt && cat f.txt`", model, sandbox=sandbox)
@@ -128,7 +128,7 @@ async def test_unsupported_model_names_the_supported_prefixes(pai: PydanticAIHar
 
 
 async def test_max_steps_keeps_every_call_answered(
-    pai: PydanticAIHarness, upstream: MockUpstream, sandbox: FakeSandbox
+    pai: PydanticAIHarness, upstream: MockUpstream, sandbox: ShellSandbox
 ) -> None:
     loop = Reply(tool_calls=[ToolCallSpec(name="bash", arguments={"command": "echo again"})])
     upstream.script(loop, loop, loop)

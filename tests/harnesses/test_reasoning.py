@@ -21,7 +21,7 @@ from harnesses.openai import OpenAIHarness
 from harnesses.replay import REASONING_ITEM_ID_KEY
 
 if TYPE_CHECKING:
-    from tests.harnesses.conftest import FakeSandbox
+    from cerver.testing.sandbox import ShellSandbox
 
 Event = tuple[str, dict[str, Any]]
 Block = tuple[dict[str, Any], list[dict[str, Any]]]
@@ -50,7 +50,7 @@ class Upstream:
         return httpx2.AsyncClient(transport=httpx2.MockTransport(self))
 
 
-async def run(harness: ToolLoopHarness, sandbox: FakeSandbox) -> list[Any]:
+async def run(harness: ToolLoopHarness, sandbox: ShellSandbox) -> list[Any]:
     turn = TurnContext(
         session_id="s", run_id="r", history=[], input="go", model="m", sandbox=sandbox
     )
@@ -111,7 +111,7 @@ TOOL_USE: Block = (
 TEXT: Block = ({"type": "text", "text": ""}, [{"type": "text_delta", "text": "Done."}])
 
 
-async def test_anthropic_thinking_is_kept_and_replayed(sandbox: FakeSandbox) -> None:
+async def test_anthropic_thinking_is_kept_and_replayed(sandbox: ShellSandbox) -> None:
     upstream = Upstream(
         anthropic_message([THINKING, REDACTED, TOOL_USE]), anthropic_message([TEXT])
     )
@@ -205,7 +205,7 @@ def openai_harness(upstream: Upstream) -> tuple[OpenAIHarness, openai.AsyncOpenA
     return OpenAIHarness(client=client), client
 
 
-async def test_openai_reasoning_is_kept_and_replayed(sandbox: FakeSandbox) -> None:
+async def test_openai_reasoning_is_kept_and_replayed(sandbox: ShellSandbox) -> None:
     upstream = Upstream(
         openai_response([REASONING_ITEM, CALL_ITEM]), openai_response([MESSAGE_ITEM])
     )
@@ -254,7 +254,7 @@ async def test_openai_include_only_for_reasoning_models() -> None:
     ]
 
 
-async def test_openai_incomplete_response_marks_the_text(sandbox: FakeSandbox) -> None:
+async def test_openai_incomplete_response_marks_the_text(sandbox: ShellSandbox) -> None:
     upstream = Upstream(openai_response([MESSAGE_ITEM], status="incomplete"))
     harness, client = openai_harness(upstream)
     events = await run(harness, sandbox)
@@ -263,7 +263,7 @@ async def test_openai_incomplete_response_marks_the_text(sandbox: FakeSandbox) -
     await client.close()
 
 
-async def test_openai_malformed_arguments_get_an_error_result(sandbox: FakeSandbox) -> None:
+async def test_openai_malformed_arguments_get_an_error_result(sandbox: ShellSandbox) -> None:
     bad_call = {**CALL_ITEM, "arguments": '{"command": '}
     upstream = Upstream(openai_response([bad_call]), openai_response([MESSAGE_ITEM]))
     harness, client = openai_harness(upstream)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cerver.errors import UpstreamError
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, TurnContext, Usage

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cerver.errors import HarnessError
-from cerver.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
 from cerver.types import Entry, ToolResultPart
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
@@ -22,7 +22,7 @@ from harnesses.retry import RetryPolicy
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 if TYPE_CHECKING:
-    from tests.harnesses.conftest import FakeSandbox
+    from cerver.testing.sandbox import ShellSandbox
 
 
 def make_turn(
@@ -102,7 +102,7 @@ async def test_text_turn(harness: ToolLoopHarness, upstream: MockUpstream) -> No
 
 
 async def test_tool_loop_runs_on_the_sandbox(
-    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: FakeSandbox
+    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: ShellSandbox
 ) -> None:
     # The mock's default: call the shell tool with the backticked command, then summarise.
     turn = make_turn(harness, "please run `echo hi > f.txt && cat f.txt`", sandbox=sandbox)
@@ -128,7 +128,7 @@ async def test_tool_loop_runs_on_the_sandbox(
 
 
 async def test_scripted_file_tools(
-    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: FakeSandbox
+    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: ShellSandbox
 ) -> None:
     upstream.script(
         Reply(
@@ -202,7 +202,7 @@ async def test_unreachable_upstream(name: str) -> None:
 
 
 async def test_max_steps(
-    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: FakeSandbox
+    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: ShellSandbox
 ) -> None:
     loop = Reply(tool_calls=[ToolCallSpec(name="bash", arguments={"command": "echo again"})])
     upstream.script(loop, loop, loop)

@@ -20,7 +20,7 @@ from harnesses.tools import (
 )
 
 if TYPE_CHECKING:
-    from tests.harnesses.conftest import FakeSandbox
+    from cerver.testing.sandbox import ShellSandbox
 
 
 def call(name: str, **arguments: Any) -> ToolCallPart:
@@ -35,7 +35,7 @@ def test_tool_definitions_are_neutral_json_schemas() -> None:
         assert set(spec.parameters["required"]) <= set(spec.parameters["properties"])
 
 
-async def test_bash_runs_on_the_sandbox(sandbox: FakeSandbox) -> None:
+async def test_bash_runs_on_the_sandbox(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("bash", command="echo hi > f.txt && cat f.txt"))
     assert result.tool_call_id == "call_1"
     assert result.output == "hi"
@@ -43,17 +43,17 @@ async def test_bash_runs_on_the_sandbox(sandbox: FakeSandbox) -> None:
     assert (sandbox.root / "f.txt").read_text() == "hi\n"
 
 
-async def test_bash_reports_stdout_stderr_and_exit_code(sandbox: FakeSandbox) -> None:
+async def test_bash_reports_stdout_stderr_and_exit_code(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("bash", command="echo out; echo err >&2; exit 3"))
     assert result.output == "out\nerr\nexit code 3"
     assert not result.is_error  # a non-zero exit is a result
 
 
-async def test_bash_without_output(sandbox: FakeSandbox) -> None:
+async def test_bash_without_output(sandbox: ShellSandbox) -> None:
     assert (await run_tool(sandbox, call("bash", command="true"))).output == "(no output)"
 
 
-async def test_bash_timeout_is_an_error_result(sandbox: FakeSandbox) -> None:
+async def test_bash_timeout_is_an_error_result(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("bash", command="sleep 5", timeout=0.2))
     assert result.is_error
     assert "timed out after 0.2 s" in result.output
@@ -71,7 +71,7 @@ async def test_bash_timeout_is_an_error_result(sandbox: FakeSandbox) -> None:
     ],
 )
 async def test_bad_arguments_are_error_results(
-    sandbox: FakeSandbox, arguments: dict[str, Any], message: str
+    sandbox: ShellSandbox, arguments: dict[str, Any], message: str
 ) -> None:
     result = await run_tool(sandbox, ToolCallPart(id="c", name="bash", arguments=arguments))
     assert result.is_error
@@ -80,7 +80,7 @@ async def test_bad_arguments_are_error_results(
     assert sandbox.calls == []
 
 
-async def test_unknown_tool(sandbox: FakeSandbox) -> None:
+async def test_unknown_tool(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("python", code="1"))
     assert result.is_error
     assert result.output == "Unknown tool 'python'. Available tools: bash, read_file, write_file."
@@ -91,25 +91,25 @@ async def test_no_sandbox() -> None:
     assert result.is_error and "transcript-only" in result.output
 
 
-async def test_write_then_read_file(sandbox: FakeSandbox) -> None:
+async def test_write_then_read_file(sandbox: ShellSandbox) -> None:
     written = await run_tool(sandbox, call("write_file", path="d/a.txt", content="héllo"))
     assert written.output == "Wrote 6 bytes to d/a.txt."
     read = await run_tool(sandbox, call("read_file", path="d/a.txt"))
     assert read.output == "héllo" and not read.is_error
 
 
-async def test_read_missing_file_is_an_error_result(sandbox: FakeSandbox) -> None:
+async def test_read_missing_file_is_an_error_result(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("read_file", path="nope.txt"))
     assert result.is_error
     assert result.output == "read_file failed (not_found): No such file: 'nope.txt'"
 
 
-async def test_path_escaping_the_workspace(sandbox: FakeSandbox) -> None:
+async def test_path_escaping_the_workspace(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("write_file", path="../../x", content=""))
     assert result.is_error and "(invalid_request)" in result.output
 
 
-async def test_binary_file(sandbox: FakeSandbox) -> None:
+async def test_binary_file(sandbox: ShellSandbox) -> None:
     (sandbox.root / "b.bin").write_bytes(b"\x00\x01")
     result = await run_tool(sandbox, call("read_file", path="b.bin"))
     assert result.is_error and "binary file (2 bytes)" in result.output
@@ -123,7 +123,7 @@ async def test_binary_file(sandbox: FakeSandbox) -> None:
     ],
 )
 async def test_backend_failures_are_error_results(
-    sandbox: FakeSandbox, exc: Exception, expected: str
+    sandbox: ShellSandbox, exc: Exception, expected: str
 ) -> None:
     sandbox.fail_with = exc
     result = await run_tool(sandbox, call("bash", command="ls"))
@@ -131,7 +131,7 @@ async def test_backend_failures_are_error_results(
 
 
 async def test_hung_backend_is_an_error_result(
-    sandbox: FakeSandbox, monkeypatch: pytest.MonkeyPatch
+    sandbox: ShellSandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def hang(path: str) -> bytes:
         await asyncio.sleep(10)
@@ -143,7 +143,7 @@ async def test_hung_backend_is_an_error_result(
     assert result.is_error and "did not answer in time" in result.output
 
 
-async def test_cancellation_propagates(sandbox: FakeSandbox) -> None:
+async def test_cancellation_propagates(sandbox: ShellSandbox) -> None:
     task = asyncio.create_task(run_tool(sandbox, call("bash", command="sleep 5")))
     await asyncio.sleep(0.1)
     task.cancel()
@@ -151,7 +151,7 @@ async def test_cancellation_propagates(sandbox: FakeSandbox) -> None:
         await task
 
 
-async def test_long_output_is_truncated_keeping_head_and_tail(sandbox: FakeSandbox) -> None:
+async def test_long_output_is_truncated_keeping_head_and_tail(sandbox: ShellSandbox) -> None:
     result = await run_tool(sandbox, call("bash", command="seq 1 20000; exit 1"))
     assert len(result.output) < MAX_OUTPUT_CHARS + 100
     assert result.output.startswith("1\n2\n")

@@ -9,10 +9,10 @@ import pytest
 
 from cerver.errors import Conflict, InvalidRequest
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from cerver.services.fanout import FanoutRequest, VariantRequest
 from cerver.services.sessions import ComputeChoice, HarnessChoice
 from cerver.store import SessionRecord
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from judges.base import JudgeSpec
 from tests.conftest import ADMIN_KEY
 

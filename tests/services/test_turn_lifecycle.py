@@ -10,7 +10,7 @@ import httpx
 
 from cerver.api import create_app
 from cerver.gateway import Gateway
-from cerver.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream import MockUpstream, Reply
 from tests.conftest import ADMIN_KEY, make_settings
 
 

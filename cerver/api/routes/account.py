@@ -12,7 +12,7 @@ from cerver.api.schemas.account import (
     RoutingPolicyUpdate,
 )
 from cerver.services.budgets import validate_budgets
-from cerver.services.policy import PRESETS, parse_policy
+from cerver.services.model_routing import PRESETS, parse_policy
 
 router = APIRouter(prefix="/v2/account", tags=["account"])
 
