@@ -49,13 +49,14 @@ class Failure:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> Self:
-        """Any exception: a :class:`CerverError` keeps its fields; anything else is a bug,
-        an ``internal_error`` naming the exception's type."""
+        """Any exception: a :class:`CerverError` keeps its fields; anything else is a bug, an
+        ``internal_error`` naming only the exception's type (its text may hold internals that
+        belong in the gateway's log, not in a client's hands)."""
         if isinstance(exc, CerverError):
             return cls.from_error(exc)
         return cls(
             ErrorCode.INTERNAL_ERROR,
-            f"Internal error ({type(exc).__name__}: {exc}); see the gateway log.",
+            f"Internal error ({type(exc).__name__}); see the gateway log.",
         )
 
     @classmethod
