@@ -97,9 +97,9 @@ class ToolLoopHarness(Harness):
     the rest of the turn. Any other failure, or one after text was streamed, ends the turn
     with an ``Error`` of code ``upstream_error``; streamed text is first kept as an
     ``incomplete`` entry. Each step's usage is priced (:func:`cerver.pricing.price`: a cost,
-    or ``None`` with a ``cost_reason``). The tools are offered only when the session has a sandbox. Every
-    entry carries ``harness``, ``model`` (the model that answered) and ``provider``; the
-    gateway fills in the run id and sequence numbers.
+    or ``None`` with a ``cost_reason``). The tools are offered only when the session has a
+    sandbox. Every entry carries ``harness``, ``model`` (the model that answered) and
+    ``provider``; the gateway fills in the run id and sequence numbers.
 
     Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
     """
