@@ -51,7 +51,6 @@ async def test_unknown_session_is_404(http: httpx.AsyncClient) -> None:
         "code": "not_found",
         "retryable": False,
         "context": {"session_id": "sess_nope"},
-        "retryable": False,
     }
 
 
