@@ -32,7 +32,12 @@ from cerver.services.judging import HarnessModelCall, build_judge
 from cerver.services.keeping import FanoutKeeper, VariantOutcome, VariantPlan, verdict_json
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import ComputePool, HarnessPool
-from cerver.services.sessions import ComputeChoice, HarnessChoice, SessionService
+from cerver.services.sessions import (
+    ComputeChoice,
+    HarnessChoice,
+    SessionService,
+    stored_options,
+)
 from cerver.services.turns import TurnHandle, TurnRequest, TurnService
 from cerver.store import FanoutRecord, SessionRecord, Store, StoredEvent
 from cerver.store.schema import utcnow
@@ -230,6 +235,7 @@ class FanoutService:
 
     def _plan(self, variant: VariantRequest) -> VariantPlan:
         name, model = self._sessions.resolve_harness(variant.harness)
+        options = self._sessions.harness_options(name, variant.harness)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
             compute = ComputeChoice("provider", self._computes.canonical(compute.provider))
@@ -238,7 +244,7 @@ class FanoutService:
             harness=name,
             model=model,
             provider=self._harnesses.harness_class(name).provider,
-            options=variant.harness.options,
+            options=stored_options(options),
             compute=compute,
         )
 
