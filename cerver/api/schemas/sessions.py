@@ -32,7 +32,11 @@ class _Body(BaseModel):
 class HarnessSpec(_Body):
     type: str = Field(description="Harness name, e.g. 'anthropic', 'openai'.")
     model: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the harness's Options: the SDK harnesses take "
+        "temperature, max_tokens and reasoning; the CLI harnesses extra_args.",
+    )
 
 
 class ComputeSpec(_Body):
@@ -109,6 +113,9 @@ class SessionPublic(BaseModel):
     status: SessionStatus
     harness: str
     model: str
+    harness_options: dict[str, Any] = Field(
+        default_factory=dict, description="The options the session's harness was given."
+    )
     system_prompt: str | None
     provider: str | None
     compute_id: str | None
