@@ -203,7 +203,7 @@ class FanoutService:
                 "parent_session_id": parent.id,
                 "status": "running",
                 "input": request.input,
-                "judge": dataclasses.asdict(request.judge) if request.judge else None,
+                "judge": _judge_json(request.judge) if request.judge else None,
                 "keep": request.keep,
                 "max_concurrency": request.max_concurrency,
                 "lease_expires_at": utcnow() + timedelta(seconds=self._lease_seconds),
@@ -462,7 +462,6 @@ class FanoutService:
             ctx = JudgeContext(
                 input=request.input,
                 variants=[await self._variant_output(o) for o in done],
-                rubric=request.judge.rubric if request.judge else None,
                 call_model=HarnessModelCall(self._harnesses, self._sessions, parent_id),
             )
             if ctx.variants:
@@ -502,3 +501,8 @@ class FanoutService:
             latency_ms=out.latency_ms,
             sandbox=sandbox,
         )
+
+
+def _judge_json(spec: JudgeSpec) -> dict[str, Any]:
+    """The judge spec as the fan-out record keeps it."""
+    return {"type": spec.type, "model": spec.model, "options": dict(spec.options)}

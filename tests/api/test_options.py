@@ -115,3 +115,18 @@ async def test_a_bad_variant_option_refuses_the_fan_out(http: httpx.AsyncClient)
 
     _assert_names(response, "reasoning", "openai")
     assert await _count(http) == before
+
+
+async def test_a_bad_judge_option_refuses_the_fan_out(http: httpx.AsyncClient) -> None:
+    before = await _count(http)
+    response = await http.post(
+        "/v2/fanouts",
+        json={
+            "input": "hi",
+            "variants": [{"harness": "anthropic", "model": "m1"}],
+            "judge": {"type": "tests", "options": {"command": "pytest", "timeout_s": -1}},
+        },
+    )
+
+    _assert_names(response, "timeout_s", "tests")
+    assert await _count(http) == before
