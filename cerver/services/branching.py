@@ -99,7 +99,7 @@ class BranchingService:
         inherited = parent.harness_options if name == parent.harness else {}
         if compute is None:
             compute = (
-                ComputeChoice("provider", parent.provider)
+                ComputeChoice("provider", parent.provider, options=parent.compute_options or {})
                 if parent.provider
                 else ComputeChoice("none")
             )

@@ -238,7 +238,9 @@ class FanoutService:
         options = self._sessions.harness_options(name, variant.harness)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
-            compute = ComputeChoice("provider", self._computes.canonical(compute.provider))
+            provider = self._computes.canonical(compute.provider)
+            self._computes.registry.options(provider, compute.options)  # refuse bad ones now
+            compute = ComputeChoice("provider", provider, options=compute.options)
         return VariantPlan(
             variant_id=new_id("var"),
             harness=name,

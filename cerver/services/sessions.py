@@ -37,6 +37,8 @@ class ComputeChoice:
     mode: str = "routed"  # "routed" | "provider" | "none"
     provider: str | None = None
     compute_id: str | None = None
+    #: The provider's options (validated against its ``Options`` before provisioning).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def stored_options(options: PluginOptions) -> dict[str, Any]:
@@ -328,9 +330,10 @@ class SessionService:
                     'send "compute": null for a transcript-only session.'
                 )
             provider = "relay" if compute.compute_id else self._computes.canonical(compute.provider)
+            options = placement.options(provider, compute.options)
             report = await placement.explicit_report(account_id, provider, compute.compute_id)
             return await placement.provision(
-                account_id, session_id, report, requirements, fallback=False
+                account_id, session_id, report, requirements, fallback=False, options=options
             )
         if not requirements and not policy:
             if self._settings.default_compute is None:

@@ -37,6 +37,7 @@ def session_public(record: SessionRecord, **extra: object) -> SessionPublic:
                 "harness",
                 "model",
                 "harness_options",
+                "compute_options",
                 "system_prompt",
                 "provider",
                 "compute_id",

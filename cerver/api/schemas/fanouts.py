@@ -41,7 +41,7 @@ def compute_choice(body: BaseModel, compute: ComputeSpec | None) -> ComputeChoic
         return None
     if compute is None:
         return ComputeChoice("none")
-    return ComputeChoice("provider", compute.provider, compute.compute_id)
+    return compute.choice()
 
 
 class VariantSpec(_Body):

@@ -42,6 +42,14 @@ class HarnessSpec(_Body):
 class ComputeSpec(_Body):
     provider: str | None = Field(default=None, description="Compute provider, e.g. 'local'.")
     compute_id: str | None = Field(default=None, description="A registered compute (relay).")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the provider's Options, e.g. e2b's template, vercel's "
+        "image.",
+    )
+
+    def choice(self) -> ComputeChoice:
+        return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
 
 
 class Requirements(_Body):
@@ -101,7 +109,7 @@ class SessionCreate(_Body):
             return ComputeChoice("routed")
         if self.compute is None:
             return ComputeChoice("none")
-        return ComputeChoice("provider", self.compute.provider, self.compute.compute_id)
+        return self.compute.choice()
 
 
 class SessionPublic(BaseModel):
@@ -120,6 +128,9 @@ class SessionPublic(BaseModel):
     provider: str | None
     compute_id: str | None
     sandbox_id: str | None
+    compute_options: dict[str, Any] | None = Field(
+        default=None, description="The options the session's compute was created with."
+    )
     parent_session_id: str | None
     metadata: dict[str, Any]
     requirements: dict[str, Any] | None
