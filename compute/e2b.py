@@ -40,7 +40,7 @@ from compute.base import Capabilities, Compute, ExecChunk, Profile, Sandbox, San
 __all__ = ["E2BCompute", "E2BSandbox"]
 
 WORKSPACE = "/home/user/workspace"
-_TEMPLATE = r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}"
+_TEMPLATE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$"
 OUTPUT_CAP = 1 << 20
 _KILL = (
     "for f in /proc/[0-9]*/environ; do "

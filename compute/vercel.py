@@ -113,7 +113,7 @@ class VercelCompute(Compute):
         """Per session: ``compute: {"provider": "vercel", "options": {"image": "…"}}``."""
 
         image: str | None = Field(default=None, pattern=IMAGE_NAME, description="Sandbox image.")
-        region: str | None = Field(default=None, pattern=r"[a-z0-9-]{1,32}")
+        region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
 
     class Settings(PluginSettings):
         """Gateway-wide defaults: ``CERVER_VERCELIMAGE_NAME``, ``CERVER_VERCEL_REGION``."""
