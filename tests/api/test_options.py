@@ -130,3 +130,26 @@ async def test_a_bad_judge_option_refuses_the_fan_out(http: httpx.AsyncClient) -
 
     _assert_names(response, "timeout_s", "tests")
     assert await _count(http) == before
+
+
+async def test_switching_harness_validates_and_keeps_the_new_options(
+    http: httpx.AsyncClient,
+) -> None:
+    sid = (await _session(http, {"type": "anthropic", "options": {"temperature": 0.1}}))[
+        "session_id"
+    ]
+    bad = await http.post(
+        f"/v2/sessions/{sid}/harness",
+        json={"harness": {"type": "codex", "options": {"extra_args": ["-c", "model=x"]}}},
+    )
+    _assert_names(bad, "extra_args", "codex")
+    assert (await http.get(f"/v2/sessions/{sid}")).json()["harness_options"] == {"temperature": 0.1}
+
+    spec = {"type": "openai", "options": {"reasoning": "high"}}
+    switched = await http.post(f"/v2/sessions/{sid}/harness", json={"harness": spec})
+
+    assert switched.status_code == 200, switched.text
+    assert (switched.json()["harness"], switched.json()["harness_options"]) == (
+        "openai",
+        {"reasoning": "high"},
+    )
