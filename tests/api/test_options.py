@@ -3,11 +3,15 @@ the plug-in; a bad one is a 400 that names the field and the plug-in and changes
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from cerver.registry import harness_registry
 from cerver.testing.mock_upstream import MockUpstream, Reply
+from tests.plugin_dist import install_plugin
 
 
 async def _session(http: httpx.AsyncClient, harness: dict[str, Any]) -> dict[str, Any]:
@@ -153,3 +157,62 @@ async def test_switching_harness_validates_and_keeps_the_new_options(
         "openai",
         {"reasoning": "high"},
     )
+
+
+ECHO_HARNESS = '''
+    from typing import Any, ClassVar
+
+    from cerver.options import PluginOptions
+    from cerver.types import Entry
+    from harnesses.base import Harness, Message
+
+
+    class EchoHarness(Harness):
+        """A third-party harness that answers with its options (a test double)."""
+
+        name: ClassVar[str] = "echo"
+        provider: ClassVar[str] = "anthropic"
+        default_model: ClassVar[str] = "echo-1"
+
+        class Options(PluginOptions):
+            greeting: str = "hello"
+            times: int = 1
+
+        def __init__(self, **upstream: Any) -> None:
+            del upstream
+
+        async def run(self, turn):
+            options = turn.harness_options
+            text = " ".join([options.greeting] * options.times)
+            yield Message(Entry(role="assistant", content=text))
+'''
+
+
+@pytest.fixture
+def echo_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_plugin(
+        tmp_path,
+        monkeypatch,
+        harness_registry,
+        group="cerver.harnesses",
+        name="echo",
+        module="cerver_echo_harness",
+        target="EchoHarness",
+        source=ECHO_HARNESS,
+    )
+
+
+async def test_an_entry_point_harness_receives_its_options(
+    echo_harness: None, http: httpx.AsyncClient
+) -> None:
+    spec = {"type": "echo", "options": {"greeting": "hi", "times": 2}}
+    sid = (await _session(http, spec))["session_id"]
+
+    turn = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "?"})
+
+    assert turn.status_code == 200, turn.text
+    assert turn.json()["message"]["content"] == "hi hi"
+    bad = await http.post(
+        "/v2/sessions", json={"harness": {"type": "echo", "options": {"times": "x"}}}
+    )
+    _assert_names(bad, "times", "echo")
