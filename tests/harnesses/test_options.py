@@ -44,14 +44,10 @@ def _turn(
     )
 
 
-async def _run(harness: Any, turn: TurnContext) -> dict[str, Any]:
+async def _run(harness: Any, turn: TurnContext, upstream: MockUpstream) -> dict[str, Any]:
+    """Run ``turn`` (one model call) and return the body the upstream received."""
     events = [e async for e in harness.run(turn)]
     assert not [e for e in events if isinstance(e, Error)], events
-    return harness_request(harness)
-
-
-def harness_request(harness: Any) -> dict[str, Any]:
-    upstream: MockUpstream = harness._test_upstream
     (request,) = upstream.requests
     return request["body"]
 
@@ -59,32 +55,37 @@ def harness_request(harness: Any) -> dict[str, Any]:
 @pytest.fixture
 def sdk(harness: ToolLoopHarness, upstream: MockUpstream) -> ToolLoopHarness:
     upstream.script(Reply(text="ok"))
-    harness._test_upstream = upstream  # type: ignore[attr-defined]
     return harness
 
 
-async def test_session_options_reach_the_upstream(sdk: ToolLoopHarness) -> None:
-    body = await _run(sdk, _turn(sdk, {"temperature": 0.3, "max_tokens": 321}))
+async def test_session_options_reach_the_upstream(
+    sdk: ToolLoopHarness, upstream: MockUpstream
+) -> None:
+    body = await _run(sdk, _turn(sdk, {"temperature": 0.3, "max_tokens": 321}), upstream)
 
     assert body["temperature"] == 0.3
     tokens = body["max_tokens"] if sdk.provider == "anthropic" else body["max_output_tokens"]
     assert tokens == 321
 
 
-async def test_the_turn_s_own_values_win_over_the_session_s(sdk: ToolLoopHarness) -> None:
+async def test_the_turn_s_own_values_win_over_the_session_s(
+    sdk: ToolLoopHarness, upstream: MockUpstream
+) -> None:
     turn = _turn(
         sdk,
         {"temperature": 0.3, "max_tokens": 321},
         turn=TurnOptions(temperature=0.9, max_tokens=77),
     )
-    body = await _run(sdk, turn)
+    body = await _run(sdk, turn, upstream)
 
     assert body["temperature"] == 0.9
     assert body.get("max_tokens", body.get("max_output_tokens")) == 77
 
 
-async def test_reasoning_effort_reaches_the_upstream(sdk: ToolLoopHarness) -> None:
-    body = await _run(sdk, _turn(sdk, {"reasoning": "low", "max_tokens": 1000}))
+async def test_reasoning_effort_reaches_the_upstream(
+    sdk: ToolLoopHarness, upstream: MockUpstream
+) -> None:
+    body = await _run(sdk, _turn(sdk, {"reasoning": "low", "max_tokens": 1000}), upstream)
 
     if sdk.provider == "anthropic":
         budget = THINKING_BUDGETS["low"]
@@ -95,8 +96,10 @@ async def test_reasoning_effort_reaches_the_upstream(sdk: ToolLoopHarness) -> No
         assert body["max_output_tokens"] == 1000
 
 
-async def test_without_options_the_harness_default_applies(sdk: ToolLoopHarness) -> None:
-    body = await _run(sdk, _turn(sdk, {}))
+async def test_without_options_the_harness_default_applies(
+    sdk: ToolLoopHarness, upstream: MockUpstream
+) -> None:
+    body = await _run(sdk, _turn(sdk, {}), upstream)
 
     assert "temperature" not in body and "thinking" not in body and "reasoning" not in body
     assert body.get("max_tokens", body.get("max_output_tokens")) == 4096
@@ -107,11 +110,9 @@ async def test_litellm_passes_sampling_options(upstream: MockUpstream) -> None:
     from harnesses.litellm import LiteLLMHarness
 
     harness = LiteLLMHarness(base_url=upstream.openai_base_url, api_key="test-key")
-    harness._test_upstream = upstream  # type: ignore[attr-defined]
     upstream.script(Reply(text="ok"))
-    body = await _run(
-        harness, _turn(harness, {"temperature": 0.2, "max_tokens": 55}, model="openai/gpt-4o")
-    )
+    turn = _turn(harness, {"temperature": 0.2, "max_tokens": 55}, model="openai/gpt-4o")
+    body = await _run(harness, turn, upstream)
 
     assert (body["temperature"], body["max_tokens"]) == (0.2, 55)
 
@@ -121,13 +122,10 @@ async def test_pydantic_ai_passes_sampling_options(upstream: MockUpstream) -> No
     from harnesses.pydantic_ai import PydanticAIHarness
 
     harness = PydanticAIHarness(base_url=upstream.openai_base_url, api_key="test-key")
-    harness._test_upstream = upstream  # type: ignore[attr-defined]
     upstream.script(Reply(text="ok"))
+    turn = _turn(harness, {"temperature": 0.4, "max_tokens": 66}, model="openai:gpt-4o")
     try:
-        body = await _run(
-            harness,
-            _turn(harness, {"temperature": 0.4, "max_tokens": 66}, model="openai:gpt-4o"),
-        )
+        body = await _run(harness, turn, upstream)
     finally:
         await harness.aclose()
 
