@@ -11,7 +11,7 @@ options}`` and ``judge: {type, model, options}`` are validated against that mode
 request arrives (:func:`validate_options`): an unknown field or a bad value is an
 :class:`~cerver.errors.InvalidRequest` naming the field and the plug-in, raised before
 anything is stored. The validated instance is what reaches the plug-in (``TurnContext.
-harness_options``, ``SandboxSpec.options``, the judge's ``from_spec``). A plug-in that declares
+harness_options``, ``SandboxSpec.options``, the judge's ``from_options``). A plug-in that declares
 no ``Options`` takes none.
 
 Gateway-wide settings of a plug-in (an E2B template every session gets, a default image) are
