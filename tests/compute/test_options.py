@@ -176,3 +176,16 @@ class TestE2BTemplate:
 
         assert await self._template(fake, None) == "team-default"
         assert await self._template(fake, {"template": "mine"}) == "mine"
+
+
+def test_local_isolation_comes_from_cerver_local_isolation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compute.local import LocalCompute
+
+    monkeypatch.setenv("CERVER_LOCAL_ISOLATION", "none")
+    assert LocalCompute(tmp_path).isolation == "none"
+
+    monkeypatch.setenv("CERVER_LOCAL_ISOLATION", "docker")
+    with pytest.raises(InvalidRequest, match="'auto', 'bwrap' or 'none'"):
+        LocalCompute(tmp_path)
