@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited early with code {proc.returncode}")
@@ -32,7 +32,7 @@ def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
             httpx.get(url, timeout=1)
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start within 30 s")
+    raise RuntimeError(f"{what} did not start within 90 s")
 
 
 @contextlib.contextmanager
