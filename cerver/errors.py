@@ -10,6 +10,7 @@ values, and ``retryable``. The API layer maps each class to one HTTP status in o
     │   ├── AuthenticationFailed       401 unauthenticated
     │   ├── PermissionDenied           403 forbidden
     │   ├── NotFound                   404 not_found
+    │   │   └── UnknownModel           404 model_not_found
     │   ├── Conflict                   409 conflict
     │   │   ├── SessionBusy            409 session_busy
     │   │   └── SessionClosed          409 session_closed
@@ -50,6 +51,7 @@ __all__ = [
     "RunFailure",
     "SessionBusy",
     "SessionClosed",
+    "UnknownModel",
     "UnknownPlugin",
     "UpstreamError",
     "UserError",
@@ -103,6 +105,12 @@ class PermissionDenied(UserError):
 class NotFound(UserError):
     code = "not_found"
     status_code = 404
+
+
+class UnknownModel(NotFound):
+    """A model name that no harness serves (the compatibility surfaces' ``model``)."""
+
+    code = "model_not_found"
 
 
 class Conflict(UserError):

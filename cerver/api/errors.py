@@ -2,6 +2,9 @@
 
 Every error body is ``{"detail": message, "code": stable_code, "context": {...}}``; request
 validation keeps FastAPI's 422 shape (``detail`` is the list of problems) and adds ``code``.
+Under ``/v1`` (the OpenAI- and Anthropic-compatible surfaces) the same error is rendered in
+the provider's own shape (:mod:`cerver.api.compat.errors`), so their SDKs raise their own
+error classes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cerver.api.compat.errors import compat_error_body
 from cerver.errors import CerverError
 
 __all__ = ["install_error_handlers"]
@@ -30,30 +34,47 @@ def error_response(
     )
 
 
-async def _cerver_error(_: Request, exc: CerverError) -> JSONResponse:
+def _respond(
+    request: Request, status: int, detail: str, code: str, context: dict | None = None
+) -> JSONResponse:
+    """``error_response``, or the compatibility surface's own shape under ``/v1``."""
+    body = compat_error_body(request.url.path, status, detail, code, context or {})
+    if body is None:
+        return error_response(status, detail, code, context)
+    return JSONResponse(body, status_code=status)
+
+
+async def _cerver_error(request: Request, exc: CerverError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s: %s", exc.code, exc.message)
-    return error_response(exc.status_code, exc.message, exc.code, exc.context)
+    return _respond(request, exc.status_code, exc.message, exc.code, exc.context)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     json_errors = [e for e in errors if e.get("type") == "json_invalid"]
     if json_errors:
         ctx = json_errors[0].get("ctx", {})
-        return error_response(
+        return _respond(
+            request,
             400,
             f"The request body is not valid JSON ({ctx.get('error', 'parse error')}). "
             "Send a JSON object with Content-Type: application/json.",
             "invalid_json",
             {"position": json_errors[0].get("loc", [None, None])[-1]},
         )
+    if request.url.path.startswith("/v1/"):
+        # OpenAI and Anthropic answer a malformed body with a 400 naming the field.
+        first = errors[0]
+        param = ".".join(str(part) for part in first.get("loc", ())[1:])
+        message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg")
+        return _respond(request, 400, str(message), "validation_error", {"param": param})
     return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, exc.detail, code)
+    return _respond(request, exc.status_code, exc.detail, code)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
