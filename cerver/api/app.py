@@ -29,6 +29,7 @@ from cerver.api.routes import (
     sandbox,
     sessions,
     stress_tests,
+    tool_results,
     turns,
     usage,
 )
@@ -69,7 +70,7 @@ def create_app(
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    for module in (health, auth, sessions, turns, execs, events):
+    for module in (health, auth, sessions, turns, tool_results, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
         app.include_router(module.router)

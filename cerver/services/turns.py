@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from cerver.errors import CerverError, Conflict
+from cerver.errors import CerverError, Conflict, InvalidRequest
 from cerver.ids import new_id
 from cerver.proxy import ModelProxy
 from cerver.services.admission import TurnAdmission
-from cerver.services.client_tools import OFFERED_TOOLS_KEY
+from cerver.services.client_tools import OFFERED_TOOLS_KEY, client_tool_specs
 from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
@@ -141,6 +141,7 @@ class TurnService:
             admitted.choice or HarnessChoice(), current=session
         )
         harness = self._harnesses.get(name)
+        _ensure_supported(type(harness), session, request)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),
@@ -449,6 +450,17 @@ class TurnService:
             "error": result.error,
             "pending_tool_calls": [call.model_dump() for call in result.pending_tool_calls],
         }
+
+
+def _ensure_supported(harness: type[Harness], session: SessionRecord, request: TurnRequest) -> None:
+    """Refuse the app's tools, or a turn without new input, on a harness that cannot do it."""
+    client_tool_specs(request.client_tools, harness, has_sandbox=bool(session.sandbox_id))
+    if not request.input and not harness.supports_client_tools:
+        raise InvalidRequest(
+            f"The {harness.name!r} harness can only answer a new user message (it cannot "
+            "continue from tool results or retry the transcript's last message).",
+            context={"harness": harness.name},
+        )
 
 
 def _offered_metadata(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:

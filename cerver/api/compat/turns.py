@@ -25,7 +25,7 @@ import orjson
 
 from cerver.api.compat.history import ASSISTANT_TEXT_SEPARATOR, ClientMessage, reconcile
 from cerver.api.compat.model_names import ModelName
-from cerver.errors import HarnessError, InvalidRequest, error_class
+from cerver.errors import HarnessError, error_class
 from cerver.gateway import Gateway
 from cerver.services.client_tools import client_tool_specs
 from cerver.services.sessions import ComputeChoice
@@ -98,12 +98,6 @@ async def start_turn(
     specs = client_tool_specs(tools, harness, has_sandbox=has_sandbox)
     entries = await sessions.transcript(session.id) if session else []
     plan = reconcile(entries, messages, source=origin)
-    if not plan.input and not harness.supports_client_tools:
-        raise InvalidRequest(
-            f"The {harness_name!r} harness can only answer a new user message (it cannot "
-            "continue from tool results or retry the transcript's last message).",
-            context={"param": "messages", "harness": harness_name},
-        )
     if session is None:
         session = await sessions.create(
             account.id,
