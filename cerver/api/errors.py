@@ -1,10 +1,13 @@
 """The one place where exceptions become HTTP responses.
 
-Every error body is ``{"detail": message, "code": stable_code, "context": {...}}``; request
-validation keeps FastAPI's 422 shape (``detail`` is the list of problems) and adds ``code``.
-Under ``/v1`` (the OpenAI- and Anthropic-compatible surfaces) the same error is rendered in
+Every error body is :class:`~cerver.failures.Failure`'s JSON form, ``{"detail": message,
+"code": stable_code, "retryable": bool, "context": {...}}``, with the status the error's class
+declares (the tree in ``cerver/errors.py``). Request validation keeps FastAPI's 422 shape
+(``detail`` is the list of problems) and adds the same other keys.
+
+Under ``/v1`` (the OpenAI- and Anthropic-compatible surfaces) the same failure is rendered in
 the provider's own shape (:mod:`cerver.api.compat.errors`), so their SDKs raise their own
-error classes.
+error classes; a malformed body there is a 400 naming the field, as the providers answer.
 """
 
 from __future__ import annotations
@@ -17,37 +20,43 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cerver.api.compat.errors import compat_error_body
-from cerver.errors import CerverError
+from cerver.errors import CerverError, ErrorCode, InvalidJSON, InvalidRequest, ValidationFailed
+from cerver.failures import Failure
 
-__all__ = ["install_error_handlers"]
+__all__ = ["failure_response", "install_error_handlers"]
 
 log = logging.getLogger("cerver.api")
 
-_HTTP_CODES = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}
+# Starlette's own refusals (no such route, wrong method) and the few FastAPI raises.
+_HTTP_CODES = {
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
 
 
-def error_response(
-    status: int, detail: object, code: str, context: dict | None = None
-) -> JSONResponse:
-    return JSONResponse(
-        {"detail": detail, "code": code, "context": context or {}}, status_code=status
+def failure_response(failure: Failure, status: int) -> JSONResponse:
+    return JSONResponse(failure.to_json(), status_code=status)
+
+
+def _respond(request: Request, failure: Failure, status: int) -> JSONResponse:
+    """``failure_response``, or the compatibility surface's own shape under ``/v1``."""
+    body = compat_error_body(
+        request.url.path, status, failure.message, failure.code.value, dict(failure.context)
     )
-
-
-def _respond(
-    request: Request, status: int, detail: str, code: str, context: dict | None = None
-) -> JSONResponse:
-    """``error_response``, or the compatibility surface's own shape under ``/v1``."""
-    body = compat_error_body(request.url.path, status, detail, code, context or {})
     if body is None:
-        return error_response(status, detail, code, context)
+        return failure_response(failure, status)
     return JSONResponse(body, status_code=status)
 
 
 async def _cerver_error(request: Request, exc: CerverError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s: %s", exc.code, exc.message)
-    return _respond(request, exc.status_code, exc.message, exc.code, exc.context)
+    return _respond(request, Failure.from_error(exc), exc.status_code)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -55,33 +64,32 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     json_errors = [e for e in errors if e.get("type") == "json_invalid"]
     if json_errors:
         ctx = json_errors[0].get("ctx", {})
-        return _respond(
-            request,
-            400,
+        invalid = InvalidJSON(
             f"The request body is not valid JSON ({ctx.get('error', 'parse error')}). "
             "Send a JSON object with Content-Type: application/json.",
-            "invalid_json",
-            {"position": json_errors[0].get("loc", [None, None])[-1]},
+            context={"position": json_errors[0].get("loc", [None, None])[-1]},
         )
+        return _respond(request, Failure.from_error(invalid), invalid.status_code)
     if request.url.path.startswith("/v1/"):
-        # OpenAI and Anthropic answer a malformed body with a 400 naming the field.
         first = errors[0]
         param = ".".join(str(part) for part in first.get("loc", ())[1:])
         message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg")
-        return _respond(request, 400, str(message), "validation_error", {"param": param})
-    return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
+        invalid = InvalidRequest(str(message), context={"param": param})
+        return _respond(request, Failure.from_error(invalid), invalid.status_code)
+    # FastAPI's shape: ``detail`` is the list of problems, not a sentence.
+    body = Failure(ErrorCode.VALIDATION_ERROR, "", context={"errors": len(errors)}).to_json()
+    return JSONResponse({**body, "detail": _jsonable(errors)}, ValidationFailed.status_code)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return _respond(request, exc.status_code, exc.detail, code)
+    fallback = ErrorCode.INVALID_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL_ERROR
+    code = _HTTP_CODES.get(exc.status_code, fallback)
+    return _respond(request, Failure(code, str(exc.detail)), exc.status_code)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
-    return error_response(
-        500, f"Internal error ({type(exc).__name__}); see the gateway log.", "internal_error"
-    )
+    return failure_response(Failure.from_exception(exc), 500)
 
 
 def _jsonable(errors: list[dict]) -> list[dict]:

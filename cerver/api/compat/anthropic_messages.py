@@ -35,13 +35,14 @@ from cerver.api.compat.turns import (
     ToolCallOut,
     TurnOptionsIn,
     cerver_headers,
+    failure_error,
     follow,
     raise_for_failure,
     start_turn,
 )
 from cerver.api.deps import GatewayDep
 from cerver.api.sse import sse_response
-from cerver.errors import CerverError, InvalidRequest
+from cerver.errors import InvalidRequest
 from cerver.services.turns import TurnResult
 from cerver.types import ToolCallPart
 from harnesses.tools import ToolSpec
@@ -194,11 +195,8 @@ async def _events(turn: CompatTurn) -> AsyncIterator[bytes]:
 
 
 def _stream_error(result: TurnResult, session_id: str) -> dict[str, Any]:
-    try:
-        raise_for_failure(result, session_id)
-    except CerverError as exc:
-        return anthropic_error_body(exc.status_code, exc.message)
-    raise AssertionError("a failed turn always raises")
+    exc = failure_error(result, session_id)
+    return anthropic_error_body(exc.status_code, exc.message)
 
 
 def _refuse_unsupported(body: MessageCreate) -> None:

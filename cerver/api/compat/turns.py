@@ -25,7 +25,7 @@ import orjson
 
 from cerver.api.compat.history import ASSISTANT_TEXT_SEPARATOR, ClientMessage, reconcile
 from cerver.api.compat.model_names import ModelName
-from cerver.errors import HarnessError, error_class
+from cerver.errors import CerverError
 from cerver.gateway import Gateway
 from cerver.services.client_tools import client_tool_specs
 from cerver.services.sessions import ComputeChoice
@@ -41,6 +41,7 @@ __all__ = [
     "ToolCallOut",
     "TurnOptionsIn",
     "cerver_headers",
+    "failure_error",
     "follow",
     "raise_for_failure",
     "start_turn",
@@ -200,17 +201,12 @@ async def follow(handle: TurnHandle) -> AsyncIterator[TextOut | ToolCallOut | Fi
 
 
 def raise_for_failure(result: TurnResult, session_id: str) -> None:
-    """Raise the failed turn's error as its Cerver error class (rendered by the API layer)."""
-    if result.status != "failed" or result.error is None:
-        return
-    error = result.error
-    failure = error_class(error.get("code", ""), HarnessError)
-    if failure.status_code == 500:  # the harness could not run: a failed run, not a crash
-        failure = HarnessError
-    context = {
-        **(error.get("context") or {}),
-        "session_id": session_id,
-        "run_id": result.run_id,
-        "code": error.get("code"),
-    }
-    raise failure(error["detail"], context=context, retryable=bool(error.get("retryable")))
+    """Raise a failed turn's failure as its Cerver error (rendered by the API layer)."""
+    if result.status == "failed" and result.error is not None:
+        result.error.with_context(session_id=session_id, run_id=result.run_id).raise_()
+
+
+def failure_error(result: TurnResult, session_id: str) -> CerverError:
+    """A failed turn's failure as its Cerver error, for an error event in a stream."""
+    assert result.error is not None
+    return result.error.with_context(session_id=session_id, run_id=result.run_id).to_error()

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cerver.api.schemas.errors import FailurePublic
 from cerver.api.schemas.sessions import HarnessSpec
 from cerver.types import Entry, ToolCallPart, ToolResultPart, Usage
 from harnesses.tools import ToolSpec
@@ -78,7 +79,7 @@ class TurnPublic(BaseModel):
     answered_model: str | None = Field(
         default=None, description="The model that answered (a fallback when `model` was down)."
     )
-    error: dict | None = None
+    error: FailurePublic | None = None
     pending_tool_calls: list[ToolCallPart] = Field(
         default_factory=list,
         description="With status requires_action: the calls of the app's tools to answer.",
