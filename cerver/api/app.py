@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cerver import __version__
-from cerver.api.compat import anthropic_messages, openai_chat
+from cerver.api.compat import anthropic_messages, openai_chat, openai_responses
 from cerver.api.compat import models as compat_models
 from cerver.api.errors import install_error_handlers
 from cerver.api.idempotency import IdempotencyMiddleware
@@ -80,7 +80,7 @@ def create_app(
     for module in (account, usage):
         app.include_router(module.router)
     # OpenAI- and Anthropic-compatible surfaces (/v1), translated onto sessions.
-    for module in (openai_chat, anthropic_messages, compat_models):
+    for module in (openai_chat, openai_responses, anthropic_messages, compat_models):
         app.include_router(module.router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)

@@ -17,21 +17,26 @@ which one a request continues would merge them.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from cerver.api.compat.history import ASSISTANT_TEXT_SEPARATOR, ClientMessage, reconcile
+from cerver.api.compat.history import (
+    ASSISTANT_TEXT_SEPARATOR,
+    ClientMessage,
+    Reconciled,
+    reconcile,
+)
 from cerver.api.compat.model_names import ModelName
 from cerver.errors import CerverError
 from cerver.gateway import Gateway
 from cerver.services.client_tools import client_tool_specs
-from cerver.services.sessions import ComputeChoice
+from cerver.services.sessions import ComputeChoice, HarnessChoice
 from cerver.services.turns import TurnHandle, TurnRequest, TurnResult
 from cerver.store import AccountRecord, SessionRecord
-from cerver.types import ToolCallPart
+from cerver.types import Entry, ToolCallPart
 from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
 
 __all__ = [
@@ -71,8 +76,8 @@ async def start_turn(
     *,
     session_id: str | None,
     user: str | None,
-    model: ModelName,
-    messages: Sequence[ClientMessage],
+    model: ModelName | None,
+    messages: Sequence[ClientMessage] | Callable[[Sequence[Entry]], Reconciled],
     tools: Sequence[ToolSpec],
     options: TurnOptionsIn,
     origin: str,
@@ -80,7 +85,10 @@ async def start_turn(
     """Validate everything, then open (or create) the session and start the turn.
 
     Nothing is written when the model, the tools or the conversation are refused; a new
-    session is created only once they passed.
+    session is created only once they passed. ``messages`` is the re-sent conversation
+    (matched by :func:`~cerver.api.compat.history.reconcile`), or a function planning what
+    the request adds to the transcript (a surface whose client sends only what is new).
+    ``model`` ``None`` keeps the session's harness and model.
 
     Raises:
         UnknownPlugin / NotConfigured / MissingDependency: the model's harness cannot run.
@@ -91,18 +99,19 @@ async def start_turn(
     started = time.perf_counter()
     sessions = gateway.sessions
     session = await sessions.get(account.id, session_id) if session_id else None
-    harness_name, _ = sessions.resolve_harness(model.choice, current=session)
+    choice = model.choice if model else None
+    harness_name, _ = sessions.resolve_harness(choice or HarnessChoice(), current=session)
     harness = gateway.harnesses.harness_class(harness_name)
     has_sandbox = (
         bool(session.sandbox_id) if session else gateway.settings.default_compute is not None
     )
     specs = client_tool_specs(tools, harness, has_sandbox=has_sandbox)
     entries = await sessions.transcript(session.id) if session else []
-    plan = reconcile(entries, messages, source=origin)
+    plan = messages(entries) if callable(messages) else reconcile(entries, messages, source=origin)
     if session is None:
         session = await sessions.create(
             account.id,
-            harness=model.choice,
+            harness=choice or HarnessChoice(),
             compute=ComputeChoice(),
             user=user,
             metadata={"created_by": origin},
@@ -110,7 +119,7 @@ async def start_turn(
         plan.next_seq = session.next_seq
     request = TurnRequest(
         input=plan.input,
-        harness=model.choice,
+        harness=choice,
         system_prompt=options.system_prompt,
         max_tokens=options.max_tokens,
         temperature=options.temperature,
