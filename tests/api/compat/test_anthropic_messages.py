@@ -151,3 +151,21 @@ async def test_errors_are_anthropic_errors(
         await bad.messages.create(
             model="claude-opus-4-1", max_tokens=10, messages=[{"role": "user", "content": "Hi"}]
         )
+
+
+async def test_idempotency_key_runs_the_turn_once(
+    anthropic_client: anthropic.AsyncAnthropic, client: AsyncClient
+) -> None:
+    sid = (await client.create_session(compute=None))["session_id"]
+    headers = {SESSION: sid, "Idempotency-Key": "order-42-question"}
+    request: dict[str, Any] = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "extra_headers": headers,
+    }
+    first = await anthropic_client.messages.create(**request)
+    again = await anthropic_client.messages.create(**request)
+    assert again.id == first.id
+    roles = [e["role"] for e in (await client.messages(sid))["messages"] if e["role"] != "event"]
+    assert roles == ["user", "assistant"]
