@@ -301,3 +301,35 @@ async def test_models_lists_the_grammar(openai_client: openai.AsyncOpenAI) -> No
     assert (await openai_client.models.retrieve("xai/grok-4")).id == "xai/grok-4"
     with pytest.raises(openai.NotFoundError):
         await openai_client.models.retrieve("gtp-5")
+
+
+async def test_an_answer_around_a_sandbox_tool_is_one_message_both_ways(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    session = await client.create_session(compute={"provider": "local"}, model="claude-sonnet-4-5")
+    sid = session["session_id"]
+    mock_upstream.script(
+        Reply(
+            text="Let me run it.",
+            tool_calls=[{"name": "bash", "arguments": {"command": "echo hi"}}],
+        )
+    )
+    stream = await openai_client.chat.completions.create(
+        model="claude-sonnet-4-5",
+        messages=[{"role": "user", "content": "Say hi from the shell"}],
+        stream=True,
+        extra_headers={SESSION: sid},
+    )
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "Let me run it.\n\n[mock upstream] The tool returned: hi"
+    # The sandbox call is Cerver's own: the client's history holds the answer as it was sent.
+    again = await openai_client.chat.completions.create(
+        model="claude-sonnet-4-5",
+        messages=[
+            {"role": "user", "content": "Say hi from the shell"},
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": "Thanks"},
+        ],
+        extra_headers={SESSION: sid},
+    )
+    assert again.choices[0].finish_reason == "stop"
