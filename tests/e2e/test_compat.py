@@ -39,7 +39,7 @@ def test_sdks_drive_one_session_through_a_swap_and_a_tool_round_trip(
     url, data_dir = server
     key = _key(data_dir)
     auth = {"Authorization": f"Bearer {key}"}
-    sid = httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth).json()[
+    sid = httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth, timeout=60).json()[
         "session_id"
     ]
     chat = openai.OpenAI(
@@ -114,7 +114,7 @@ def test_sdks_drive_one_session_through_a_swap_and_a_tool_round_trip(
         )
 
     # 5. Every turn is in the session with its harness, model, usage and cost.
-    session = httpx.get(f"{url}/v2/sessions/{sid}?transcript=true", headers=auth).json()
+    session = httpx.get(f"{url}/v2/sessions/{sid}?transcript=true", headers=auth, timeout=60).json()
     answers = [e for e in session["transcript"] if e["role"] == "assistant"]
     assert [(e["kind"], e["harness"], e["model"]) for e in answers] == [
         ("tool_call", "anthropic", "claude-sonnet-4-5"),

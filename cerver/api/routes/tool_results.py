@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from cerver.api.compat.turns import raise_for_failure
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.turns import ToolResultsCreate, TurnPublic
 from cerver.api.sse import encode_event, sse_response, wants_stream
@@ -84,7 +83,8 @@ async def submit_tool_results(
         }
         return sse_response(_sse(handle), headers)  # type: ignore[return-value]
     result = await handle.result()
-    raise_for_failure(result, session_id)
+    if result.status == "failed" and result.error is not None:
+        result.error.with_context(session_id=session_id, run_id=handle.run_id).raise_()
     return TurnPublic(
         session_id=session_id,
         run_id=result.run_id,

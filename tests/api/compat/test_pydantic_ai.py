@@ -56,6 +56,10 @@ async def test_two_turn_conversation_with_a_function_tool(
             "When did it leave?", message_history=first.all_messages(), model=model_2
         )
         assert second.output == "It left on Monday, as I said."
+        # The swapped-in model got the app's tool call and result replayed.
+        items = mock_upstream.requests[-1]["body"]["input"]
+        kinds = [item.get("type", "message") for item in items]
+        assert "function_call" in kinds and "function_call_output" in kinds
 
     session = await client.get_session(sid, transcript=True)
     turns = [e for e in session["transcript"] if e["role"] != "event"]
