@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from cerver.client import AsyncClient
-from cerver.testing.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 
 SESSION = "X-Cerver-Session-Id"
 LOOKUP = {
@@ -333,3 +333,23 @@ async def test_an_answer_around_a_sandbox_tool_is_one_message_both_ways(
         extra_headers={SESSION: sid},
     )
     assert again.choices[0].finish_reason == "stop"
+
+
+async def test_a_failed_turn_is_an_sdk_error_and_resending_retries_it(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = await _new_session(client)
+    mock_upstream.script(Reply(error=UpstreamFailure(status=400, message="bad request upstream")))
+    messages: list[Any] = [{"role": "user", "content": "Hi"}]
+    with pytest.raises(openai.APIStatusError) as exc:
+        await openai_client.chat.completions.create(
+            model="claude-sonnet-4-5", messages=messages, extra_headers={SESSION: sid}
+        )
+    assert exc.value.status_code == 502 and exc.value.code == "upstream_error"
+    assert "bad request upstream" in exc.value.message
+    retried = await openai_client.chat.completions.create(
+        model="claude-sonnet-4-5", messages=messages, extra_headers={SESSION: sid}
+    )
+    assert retried.choices[0].message.content.startswith("[mock upstream]")
+    kinds = [(e["role"], e["kind"]) for e in (await client.messages(sid))["messages"]]
+    assert kinds == [("user", "text"), ("event", "error"), ("assistant", "text")]
