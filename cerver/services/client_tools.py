@@ -51,8 +51,8 @@ def client_tool_specs(
         return ()
     if not harness.supports_client_tools:
         raise InvalidRequest(
-            f"The {harness.name!r} harness cannot offer the app's own tools (it runs its own "
-            "agent loop). Use an SDK harness: anthropic, openai or litellm.",
+            f"The {harness.name!r} harness cannot offer the app's own tools (a CLI runs its "
+            "own agent loop). Use an SDK harness: anthropic, openai, litellm or pydantic-ai.",
             context={"param": "tools", "harness": harness.name},
         )
     reserved = {spec.name for spec in SANDBOX_TOOLS} if has_sandbox else set()
