@@ -22,6 +22,7 @@ from cerver.api.routes import (
     gateway_compat,
     health,
     moves,
+    prometheus,
     providers,
     proxy,
     sandbox,
@@ -30,6 +31,7 @@ from cerver.api.routes import (
     turns,
     usage,
 )
+from cerver.api.telemetry import RequestTelemetry
 from cerver.gateway import Gateway
 from cerver.settings import Settings
 
@@ -76,7 +78,9 @@ def create_app(
     app.include_router(proxy.router)
     for module in (account, usage):
         app.include_router(module.router)
+    app.include_router(prometheus.router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # outermost: ids and the span cover everything
     return app

@@ -51,7 +51,10 @@ def serve(
 
     from cerver.api import create_app
     from cerver.settings import Settings
+    from cerver.telemetry import logs
 
+    # One line per request and per run, JSON when stderr is not a terminal.
+    logs.configure(log_level.upper())
     settings = Settings()
     application = create_app(settings=settings, on_started=_print_start_banner)
     uvicorn.run(

@@ -13,6 +13,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from cerver.telemetry import metrics
+
 if TYPE_CHECKING:
     from cerver.proxy.service import ModelProxy
 
@@ -53,7 +55,11 @@ async def handle(
         NotConfigured: the gateway has no key for the provider (503).
         UpstreamError: the upstream could not be reached (502).
     """
-    call = proxy.grants.begin(token_of(request))
+    try:
+        call = proxy.grants.begin(token_of(request))
+    except BaseException as exc:
+        metrics.proxy_request(provider, getattr(exc, "status_code", "error"))
+        raise
     try:
         response = await proxy.forwarder.forward(
             provider,
@@ -64,9 +70,11 @@ async def handle(
             body=await request.body(),
             on_usage=call.on_usage,
         )
-    except BaseException:
+    except BaseException as exc:
+        metrics.proxy_request(provider, getattr(exc, "status_code", "error"))
         call.end()
         raise
+    metrics.proxy_request(provider, response.status_code)
     response.headers["x-cerver-run-id"] = call.grant.run_id
 
     async def body() -> AsyncIterator[bytes]:
