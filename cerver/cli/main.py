@@ -134,12 +134,18 @@ def relay(
 
 @app.command()
 def setup() -> None:
-    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), the
-    Codex CLI and Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools
-    prefix)."""
-    from cerver.cli.setup_tools import install_bubblewrap, install_codex, install_gemini_cli
+    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), Chromium
+    and chromedriver (the console's browser tests), the Codex CLI and Gemini CLI (the
+    ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools prefix)."""
+    from cerver.cli.setup_tools import (
+        install_bubblewrap,
+        install_chromium,
+        install_codex,
+        install_gemini_cli,
+    )
 
     ok = install_bubblewrap(console)
+    ok = install_chromium(console) and ok
     ok = install_codex(console) and ok
     ok = install_gemini_cli(console) and ok
     raise typer.Exit(0 if ok else 1)
