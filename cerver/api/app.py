@@ -32,6 +32,7 @@ from cerver.api.routes import (
     usage,
 )
 from cerver.api.telemetry import RequestTelemetry
+from cerver.console.pages import router as console_router
 from cerver.gateway import Gateway
 from cerver.settings import Settings
 
@@ -79,6 +80,7 @@ def create_app(
     for module in (account, usage):
         app.include_router(module.router)
     app.include_router(prometheus.router)
+    app.include_router(console_router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
