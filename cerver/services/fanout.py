@@ -391,7 +391,7 @@ class FanoutService:
             await self._variant_run(handle, request, snapshot, out)
             span.set_attribute("cerver.variant.status", out.status)
             if out.status != "completed":
-                tracing.mark_error(span, out.status, (out.error or {}).get("detail", ""))
+                tracing.mark_error(span, out.status, out.error.message if out.error else "")
 
     async def _variant_run(
         self, handle: FanoutHandle, request: FanoutRequest, snapshot: Snapshot, out: VariantOutcome

@@ -463,7 +463,7 @@ def _record_turn(
     span: Any, handle: TurnHandle, request: TurnRequest, result: TurnResult, seconds: float
 ) -> None:
     """The turn's outcome on its span and in one log line (ids, counts, never content)."""
-    error_code = (result.error or {}).get("code")
+    error_code = str(result.error.code) if result.error else None
     span.set_attributes(
         {
             "cerver.turn.status": result.status,
@@ -477,7 +477,7 @@ def _record_turn(
         if result.message is not None:
             span.set_attribute("gen_ai.output.messages", tracing.content(result.message.content))
     if result.status != "completed":
-        detail = (result.error or {}).get("detail", "")
+        detail = result.error.message if result.error else ""
         tracing.mark_error(span, error_code or result.status, detail)
     log.info(
         "turn %s %s",

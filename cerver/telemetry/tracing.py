@@ -234,7 +234,7 @@ def span(
     except GeneratorExit:  # the consumer of a generator stopped early: not a failure
         raise
     except BaseException as exc:
-        started.set_attribute("error.type", getattr(exc, "code", None) or type(exc).__name__)
+        started.set_attribute("error.type", str(getattr(exc, "code", None) or type(exc).__name__))
         started.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
         raise
     finally:
