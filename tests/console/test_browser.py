@@ -53,6 +53,14 @@ def sign_in(browser: Any, url: str, key: str = ADMIN_KEY) -> None:
     find(browser, "form[action='/console/login'] button").click()
 
 
+@pytest.fixture(scope="module")
+def signed_in(browser: Any, console_url: str) -> Any:
+    """The browser, signed in as the admin (each test may also run alone)."""
+    sign_in(browser, console_url)
+    wait(browser, lambda b: find_all(b, "table#sessions"))
+    return browser
+
+
 def new_session(api: httpx.Client, **body: Any) -> str:
     response = api.post("/v2/sessions", json={"compute": None, **body})
     assert response.status_code == 201, response.text
@@ -72,7 +80,10 @@ def test_sign_in(browser: Any, console_url: str) -> None:
     assert browser.execute_script("return document.cookie") == ""  # scripts cannot read it
 
 
-def test_sessions_table_filters_by_user(browser: Any, console_url: str, api: httpx.Client) -> None:
+def test_sessions_table_filters_by_user(
+    signed_in: Any, console_url: str, api: httpx.Client
+) -> None:
+    browser = signed_in
     alice = [new_session(api, user="alice", session_name=f"alice-{i}") for i in range(2)]
     bob = new_session(api, user="bob", session_name="bob-0")
     browser.get(f"{console_url}/console")
@@ -90,8 +101,9 @@ def test_sessions_table_filters_by_user(browser: Any, console_url: str, api: htt
 
 
 def test_a_turn_sent_from_the_session_page_streams_into_the_transcript(
-    browser: Any, console_url: str, api: httpx.Client, mock_upstream: MockUpstream
+    signed_in: Any, console_url: str, api: httpx.Client, mock_upstream: MockUpstream
 ) -> None:
+    browser = signed_in
     sid = new_session(api, user="alice", session_name="streaming", compute={"provider": "local"})
     # A first turn with a tool call, so the page shows a folded call and its result.
     first = api.post(f"/v2/sessions/{sid}/run-llm", json={"input": "run `echo from-the-sandbox`"})
@@ -122,8 +134,9 @@ def test_a_turn_sent_from_the_session_page_streams_into_the_transcript(
 
 
 def test_a_fanout_pick_records_a_human_verdict(
-    browser: Any, console_url: str, api: httpx.Client
+    signed_in: Any, console_url: str, api: httpx.Client
 ) -> None:
+    browser = signed_in
     created = api.post(
         "/v2/fanouts",
         json={
@@ -133,14 +146,18 @@ def test_a_fanout_pick_records_a_human_verdict(
                 {"harness": "anthropic"},
                 {"harness": "openai", "model": "gpt-5"},
             ],
+            "judge": {"type": "cheapest"},
         },
     )
     assert created.status_code == 201, created.text
     fanout = created.json()
-    second = fanout["variants"][1]["variant_id"]
+    judged = fanout["verdict"]["winner_variant_id"]
+    # The person overrules the judge: they pick the variant it did not.
+    second = next(v["variant_id"] for v in fanout["variants"] if v["variant_id"] != judged)
     browser.get(f"{console_url}/console/fanouts/{fanout['fanout_id']}")
     wait(browser, lambda b: len(find_all(b, "article.variant")) == 2)
-    shoot(browser, "fanout-before-pick")
+    assert len(find_all(browser, "article.variant .score")) == 2  # the judge's scores
+    shoot(browser, "fanout-judged")
     find(browser, f"button[data-pick='{second}']").click()
     wait(browser, lambda b: find_all(b, f"article.variant.winner[data-variant-id='{second}']"))
     assert "Picked" in find(browser, f"button[data-pick='{second}']").text
@@ -148,11 +165,16 @@ def test_a_fanout_pick_records_a_human_verdict(
     record = api.get(f"/v2/fanouts/{fanout['fanout_id']}").json()
     assert record["winner_variant_id"] == second
     assert record["picked_by"] == "human"
+    browser.get(f"{console_url}/console/sessions/{fanout['parent_session_id']}")
+    kinds = [e.get_attribute("data-kind") for e in find_all(browser, "#transcript .entry")]
+    assert "fanout" in kinds and kinds.count("verdict") == 2  # the judge's, then the person's
+    shoot(browser, "session-with-fanout")
 
 
 def test_another_accounts_session_shows_not_found(
-    browser: Any, console_url: str, api: httpx.Client
+    signed_in: Any, console_url: str, api: httpx.Client
 ) -> None:
+    browser = signed_in
     other = api.post("/v2/accounts", json={"name": "someone else"}).json()
     theirs = httpx.post(
         f"{console_url}/v2/sessions",
@@ -167,8 +189,9 @@ def test_another_accounts_session_shows_not_found(
 
 
 def test_an_action_that_fails_shows_the_api_message(
-    browser: Any, console_url: str, api: httpx.Client
+    signed_in: Any, console_url: str, api: httpx.Client
 ) -> None:
+    browser = signed_in
     sid = new_session(api, user="bob", session_name="transcript-only")
     browser.get(f"{console_url}/console/sessions/{sid}")
     find(browser, "form[data-api$='/compute'] button").click()
@@ -178,7 +201,10 @@ def test_an_action_that_fails_shows_the_api_message(
     shoot(browser, "action-error")
 
 
-def test_usage_and_providers_pages(browser: Any, console_url: str, api: httpx.Client) -> None:
+def test_usage_and_providers_pages(signed_in: Any, console_url: str, api: httpx.Client) -> None:
+    browser = signed_in
+    sid = new_session(api, user="alice", session_name="usage")
+    assert api.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hi"}).status_code == 200
     spent = next(r for r in api.get("/v2/usage").json()["rows"] if r["key"] == "alice")
     budgets = {"users": {"alice": round(spent["cost_usd"] * 1.1, 6)}}
     assert api.put("/v2/account/budgets", json=budgets).status_code == 200

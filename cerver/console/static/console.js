@@ -95,6 +95,15 @@
     submit(form);
   });
 
+  // An entry's #seq fills the fork form: fork the session at that entry.
+  document.addEventListener("click", (event) => {
+    const seq = event.target.closest && event.target.closest("[data-fork-seq]");
+    const field = $("#fork-seq");
+    if (!seq || !field) return;
+    field.value = seq.dataset.forkSeq;
+    field.focus();
+  });
+
   // -- the sessions table refreshes itself ---------------------------------------------------
 
   const rows = $("tbody[data-live-rows]");
@@ -121,7 +130,7 @@
   function provenance(e) {
     const usage = e.usage || null;
     return el("div", { className: "prov" },
-      el("span", { className: "seq", text: `#${e.seq}` }),
+      el("span", { className: "seq", "data-fork-seq": e.seq, title: "Fork the session at this entry", text: `#${e.seq}` }),
       e.harness && e.role !== "user" ? el("span", { text: e.harness }) : null,
       e.model && e.role !== "user" ? el("span", { className: "mono", text: e.model }) : null,
       e.provider && e.role !== "user" ? el("span", { text: e.provider }) : null,
