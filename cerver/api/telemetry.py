@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,52 +39,55 @@ class RequestTelemetry:
                 request_id = value.decode("latin-1")
             elif name == b"traceparent":
                 traceparent = value.decode("latin-1")
+        if not tracing.enabled():
+            ids = tracing.new_request_ids(request_id, traceparent)
+            await self._serve(scope, receive, send, ids, None)
+            return
         method = scope["method"]
-        started = time.perf_counter()
-        status = 500
-        with tracing.span(
-            f"{method}",
-            {"http.request.method": method, "url.path": scope["path"]},
-            server=True,
-            parent_traceparent=traceparent,
-        ) as span:
+        attributes = {"http.request.method": method, "url.path": scope["path"]}
+        with tracing.span(method, attributes, server=True, parent_traceparent=traceparent) as span:
             ids = tracing.new_request_ids(request_id, traceparent)
             if (own := tracing.span_ids(span)) is not None:
                 ids = tracing.RequestIds(ids.request_id, *own)
-            headers = [
-                (b"x-request-id", ids.request_id.encode("latin-1")),
-                (b"traceparent", ids.traceparent.encode()),
-            ]
+            await self._serve(scope, receive, send, ids, span)
 
-            async def send_with_ids(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    message["headers"] = [*message.get("headers", []), *headers]
-                await send(message)
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, ids: tracing.RequestIds, span: Any
+    ) -> None:
+        started = time.perf_counter()
+        status = 500
+        headers = [
+            (b"x-request-id", ids.request_id.encode("latin-1")),
+            (b"traceparent", ids.traceparent.encode()),
+        ]
 
-            token = tracing.bind_request(ids)
-            try:
-                await self.app(scope, receive, send_with_ids)
-            finally:
+        async def send_with_ids(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        token = tracing.bind_request(ids)
+        try:
+            await self.app(scope, receive, send_with_ids)
+        finally:
+            if span is not None:
                 route = getattr(scope.get("route"), "path", None)
-                if route and span.is_recording():
-                    span.update_name(f"{method} {route}")  # type: ignore[union-attr]
+                if route:
+                    span.update_name(f"{scope['method']} {route}")
                     span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
-                if access_log.isEnabledFor(logging.INFO):
-                    access_log.info(
-                        "%s %s %d",
-                        method,
-                        scope["path"],
-                        status,
-                        extra={
-                            "fields": {
-                                "method": method,
-                                "path": scope["path"],
-                                "status": status,
-                                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                            }
-                        },
-                    )
-                tracing.unbind_request(token)
+            if access_log.isEnabledFor(logging.INFO):
+                _log_access(scope, status, started)
+            tracing.unbind_request(token)
+
+
+def _log_access(scope: Scope, status: int, started: float) -> None:
+    fields = {
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+    access_log.info("%s %s %d", scope["method"], scope["path"], status, extra={"fields": fields})

@@ -32,7 +32,7 @@ import contextlib
 import contextvars
 import logging
 import os
-import secrets
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -186,9 +186,9 @@ class _NoSpan:
 
 
 _NO_SPAN = _NoSpan()
+_NOT_TRACED: contextlib.nullcontext[_NoSpan] = contextlib.nullcontext(_NO_SPAN)
 
 
-@contextlib.contextmanager
 def span(
     name: str,
     attributes: Mapping[str, Any] | None = None,
@@ -197,8 +197,8 @@ def span(
     server: bool = False,
     current: bool = True,
     parent_traceparent: str | None = None,
-) -> Iterator[Span | _NoSpan]:
-    """A span around the block (a no-op while tracing is off).
+) -> contextlib.AbstractContextManager[Span | _NoSpan]:
+    """A span around the block (a shared no-op context while tracing is off).
 
     Args:
         name: the span name (see the module docstring for the ones in use).
@@ -213,8 +213,20 @@ def span(
     """
     tracer = _state.tracer
     if tracer is None:
-        yield _NO_SPAN
-        return
+        return _NOT_TRACED
+    return _recording(tracer, name, attributes, client, server, current, parent_traceparent)
+
+
+@contextlib.contextmanager
+def _recording(
+    tracer: Tracer,
+    name: str,
+    attributes: Mapping[str, Any] | None,
+    client: bool,
+    server: bool,
+    current: bool,
+    parent_traceparent: str | None,
+) -> Iterator[Span]:
     from opentelemetry import trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -278,11 +290,12 @@ def new_request_ids(request_id: str | None, traceparent: str | None) -> RequestI
 
     ``request_id`` is the client's ``X-Request-Id`` when it is a sane token, else the trace id.
     """
-    parsed = parse_traceparent(traceparent)
-    trace_id = parsed[0] if parsed else secrets.token_hex(16)
+    parsed = parse_traceparent(traceparent) if traceparent else None
+    # Random, not secret (as OpenTelemetry's own id generator): getrandbits costs no syscall.
+    trace_id = parsed[0] if parsed else f"{random.getrandbits(128):032x}"
     if not (request_id and len(request_id) <= 128 and request_id.isprintable()):
         request_id = trace_id
-    return RequestIds(request_id, trace_id, secrets.token_hex(8))
+    return RequestIds(request_id, trace_id, f"{random.getrandbits(64):016x}")
 
 
 def bind_request(ids: RequestIds) -> contextvars.Token[RequestIds | None]:
