@@ -152,3 +152,31 @@ def test_tracing_is_a_no_op_until_configured() -> None:
         span.set_attribute("b", 2)
         assert not span.is_recording()
     assert tracing.configure() is False  # no OTEL_EXPORTER_OTLP_ENDPOINT in the test env
+
+
+async def test_a_cli_harness_model_call_through_the_proxy_is_a_chat_span(
+    traced: tuple[Gateway, httpx.AsyncClient], exporter: InMemorySpanExporter
+) -> None:
+    gateway, client = traced
+    grant = gateway.proxy.grants.issue(
+        run_id="run_cli", session_id="sess_cli", harness="claude-code", on_usage=lambda *a: None
+    )
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "proxy-canary"}],
+    }
+    response = await client.post(
+        "/v2/proxy/anthropic/v1/messages",
+        json=body,
+        headers={"x-api-key": grant.token, "Authorization": ""},
+    )
+    assert response.status_code == 200
+    [chat] = by_name(exporter.get_finished_spans(), "chat ")
+    assert chat.name == "chat claude-sonnet-4-6"
+    assert chat.attributes["gen_ai.provider.name"] == "anthropic"
+    assert chat.attributes["cerver.run_id"] == "run_cli"
+    assert chat.attributes["gen_ai.usage.output_tokens"] > 0
+    text = all_values(exporter.get_finished_spans())
+    for canary in (grant.token, PROVIDER_KEY, ADMIN_KEY, "proxy-canary"):
+        assert canary not in text
