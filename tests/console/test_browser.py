@@ -38,13 +38,16 @@ def find_all(browser: Any, css: str) -> list[Any]:
 
 
 def shoot(browser: Any, name: str) -> None:
-    """Save the whole page (the window grows to the page's height for the shot)."""
-    size = browser.get_window_size()
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(size["width"], min(max(height, size["height"]), 4000))
+    """Save the whole page: the viewport is stretched to the page's height for the shot."""
     browser.execute_script("window.scrollTo(0, 0)")
-    browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-    browser.set_window_size(size["width"], size["height"])
+    width = browser.execute_script("return window.innerWidth")
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    metrics = {"width": width, "height": min(height, 4000), "deviceScaleFactor": 1, "mobile": False}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def sign_in(browser: Any, url: str, key: str = ADMIN_KEY) -> None:
