@@ -9,7 +9,7 @@ writes here are signing in and out.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -19,6 +19,7 @@ from cerver.api.deps import GatewayDep
 from cerver.console import auth
 from cerver.console.render import page
 from cerver.errors import AuthenticationFailed, NotFound
+from cerver.gateway import Gateway
 from cerver.services.budgets import user_limit
 from cerver.store import AccountRecord, SessionFilters
 from cerver.store.ledger import USAGE_GROUPS
@@ -40,7 +41,8 @@ _SECURITY_HEADERS = {
 }
 
 
-async def _signed_in(request: Request, gateway: Any) -> AccountRecord | None:
+async def _signed_in(request: Request, gateway: Gateway) -> AccountRecord | None:
+    """The account of the console cookie's key, or ``None`` (then the page asks to sign in)."""
     key = request.cookies.get(auth.COOKIE)
     if not key:
         return None
@@ -67,7 +69,7 @@ def _not_found(account: AccountRecord, what: str, error: NotFound) -> HTMLRespon
 
 
 @router.get("/login")
-async def login_form(request: Request) -> HTMLResponse:
+async def login_form() -> HTMLResponse:
     return _html(page("login.html", account=None, error=None))
 
 
