@@ -23,6 +23,7 @@ from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
+from cerver.telemetry import tracing
 from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class Gateway:
         )
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
+        self._owns_tracing = False
 
     def _upstream_route(self, provider: str) -> tuple[str | None, str]:
         """The model proxy's upstream for ``provider`` (raises NotConfigured without a key)."""
@@ -106,6 +108,7 @@ class Gateway:
     async def start(self) -> None:
         """Migrate the store, create the admin account on first start, reclaim dead runs and
         fan-outs, and start the mock upstream when no provider key is configured."""
+        self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
         await self.store.open()
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
@@ -142,3 +145,6 @@ class Gateway:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self._owns_tracing:
+            tracing.reset()
+            self._owns_tracing = False

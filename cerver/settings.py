@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("GEMINI_BASE_URL", "CERVER_GEMINI_BASE_URL")
     )
+    otel_capture_content: bool = Field(
+        default=False,
+        description="Put message content (prompts, answers, tool arguments and output) on "
+        "OpenTelemetry spans. Off by default: spans then carry ids, names, counts and timings.",
+    )
     mock_upstream: bool | None = Field(
         default=None,
         description="Serve models from the in-process mock upstream (a test double). "

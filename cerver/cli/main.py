@@ -51,7 +51,10 @@ def serve(
 
     from cerver.api import create_app
     from cerver.settings import Settings
+    from cerver.telemetry import logs
 
+    # One line per request and per run, JSON when stderr is not a terminal.
+    logs.configure(log_level.upper())
     settings = Settings()
     application = create_app(settings=settings, on_started=_print_start_banner)
     uvicorn.run(
@@ -131,12 +134,18 @@ def relay(
 
 @app.command()
 def setup() -> None:
-    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), the
-    Codex CLI and Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools
-    prefix)."""
-    from cerver.cli.setup_tools import install_bubblewrap, install_codex, install_gemini_cli
+    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), Chromium
+    and chromedriver (the console's browser tests), the Codex CLI and Gemini CLI (the
+    ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools prefix)."""
+    from cerver.cli.setup_tools import (
+        install_bubblewrap,
+        install_chromium,
+        install_codex,
+        install_gemini_cli,
+    )
 
     ok = install_bubblewrap(console)
+    ok = install_chromium(console) and ok
     ok = install_codex(console) and ok
     ok = install_gemini_cli(console) and ok
     raise typer.Exit(0 if ok else 1)

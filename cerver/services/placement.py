@@ -20,6 +20,7 @@ from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
 from cerver.services.plugins import ComputePool
 from cerver.store import SessionRecord, Store
+from cerver.telemetry import metrics
 from compute.base import Sandbox, SandboxSpec
 
 __all__ = ["Placement", "PlacementService"]
@@ -218,8 +219,13 @@ class PlacementService:
             options=options,
         )
         started = time.perf_counter()
-        sandbox = await compute.create(spec)
+        try:
+            sandbox = await compute.create(spec)
+        except ComputeError:
+            metrics.sandbox_provisioned(provider, time.perf_counter() - started, ok=False)
+            raise
         provision_ms = (time.perf_counter() - started) * 1000
+        metrics.sandbox_provisioned(provider, provision_ms / 1000, ok=True)
         await self._store.profiles.observe(provider, startup_ms=provision_ms)
         self._computes.remember(provider, sandbox)
         return Placement(provider, compute_id, sandbox, provision_ms, {}, options)

@@ -93,3 +93,23 @@ def test_without_apt_names_the_package(console: Console, monkeypatch: pytest.Mon
 
     assert not install(host, console, monkeypatch)
     assert "bubblewrap" in output(console)
+
+
+def test_chromium_installs_both_packages(console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = {"chromium": False, "chromedriver": False}
+
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}" if installed.get(name, name == "apt-get") else None
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        installed.update(chromium=True, chromedriver=True)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(setup_tools.shutil, "which", which)
+    monkeypatch.setattr(setup_tools.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(setup_tools.subprocess, "run", run)
+    assert setup_tools.install_chromium(console)
+    assert calls == [["apt-get", "install", "-y", "chromium", "chromium-driver"]]
+    assert setup_tools.install_chromium(console) and len(calls) == 1  # nothing left to do
