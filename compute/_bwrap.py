@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
-    "INSTALL_HINT",
     "SAFE_PATH",
     "WORKSPACE",
     "find_bwrap",
@@ -43,8 +42,6 @@ __all__ = [
 
 WORKSPACE: Final = "/workspace"
 """Where the workspace appears inside the sandbox; also its ``HOME``."""
-
-INSTALL_HINT: Final = "run `cerver setup` or `apt-get install -y bubblewrap`"
 
 SANDBOX_UID: Final = 1000
 """The uid and gid commands run as when the gateway runs as root."""
@@ -95,6 +92,7 @@ def write_identity(directory: Path) -> Path:
 
     They name only the sandbox user (home :data:`WORKSPACE`) and ``nobody``, so ``whoami``,
     ``getpass`` and Node's ``os.userInfo()`` work without exposing the host's accounts.
+    Also ``masked``, an empty file nobody may read, bound over ``/proc/1/environ``.
     """
     uid, gid = _identity()
     files = {
@@ -110,11 +108,22 @@ def write_identity(directory: Path) -> Path:
             staging = directory / f".{name}.{os.getpid()}"
             staging.write_text(content)
             staging.replace(path)
+    masked = directory / "masked"
+    if not masked.is_file():
+        staging = directory / f".masked.{os.getpid()}"
+        staging.write_text("")
+        staging.chmod(0)
+        staging.replace(masked)
     return directory
 
 
 def sandbox_args(
-    bwrap: str, *, network: bool, identity: Path | None, shared: Sequence[Path] = ()
+    bwrap: str,
+    *,
+    network: bool,
+    identity: Path | None,
+    shared: Sequence[Path] = (),
+    tmp_bytes: int | None = None,
 ) -> list[str]:
     """The ``bwrap`` options shared by every sandbox (see :func:`workspace_args` for the rest).
 
@@ -125,6 +134,8 @@ def sandbox_args(
             ``/etc/group``; ``None`` leaves the sandbox without them.
         shared: host directories bound read-only at the same path, skipped when missing
             (``--ro-bind-try``, checked at each exec).
+        tmp_bytes: the size of the private ``/tmp`` tmpfs; unlimited (half the RAM) if
+            ``None``.
     """
     args = [bwrap, "--unshare-all"]
     if network:
@@ -151,7 +162,14 @@ def sandbox_args(
     if identity is not None:
         args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(identity / "group"), "/etc/group"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc"]
+    if identity is not None:
+        # PID 1 is bubblewrap's own init: what it was started with is nobody's business.
+        args += ["--ro-bind", str(identity / "masked"), "/proc/1/environ"]
+    args += ["--dev", "/dev"]
+    if tmp_bytes is not None:
+        args += ["--size", str(tmp_bytes)]
+    args += ["--tmpfs", "/tmp"]
     for directory in shared:  # after the /tmp tmpfs, which would hide binds below it
         args += ["--ro-bind-try", str(directory), str(directory)]
     return args

@@ -17,12 +17,20 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from cerver.errors import ComputeError, MissingDependency, NotConfigured
-from cerver.types import ExecResult
+from cerver.types import ExecResult, LimitName, SandboxLimits
 
-__all__ = ["Capabilities", "Compute", "ExecChunk", "Profile", "Sandbox", "SandboxSpec"]
+__all__ = [
+    "Capabilities",
+    "Compute",
+    "ExecChunk",
+    "HostReport",
+    "Profile",
+    "Sandbox",
+    "SandboxSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,17 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class HostReport:
+    """What the gateway's host gives a provider, as ``GET /v2/providers`` shows it."""
+
+    problem: str | None = None
+    """Why the provider cannot run here, naming the fix (the catalog lists it as
+    ``needs_setup``); ``None`` when it can."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Facts worth showing, e.g. the isolation and limits really in force."""
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxSpec:
     """What a session asks of its sandbox."""
 
@@ -54,15 +73,20 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     compute_id: str | None = None
     """A registered machine to create on, for providers that front several (``relay``)."""
+    limits: SandboxLimits | None = None
+    """What each command may use; ``None``: the provider's defaults. Providers that cannot
+    hold a limit say so in their docstring."""
 
 
 @dataclass(frozen=True, slots=True)
 class ExecChunk:
-    """A piece of a streaming command's output, or (``stream == "exit"``) its end."""
+    """A piece of a streaming command's output, or (``stream == "exit"``) its end, with the
+    limit that ended the command if one did."""
 
     stream: Literal["stdout", "stderr", "exit"]
     data: str = ""
     exit_code: int | None = None
+    limit: LimitName | None = None
 
 
 class Sandbox(ABC):
@@ -173,6 +197,12 @@ class Compute(ABC):
     credentials: ClassVar[tuple[str, ...]] = ()
     """Environment variables the provider needs; the catalog lists it as
     ``needs_credentials`` until they are all set."""
+
+    @classmethod
+    def host_report(cls, **options: Any) -> HostReport:
+        """Check, without side effects, what this host gives the provider built with
+        ``options`` (the gateway's constructor arguments). Default: nothing to report."""
+        return HostReport()
 
     @classmethod
     def _import_sdk(cls, module: str) -> ModuleType:
