@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["install_bubblewrap", "install_codex", "install_gemini_cli"]
+__all__ = ["STEPS", "install_bubblewrap", "install_codex", "install_gemini_cli"]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -52,7 +52,7 @@ def install_bubblewrap(console: Console | None = None) -> bool:
     """
     console = console or Console(stderr=True)
     if shutil.which("bwrap"):
-        console.print("bubblewrap is installed: local sandboxes are isolated.")
+        console.print("bubblewrap is installed: local sandboxes are confined.")
         return True
     if shutil.which("apt-get") is None:
         console.print(
@@ -84,7 +84,7 @@ def install_bubblewrap(console: Console | None = None) -> bool:
         )
     installed = shutil.which("bwrap") is not None
     if installed:
-        console.print("bubblewrap is installed: local sandboxes are isolated.")
+        console.print("bubblewrap is installed: local sandboxes are confined.")
     return installed
 
 
@@ -163,3 +163,11 @@ def _npm_install(
     if installed:
         console.print(f"{what} is installed under {prefix}.")
     return installed
+
+
+STEPS: dict[str, Callable[[Console | None], bool]] = {
+    "bubblewrap": install_bubblewrap,
+    "codex": install_codex,
+    "gemini-cli": install_gemini_cli,
+}
+"""The steps of ``cerver setup``, by the name ``--only`` takes, in the order they run."""
