@@ -19,8 +19,8 @@ import pytest
 from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
 from cerver.registry import compute_registry
 from cerver.testing.conformance import SandboxConformance
-from compute import _bwrap, local
 from cerver.types import SandboxLimits
+from compute import _bwrap, local
 from compute.base import SandboxSpec
 from compute.local import Isolation, LocalCompute, LocalSandbox
 
