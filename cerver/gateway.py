@@ -65,6 +65,7 @@ class Gateway:
                 "shared": shared,
                 "isolation": self.settings.local_isolation,
                 "limits": sandbox_policy.defaults,
+                "egress": sandbox_policy.egress,
             },
             "relay": {"resolve": self.registered_computes.endpoint},
         }

@@ -14,8 +14,8 @@ Python: the gateway's own interpreter (``sys.base_prefix``, e.g. ``/root/.pyenv/
 ``python3`` in a sandbox is the gateway's version (with its base ``site-packages``, but never
 a virtualenv's). An interpreter under ``/usr`` needs no extra bind.
 
-The argument list is built once per :class:`~compute.local.LocalCompute` and network
-setting; an exec only appends the workspace bind and the command.
+The argument list is built once per :class:`~compute.local.LocalCompute` and sandbox
+shape (egress, ``/tmp`` size); an exec only appends the workspace bind and the command.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ _ROOT_DIRS: Final = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # What a shell, Python, Node and TLS clients need from /etc; every bind costs ~0.15 ms per
 # exec, so nothing more (no localtime: sandboxes run in UTC unless given TZ).
 _ETC: Final = ("alternatives", "hosts", "ld.so.cache", "nsswitch.conf", "ssl/certs")
-_ETC_NETWORK: Final = ("gai.conf", "host.conf", "resolv.conf")
 
 
 def find_bwrap() -> str | None:
@@ -120,7 +119,6 @@ def write_identity(directory: Path) -> Path:
 def sandbox_args(
     bwrap: str,
     *,
-    network: bool,
     identity: Path | None,
     shared: Sequence[Path] = (),
     tmp_bytes: int | None = None,
@@ -129,7 +127,6 @@ def sandbox_args(
 
     Args:
         bwrap: the ``bwrap`` executable.
-        network: share the host's network and its resolver configuration.
         identity: a directory from :func:`write_identity`, bound as ``/etc/passwd`` and
             ``/etc/group``; ``None`` leaves the sandbox without them.
         shared: host directories bound read-only at the same path, skipped when missing
@@ -137,9 +134,9 @@ def sandbox_args(
         tmp_bytes: the size of the private ``/tmp`` tmpfs; unlimited (half the RAM) if
             ``None``.
     """
+    # Never --share-net: a sandbox that may use the network reaches it through the egress
+    # proxy (compute._egress), so the host's own services stay out of reach.
     args = [bwrap, "--unshare-all"]
-    if network:
-        args.append("--share-net")
     # --die-with-parent: the sandbox dies with the gateway. --new-session: no TIOCSTI
     # injection into a terminal the gateway might hold.
     args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -155,7 +152,7 @@ def sandbox_args(
             args += ["--ro-bind", str(host), str(host)]
     if _NEEDS_INTERPRETER_BIND:
         args += ["--ro-bind", _INTERPRETER, _INTERPRETER]
-    for entry in (*_ETC, *(_ETC_NETWORK if network else ())):
+    for entry in _ETC:
         host = Path("/etc", entry)
         if host.exists():
             args += ["--ro-bind", str(host), str(host)]
@@ -195,7 +192,7 @@ def probe(bwrap: str) -> str | None:
     A ``bwrap`` that is installed can still be unusable, e.g. in a container whose seccomp
     profile forbids new namespaces.
     """
-    argv = [*sandbox_args(bwrap, network=False, identity=None), "--remount-ro", "/"]
+    argv = [*sandbox_args(bwrap, identity=None), "--remount-ro", "/"]
     argv += ["--", shell(), "-c", "true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=10, check=False, env={})

@@ -35,6 +35,8 @@ from pydantic import ValidationError
 from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
 from cerver.types import ExecResult, SandboxLimits
 from compute import _bwrap
+from compute._egress import SETTING as EGRESS_SETTING
+from compute._egress import EgressProxy, egress_prelude
 from compute._limits import CommandLimits, Enforcement
 from compute._process import CommandRun
 from compute._snapshot import pack_workspace, unpack_workspace
@@ -129,11 +131,14 @@ class LocalCompute(Compute):
             exist at exec time): the model proxy's socket directory and the CLI harnesses'
             installs (see :mod:`compute._proxy_bridge`).
         limits: the limits of sandboxes whose spec has none.
+        egress: hosts a sandbox whose spec asks for the network may reach, through the
+            gateway's egress proxy (:mod:`compute._egress`); empty: no sandbox may ask.
 
     Raises:
         NotConfigured: ``isolation="bwrap"`` and bubblewrap is missing or cannot create
             namespaces here; the message names :data:`SETUP_COMMAND` (or bwrap's own error).
-        InvalidRequest: an unknown ``isolation``.
+        InvalidRequest: an unknown ``isolation``; (on :meth:`create`) a spec asking for the
+            network when ``egress`` is empty.
 
     Construction runs ``bwrap`` once per process (a few ms) to check that it works.
 
@@ -154,6 +159,7 @@ class LocalCompute(Compute):
         isolation: Isolation = "bwrap",
         shared: Sequence[Path] = (),
         limits: SandboxLimits | None = None,
+        egress: Sequence[str] = (),
     ) -> None:
         self.root = Path(os.path.realpath((root or default_root()).expanduser()))
         self._shared = tuple(shared)
@@ -161,6 +167,20 @@ class LocalCompute(Compute):
         self._bwrap_args: dict[tuple[bool, int], list[str]] = {}
         self.limits = limits or SandboxLimits()
         self._enforcement = Enforcement.detect()
+        self.egress = tuple(egress)
+        self._egress_proxy: EgressProxy | None = None
+
+    async def _egress(self) -> EgressProxy:
+        """The egress proxy, started on first use."""
+        if self._egress_proxy is None:
+            self._egress_proxy = EgressProxy(self.egress)
+        await self._egress_proxy.start()
+        return self._egress_proxy
+
+    async def aclose(self) -> None:
+        if self._egress_proxy is not None:
+            await self._egress_proxy.aclose()
+            self._egress_proxy = None
 
     @property
     def isolation(self) -> Isolation:
@@ -186,6 +206,12 @@ class LocalCompute(Compute):
         Raises:
             ComputeError: the directory could not be created.
         """
+        if spec.network and not self.egress:
+            raise InvalidRequest(
+                "This local compute allows no network: set the gateway's egress allow-list "
+                f"({EGRESS_SETTING}) to let sandboxes reach chosen hosts.",
+                context={"setting": EGRESS_SETTING},
+            )
         sandbox_id = f"sbx_{secrets.token_hex(8)}"
         workspace = self.root / sandbox_id
         limits = spec.limits or self.limits
@@ -205,7 +231,8 @@ class LocalCompute(Compute):
                 f"Could not create the workspace {str(workspace)!r}: {exc.strerror or exc}.",
                 context={"root": str(self.root)},
             ) from exc
-        return self._sandbox(sandbox_id, network=spec.network, env=spec.env, limits=limits)
+        egress = await self._egress() if spec.network else None
+        return self._sandbox(sandbox_id, egress=egress, env=spec.env, limits=limits)
 
     async def attach(self, sandbox_id: str) -> LocalSandbox:
         """Return a handle to the workspace ``sandbox_id``, with the spec it was created with.
@@ -226,32 +253,39 @@ class LocalCompute(Compute):
             limits = SandboxLimits.model_validate(meta.get("limits") or self.limits.model_dump())
         except ValidationError:
             limits = self.limits
-        return self._sandbox(
-            sandbox_id, network=bool(meta.get("network")), env=meta.get("env") or {}, limits=limits
-        )
+        # A sandbox made with network keeps it only while the gateway still allows egress.
+        egress = await self._egress() if meta.get("network") and self.egress else None
+        return self._sandbox(sandbox_id, egress=egress, env=meta.get("env") or {}, limits=limits)
 
     def _meta_path(self, sandbox_id: str) -> Path:
         return self.root / f"{sandbox_id}.json"
 
     def _sandbox(
-        self, sandbox_id: str, *, network: bool, env: Mapping[str, str], limits: SandboxLimits
+        self,
+        sandbox_id: str,
+        *,
+        egress: EgressProxy | None,
+        env: Mapping[str, str],
+        limits: SandboxLimits,
     ) -> LocalSandbox:
         workspace = self.root / sandbox_id
+        prelude = ""
         if self._bwrap is None:
             home, argv = str(workspace), [_bwrap.shell(), "-c"]
         else:
             # /tmp is a private tmpfs, RAM counted by the memory limit, no larger than the
-            # workspace may grow.
-            key = (network, limits.disk_mb)
+            # workspace may grow. Egress: the proxy's socket, and the bridge to it.
+            key = (egress is not None, limits.disk_mb)
             if key not in self._bwrap_args:
                 identity = _bwrap.write_identity(self.root / ".etc")
                 self._bwrap_args[key] = _bwrap.sandbox_args(
                     self._bwrap,
-                    network=network,
                     identity=identity,
-                    shared=self._shared,
+                    shared=(*self._shared, *([egress.directory] if egress else [])),
                     tmp_bytes=limits.disk_mb * 1024 * 1024,
                 )
+            if egress is not None:
+                prelude = egress_prelude(str(egress.socket_path))
             home = _bwrap.WORKSPACE
             argv = _bwrap.workspace_args(self._bwrap_args[key], workspace)
         base_env = {
@@ -271,6 +305,7 @@ class LocalCompute(Compute):
             meta=self._meta_path(sandbox_id),
             limits=limits,
             enforcement=self._enforcement,
+            prelude=prelude,
         )
 
     @staticmethod
@@ -303,9 +338,10 @@ class LocalSandbox(Sandbox):
     Limits: each command runs within :attr:`limits` (the first one met ends it, and the
     result's ``limit`` names it; its timeout is capped at ``wall_seconds``); output past
     1 MiB per stream is dropped with a marker; background processes are killed when their
-    command exits; the sandbox has no network unless its spec asked for it (bubblewrap
-    only). A command that races a host-side file call by swapping a directory for a symlink
-    is not defended against: the path check and the open are two steps.
+    command exits; the sandbox has only a loopback interface, and one whose spec asked for
+    the network reaches the egress allow-list through the proxy (bubblewrap only). A
+    command that races a host-side file call by swapping a directory for a symlink is not
+    defended against: the path check and the open are two steps.
     """
 
     provider: ClassVar[str] = "local"
@@ -320,8 +356,10 @@ class LocalSandbox(Sandbox):
         meta: Path,
         limits: SandboxLimits | None = None,
         enforcement: Enforcement | None = None,
+        prelude: str = "",
     ) -> None:
         self.sandbox_id = sandbox_id
+        self._prelude = prelude
         self.workspace = workspace
         self.limits = limits or SandboxLimits()
         self._enforcement = enforcement or Enforcement.detect()
@@ -342,7 +380,7 @@ class LocalSandbox(Sandbox):
                 context={"timeout": timeout},
             )
         return CommandRun(
-            [*self._argv, command],
+            [*self._argv, self._prelude + command],
             env={**self._env, **env} if env else self._env,
             cwd=str(self.workspace),
             timeout=min(timeout, self.limits.wall_seconds),
