@@ -36,7 +36,7 @@ FETCH = (
 
 
 class Hello(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         body = b"hello from the allowed host"
         self.send_response(200)
         self.send_header("content-length", str(len(body)))
