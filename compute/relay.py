@@ -218,6 +218,7 @@ class RelayCompute(Compute):
             "network": spec.network,
             "timeout_minutes": spec.timeout_minutes,
             "env": dict(spec.env),
+            "limits": spec.limits.model_dump() if spec.limits else None,
         }
         started = time.perf_counter()
         try:

@@ -10,7 +10,8 @@ Wire format (JSON unless noted; errors are ``{"detail", "code", "context"}`` wit
 of the :mod:`cerver.errors` class):
 
     GET    /healthz                           {"status": "ok", "capabilities": {...}}
-    POST   /sandboxes                         {session_id, network, timeout_minutes, env}
+    POST   /sandboxes                         {session_id, network, timeout_minutes, env,
+                                               limits}
     GET    /sandboxes/{id}                    {"sandbox_id"} or 404
     DELETE /sandboxes/{id}
     POST   /sandboxes/{id}/exec               {command, timeout, env} -> ExecResult
@@ -29,23 +30,36 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from cerver.errors import AuthenticationFailed, CerverError, ComputeError, InvalidRequest, NotFound
+from cerver.types import SandboxLimits
 from compute.base import SandboxSpec
-from compute.local import LocalCompute, LocalSandbox
+from compute.local import ISOLATION_SETTING, LocalCompute, LocalSandbox
 
 __all__ = ["create_relay_app"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _limits(value: Any) -> SandboxLimits | None:
+    """The ``limits`` of a create body (the gateway already held them to its maxima)."""
+    if value is None:
+        return None
+    try:
+        return SandboxLimits.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidRequest(f"Invalid limits: {exc.errors()[0]['msg']}.") from exc
 
 
 class _Gone(ComputeError):
@@ -82,7 +96,9 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
     """
     if not token:
         raise InvalidRequest("The relay needs a token: cerver relay --token <secret>.")
-    compute = LocalCompute(root)
+    # The same opt-in as a gateway's: unconfined only when the machine's owner says so.
+    isolation = "none" if os.environ.get(ISOLATION_SETTING) == "none" else "bwrap"
+    compute = LocalCompute(root, isolation=isolation)
     expected = f"Bearer {token}".encode()
 
     def guarded(handler: Handler, *, public: bool = False) -> Handler:
@@ -119,6 +135,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
             network=bool(body.get("network", False)),
             timeout_minutes=int(body.get("timeout_minutes", 60)),
             env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
+            limits=_limits(body.get("limits")),
         )
         created = await compute.create(spec)
         return _json({"sandbox_id": created.sandbox_id}, 201)
