@@ -223,10 +223,12 @@ class CommandLimits:
         """Kill what is left in the groups and remove them (waits up to ~1 s)."""
         if self._group is None:
             return
-        for _ in range(50):
+        delay = 0.002  # killed processes take a few ms to leave; then the rmdir succeeds
+        for _ in range(12):
             self._group.kill()
             if self._group.remove_now():
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
         with contextlib.suppress(OSError):
             self._group.remove_now()
