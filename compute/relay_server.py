@@ -42,7 +42,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from cerver.errors import AuthenticationFailed, CerverError, ComputeError, InvalidRequest, NotFound
+from cerver.errors import (
+    AuthenticationFailed,
+    CerverError,
+    InvalidRequest,
+    NotFound,
+    SandboxGone,
+)
+from cerver.failures import Failure
 from cerver.types import SandboxLimits
 from compute.base import SandboxSpec
 from compute.local import ISOLATION_SETTING, LocalCompute, LocalSandbox
@@ -60,11 +67,6 @@ def _limits(value: Any) -> SandboxLimits | None:
         return SandboxLimits.model_validate(value)
     except ValidationError as exc:
         raise InvalidRequest(f"Invalid limits: {exc.errors()[0]['msg']}.") from exc
-
-
-class _Gone(ComputeError):
-    code = "sandbox_gone"
-    status_code = 410
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -112,7 +114,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
                     )
                 return await handler(request)
             except CerverError as exc:
-                return _json(exc.to_dict(), exc.status_code)
+                return _json(Failure.from_error(exc).to_json(), exc.status_code)
 
         return endpoint
 
@@ -122,7 +124,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
         try:
             return await compute.attach(request.path_params["sandbox_id"])
         except NotFound as exc:
-            raise _Gone(exc.message, context=exc.context) from exc
+            raise SandboxGone(exc.message, context=exc.context) from exc
 
     async def health(request: Request) -> Response:
         caps = dataclasses.asdict(compute.capabilities)
