@@ -31,7 +31,7 @@ async def main(rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="cerver-bench-"))
     limited = LocalCompute(root / "limited")
     bare = LocalCompute(root / "bare")
-    bare._enforcement = Enforcement(Cgroups({}), None, root=True)
+    bare._enforcement = Enforcement(Cgroups({}), None)
     with_limits, without = [], []
     async with (
         await limited.create(SandboxSpec(session_id="a")) as a,

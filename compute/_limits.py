@@ -6,9 +6,7 @@ offers (:class:`Enforcement` says which, for ``GET /v2/providers``):
 ============  ==========================================  =====================================
 limit         with cgroups (:mod:`compute._cgroups`)      without
 ============  ==========================================  =====================================
-processes     ``pids.max`` of the command's group         ``RLIMIT_NPROC`` (not as root: a
-                                                          user namespace made by root ignores
-                                                          it, so there is then no cap)
+processes     ``pids.max`` of the command's group         none (see below)
 memory        ``memory.max`` / ``limit_in_bytes``, no     ``RLIMIT_DATA`` per process
               swap; tmpfs pages count
 cpu_seconds   the group's CPU time, checked every         ``RLIMIT_CPU`` per process
@@ -20,6 +18,12 @@ disk_mb       the workspace's size, checked every         same
 open_files    ``RLIMIT_NOFILE``                           same
 wall_seconds  the command's timeout is capped at it       same
 ============  ==========================================  =====================================
+
+``RLIMIT_NPROC`` is no substitute for the ``pids`` controller: a user namespace made by root
+does not enforce it, and for any other gateway it counts every process and thread of the
+gateway's user (the sandbox runs as that user), so a cap tight enough to stop a fork bomb
+would stop a desktop session's sandboxes from forking at all. Without ``pids`` there is no
+process cap; ``GET /v2/providers`` says so.
 
 The command joins its groups and takes its rlimits in a small ``sh`` prelude on the host
 (``echo $$ > cgroup.procs``, then ``exec prlimit … -- bwrap …``): nothing it runs exists
@@ -57,11 +61,14 @@ _JOIN: Final = (
     '{ echo "cerver: could not join the sandbox cgroup $1" >&2; exit 125; }; shift; done; '
     'shift; exec "$@"'
 )
-# What the C library prints for ENOSPC and EMFILE: a command that fails on one of them
-# is reported as having met the disk or open-files limit.
+# What the C library prints for ENOSPC, EMFILE and ENOMEM (and Python for the last): a
+# command that fails on one of them is reported as having met that limit. Only rlimits make
+# a command see them (cgroups kill instead), so this is how those limits get named.
 _STRERROR: Final[dict[str, LimitName]] = {
     "No space left on device": "disk",
     "Too many open files": "open_files",
+    "Cannot allocate memory": "memory",
+    "MemoryError": "memory",
 }
 _SIGNALS: Final[dict[int, LimitName]] = {
     128 + signal.SIGXCPU: "cpu_time",
@@ -110,24 +117,17 @@ class Enforcement:
 
     cgroups: Cgroups
     prlimit: str | None
-    root: bool
 
     @classmethod
     def detect(cls) -> Enforcement:
-        return cls(Cgroups.discover(), shutil.which("prlimit"), os.geteuid() == 0)
+        return cls(Cgroups.discover(), shutil.which("prlimit"))
 
     def describe(self) -> dict[str, str]:
         has = self.cgroups.describe()
         rlimit = "rlimit" if self.prlimit else "none (prlimit is missing)"
         cpu_total = has.get("cpuacct") or has.get("cpu")
-        if "pids" in has:
-            processes = f"{has['pids']} pids"
-        elif self.root or not self.prlimit:
-            processes = "none (no pids cgroup; RLIMIT_NPROC does not bind a root gateway)"
-        else:
-            processes = "rlimit (per user)"
         return {
-            "processes": processes,
+            "processes": f"{has['pids']} pids" if "pids" in has else "none (no pids cgroup)",
             "memory_mb": f"{has['memory']} memory" if "memory" in has else f"{rlimit} (data)",
             "cpu_seconds": f"{cpu_total} + {rlimit}" if cpu_total else f"{rlimit} per process",
             "cpus": f"{has['cpu']} cpu" if "cpu" in has else "none",
@@ -179,8 +179,6 @@ class CommandLimits:
             ]
             if "memory" not in group.controllers:
                 prefix.append(f"--data={limits.memory_mb * _MIB}")
-            if "pids" not in group.controllers and not enforcement.root:
-                prefix.append(f"--nproc={limits.processes}")
             prefix.append("--")
         return prefix
 

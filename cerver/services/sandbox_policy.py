@@ -13,14 +13,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cerver.errors import InvalidRequest
+from cerver.errors import InvalidRequest, NotConfigured
 from cerver.types import SandboxLimits
 
 __all__ = ["SandboxPolicy"]
 
 
 class SandboxPolicy:
-    """The gateway's limits (defaults and maxima) and egress allow-list for sandboxes."""
+    """The gateway's limits (defaults and maxima) and egress allow-list for sandboxes.
+
+    Raises:
+        NotConfigured: (on construction) a default limit exceeds its maximum.
+    """
 
     def __init__(
         self,
@@ -33,7 +37,7 @@ class SandboxPolicy:
         self.egress = tuple(egress)
         over = self._over(self.defaults)
         if over:
-            raise InvalidRequest(
+            raise NotConfigured(
                 f"CERVER_SANDBOX_LIMITS exceeds CERVER_SANDBOX_LIMITS_MAX for {', '.join(over)}: "
                 "raise the maxima or lower the defaults.",
                 context={"fields": over},

@@ -16,6 +16,7 @@ import pytest
 
 from cerver.types import ExecResult, SandboxLimits
 from compute._cgroups import Cgroups, _mounts, _own_paths
+from compute._limits import CommandLimits, Enforcement
 from compute.base import SandboxSpec
 from compute.local import LocalCompute, LocalSandbox
 
@@ -165,3 +166,40 @@ def test_cgroup_files_are_read_per_controller() -> None:
         "cpuacct": "/b",
         "": "/c",
     }
+
+
+# -- hosts without cgroups: rlimits only --------------------------------------------------------
+
+
+@pytest.fixture
+async def rlimits_only(tmp_path: Path) -> AsyncIterator[LocalSandbox]:
+    """A sandbox as on a host where the gateway may not create cgroups."""
+    if shutil.which("prlimit") is None:
+        pytest.skip("prlimit is missing: apt-get install -y util-linux")
+    compute = LocalCompute(tmp_path, limits=LIMITS)
+    compute._enforcement = Enforcement(Cgroups({}), shutil.which("prlimit"))
+    async with await compute.create(SandboxSpec(session_id="s")) as sandbox:
+        yield sandbox
+
+
+async def test_without_cgroups_memory_is_an_rlimit(rlimits_only: LocalSandbox) -> None:
+    result = await rlimits_only.exec("python3 -c 'x = bytearray(1 << 30)'")
+
+    assert result.limit == "memory"
+    assert "MemoryError" in result.stderr
+
+
+async def test_without_cgroups_there_is_no_process_cap_and_it_is_said(
+    rlimits_only: LocalSandbox,
+) -> None:
+    limits = CommandLimits(LIMITS, rlimits_only._enforcement, rlimits_only.workspace, "x")
+
+    prefix = limits.open()
+
+    assert prefix[0].endswith("prlimit")
+    assert not any(arg.startswith("--nproc") for arg in prefix)
+    assert "--data=134217728" in prefix
+    described = rlimits_only._enforcement.describe()
+    assert described["processes"] == "none (no pids cgroup)"
+    assert described["memory_mb"] == "rlimit (data)"
+    assert (await rlimits_only.exec("echo ok")).stdout == "ok\n"
