@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -170,3 +171,22 @@ def test_the_demo_with_the_opt_out_does_not_install(
 
     assert demo_confinement(host, console, monkeypatch, local_isolation="none") is None
     assert host.calls == []
+
+
+def test_the_demo_stops_with_the_refusal_when_it_cannot_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`cerver demo` on a host without bubblewrap, not root: the refusal names the command."""
+    from typer.testing import CliRunner
+
+    from cerver.cli.main import app
+    from compute import _bwrap
+
+    monkeypatch.setattr(_bwrap, "find_bwrap", lambda: None)
+    monkeypatch.setattr(setup_tools.shutil, "which", lambda name, path=None: None)
+    monkeypatch.setenv("CERVER_DATA_DIR", str(tmp_path))
+
+    done = CliRunner().invoke(app, ["demo"])
+
+    assert done.exit_code == 1
+    assert "uv run cerver setup --only bubblewrap" in " ".join(done.output.split())

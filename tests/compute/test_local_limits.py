@@ -203,3 +203,35 @@ async def test_without_cgroups_there_is_no_process_cap_and_it_is_said(
     assert described["processes"] == "none (no pids cgroup)"
     assert described["memory_mb"] == "rlimit (data)"
     assert (await rlimits_only.exec("echo ok")).stdout == "ok\n"
+
+
+def test_cgroup_v2_groups_go_in_a_sibling_with_the_limits_written(tmp_path: Path) -> None:
+    """cgroup v2 on a fake cgroupfs: the kernel's files are made by hand, the layout checked."""
+    root = tmp_path / "unified"
+    own = root / "gateway.service"
+    own.mkdir(parents=True)
+    for directory in (root, own):
+        (directory / "cgroup.procs").write_text("")
+        (directory / "cgroup.controllers").write_text("cpu memory pids\n")
+    (root / "cerver").mkdir()
+    (root / "cerver" / "cgroup.subtree_control").write_text("")
+    mountinfo = f"41 31 0:38 / {root} rw,relatime - cgroup2 cgroup2 rw\n"
+
+    cgroups = Cgroups.from_host(mountinfo, {"": "/gateway.service"})
+
+    assert cgroups.describe() == {
+        "cpu": "cgroup v2",
+        "cpuacct": "cgroup v2",
+        "memory": "cgroup v2",
+        "pids": "cgroup v2",
+    }
+    assert {h.parent for h in cgroups.hierarchies.values()} == {root / "cerver"}
+    group = cgroups.group("sbx-1")
+    group.create(SandboxLimits(processes=64, memory_mb=128, cpus=0.5))
+    made = root / "cerver" / "sbx-1"
+    assert (made / "pids.max").read_text() == "64"
+    assert (made / "memory.max").read_text() == str(128 * 1024 * 1024)
+    assert (made / "cpu.max").read_text() == "50000 100000"
+    assert group.procs == [made / "cgroup.procs"]
+    (made / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
+    assert group.exceeded() == "memory"
