@@ -108,16 +108,10 @@ class Cgroups:
     def __init__(self, hierarchies: dict[Controller, Hierarchy]) -> None:
         self.hierarchies = hierarchies
 
-    @classmethod
-    @functools.cache
-    def discover(cls) -> Cgroups:
+    @staticmethod
+    def discover() -> Cgroups:
         """Find the usable controllers (once per process; a few file reads)."""
-        try:
-            mountinfo = Path("/proc/self/mountinfo").read_text()
-            own = _own_paths(Path("/proc/self/cgroup").read_text())
-        except OSError:
-            return cls({})
-        return cls.from_host(mountinfo, own)
+        return _discover()
 
     @classmethod
     def from_host(cls, mountinfo: str, own: dict[str, str]) -> Cgroups:
@@ -152,6 +146,16 @@ class Cgroups:
     def group(self, name: str) -> CommandGroup:
         """A group for one command, not made yet (see :meth:`CommandGroup.create`)."""
         return CommandGroup(self.hierarchies, name)
+
+
+@functools.cache
+def _discover() -> Cgroups:
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+        own = _own_paths(Path("/proc/self/cgroup").read_text())
+    except OSError:
+        return Cgroups({})
+    return Cgroups.from_host(mountinfo, own)
 
 
 class CommandGroup:

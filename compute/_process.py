@@ -24,7 +24,7 @@ import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from cerver.errors import ComputeError
 from cerver.types import LimitName
@@ -225,7 +225,7 @@ class CommandRun:
                         deadline = loop.time() + _DRAIN_GRACE_S
                 elif stream == "limit":
                     if not killed:
-                        self.limit_met = text  # type: ignore[assignment]
+                        self.limit_met = cast(LimitName, text)
                         killed = True
                         kill()
                         deadline = loop.time() + _DRAIN_GRACE_S
@@ -250,8 +250,8 @@ class CommandRun:
                 self.limit_met = "wall_time"
             elif self.limit_met is None and self.limits:
                 self.limit_met = self.limits.verdict(self.exit_code, stderr_tail)
-            if self.limit_met not in (None, "wall_time") and self.limits:
-                yield ExecChunk("stderr", limit_message(self.limit_met, self.limits.limits))  # type: ignore[arg-type]
+            if self.limits and self.limit_met is not None and self.limit_met != "wall_time":
+                yield ExecChunk("stderr", limit_message(self.limit_met, self.limits.limits))
             yield ExecChunk("exit", exit_code=self.exit_code, limit=self.limit_met)
         finally:
             if watch is not None:
