@@ -497,10 +497,17 @@ class LocalSandbox(Sandbox):
 
         Raises:
             InvalidRequest: the path escapes the workspace, or it or a parent is in the way
-                (a directory where the file goes, a file where a directory goes).
+                (a directory where the file goes, a file where a directory goes), or the file
+                is larger than the workspace may be (``limits.disk_mb``).
             ComputeError: the sandbox was deleted, or the host refused the write.
         """
         host = self._host_path(path)
+        if len(data) > self.limits.disk_mb * 1024 * 1024:
+            raise InvalidRequest(
+                f"{path!r} ({len(data)} bytes) is larger than sandbox {self.sandbox_id}'s "
+                f"workspace may be ({self.limits.disk_mb} MiB, limits.disk_mb).",
+                context={"path": path, "bytes": len(data), "disk_mb": self.limits.disk_mb},
+            )
 
         def write() -> None:
             if not self.workspace.is_dir():

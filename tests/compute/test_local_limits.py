@@ -235,3 +235,13 @@ def test_cgroup_v2_groups_go_in_a_sibling_with_the_limits_written(tmp_path: Path
     assert group.procs == [made / "cgroup.procs"]
     (made / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     assert group.exceeded() == "memory"
+
+
+async def test_a_file_written_from_the_host_is_held_to_the_workspace_size(
+    hog: LocalSandbox,
+) -> None:
+    from cerver.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match=r"limits\.disk_mb"):
+        await hog.write_file("big", b"\0" * (LIMITS.disk_mb * 1024 * 1024 + 1))
+    assert not (hog.workspace / "big").exists()
