@@ -23,6 +23,7 @@ import functools
 import os
 import secrets
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -139,6 +140,21 @@ class Cgroups:
                         found[controller] = Hierarchy(controller, 2, parent)
         return cls({c: h for c, h in found.items() if _probe(h)})
 
+    def sweep(self, older_than_s: float = 60.0) -> None:
+        """Remove empty command groups left behind (a command whose processes outlived the
+        wait in :meth:`CommandGroup.remove_now`'s caller, a gateway killed mid-command).
+
+        Only groups older than ``older_than_s`` are tried: a newer empty one may belong to a
+        command of another gateway process that is about to join it. A busy group refuses.
+        """
+        deadline = time.time() - older_than_s
+        for hierarchy in self.hierarchies.values():
+            with contextlib.suppress(OSError):
+                for group in hierarchy.parent.iterdir():
+                    with contextlib.suppress(OSError):
+                        if group.is_dir() and group.stat().st_mtime < deadline:
+                            group.rmdir()
+
     def describe(self) -> dict[str, str]:
         """``{controller: "cgroup v1" | "cgroup v2"}`` for ``GET /v2/providers``."""
         return {c: f"cgroup v{h.version}" for c, h in sorted(self.hierarchies.items())}
@@ -155,7 +171,9 @@ def _discover() -> Cgroups:
         own = _own_paths(Path("/proc/self/cgroup").read_text())
     except OSError:
         return Cgroups({})
-    return Cgroups.from_host(mountinfo, own)
+    cgroups = Cgroups.from_host(mountinfo, own)
+    cgroups.sweep()
+    return cgroups
 
 
 class CommandGroup:

@@ -245,3 +245,18 @@ async def test_a_file_written_from_the_host_is_held_to_the_workspace_size(
     with pytest.raises(InvalidRequest, match=r"limits\.disk_mb"):
         await hog.write_file("big", b"\0" * (LIMITS.disk_mb * 1024 * 1024 + 1))
     assert not (hog.workspace / "big").exists()
+
+
+def test_a_sweep_removes_only_old_leftover_groups(tmp_path: Path) -> None:
+    import os
+
+    from compute._cgroups import Hierarchy
+
+    old, fresh = tmp_path / "sbx_old-1", tmp_path / "sbx_new-1"
+    old.mkdir(), fresh.mkdir()
+    os.utime(old, (0, 0))
+
+    Cgroups({"pids": Hierarchy("pids", 1, tmp_path)}).sweep(older_than_s=60)
+
+    assert not old.exists()
+    assert fresh.exists()  # may be a command of another gateway about to join it
