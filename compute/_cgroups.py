@@ -261,14 +261,18 @@ class CommandGroup:
         return None
 
     def exceeded(self) -> LimitName | None:
-        """The limit the kernel has enforced on the group so far, if any."""
+        """The limit the kernel has enforced on the group so far, if any.
+
+        ``pids`` is checked first: a fork bomb also fills memory with its copies, but what
+        ended it is the process cap it met first (a memory hog never meets the process cap).
+        """
+        if "pids" in self._dirs and self._counter(self._read("pids", "pids.events"), "max"):
+            return "pids"
         if "memory" in self._dirs:
             version, _ = self._dirs["memory"]
             events = "memory.oom_control" if version == 1 else "memory.events"
             if self._counter(self._read("memory", events), "oom_kill"):
                 return "memory"
-        if "pids" in self._dirs and self._counter(self._read("pids", "pids.events"), "max"):
-            return "pids"
         used = self.cpu_ns()
         if used is not None and self._cpu_limit_ns and used >= self._cpu_limit_ns:
             return "cpu_time"
