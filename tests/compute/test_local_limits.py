@@ -65,7 +65,9 @@ async def test_a_fork_bomb_meets_the_process_limit(
 ) -> None:
     needs_cgroup("pids")
 
-    result = await beside(hog, ":(){ :|:& };:", neighbour)
+    # The classic bomb returns at once and leaves its copies in the background, which end
+    # with their command: the command stays to let them multiply.
+    result = await beside(hog, ":(){ :|:& };:; sleep 30", neighbour)
 
     assert result.limit == "pids"
     assert not result.timed_out
