@@ -63,7 +63,6 @@ class Gateway:
             "local": {
                 "root": sandboxes,
                 "shared": shared,
-                "isolation": self.settings.local_isolation,
                 "limits": sandbox_policy.defaults,
                 "egress": sandbox_policy.egress,
             },

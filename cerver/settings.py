@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -91,12 +91,6 @@ class Settings(BaseSettings):
         return not (self.anthropic_api_key or self.openai_api_key or self.gemini_api_key)
 
     # -- sandboxes (compute/local.py, cerver/services/sandbox_policy.py) -------------------
-    local_isolation: Literal["bwrap", "none"] = Field(
-        default="bwrap",
-        description="How local sandbox commands are confined. 'bwrap' (default): bubblewrap, "
-        "and the local compute refuses to work without it. 'none': commands run unconfined "
-        "as the gateway's user; an explicit, gateway-wide opt-in for trusted setups only.",
-    )
     sandbox_limits: SandboxLimits = Field(
         default_factory=SandboxLimits,
         description="Default limits of every sandbox command (JSON, e.g. "

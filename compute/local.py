@@ -33,6 +33,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 from pydantic import ValidationError
 
 from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
+from cerver.options import PluginSettings, plugin_settings
 from cerver.types import ExecResult, SandboxLimits
 from compute import _bwrap
 from compute._egress import SETTING as EGRESS_SETTING
@@ -124,9 +125,10 @@ class LocalCompute(Compute):
 
     Args:
         root: where workspaces live; default :func:`default_root`.
-        isolation: ``"bwrap"`` (the default) confines every command with bubblewrap and
-            refuses to work without it; ``"none"`` runs plain subprocesses as the gateway's
-            user (the gateway's explicit opt-in, ``CERVER_LOCAL_ISOLATION=none``).
+        isolation: ``"bwrap"`` confines every command with bubblewrap and refuses to work
+            without it; ``"none"`` runs plain subprocesses as the gateway's user (the
+            gateway's explicit opt-in). Default: ``$CERVER_LOCAL_ISOLATION``, else
+            ``"bwrap"``.
         shared: host directories every sandbox sees read-only at the same path (when they
             exist at exec time): the model proxy's socket directory and the CLI harnesses'
             installs (see :mod:`compute._proxy_bridge`).
@@ -152,18 +154,25 @@ class LocalCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=5, cost_per_hour_usd=0.0)
 
+    class Settings(PluginSettings):
+        """Gateway-wide: ``CERVER_LOCAL_ISOLATION``, ``bwrap`` (the default: confined, or
+        refused) or ``none`` (unconfined: the operator's explicit opt-in, never a tenant's)."""
+
+        isolation: str = "bwrap"
+
     def __init__(
         self,
         root: Path | None = None,
         *,
-        isolation: Isolation = "bwrap",
+        isolation: Isolation | None = None,
         shared: Sequence[Path] = (),
         limits: SandboxLimits | None = None,
         egress: Sequence[str] = (),
     ) -> None:
         self.root = Path(os.path.realpath((root or default_root()).expanduser()))
         self._shared = tuple(shared)
-        self._bwrap = self._find_bwrap(isolation)
+        settings = plugin_settings(self.name, self.Settings, isolation=isolation)
+        self._bwrap = self._find_bwrap(settings.isolation)  # type: ignore[arg-type]
         self._bwrap_args: dict[tuple[bool, int], list[str]] = {}
         self.limits = limits or SandboxLimits()
         self._enforcement = Enforcement.detect()
@@ -190,7 +199,9 @@ class LocalCompute(Compute):
     @classmethod
     def host_report(cls, **options: Any) -> HostReport:
         """Whether commands can be confined here, and how limits are held."""
-        isolation = options.get("isolation", "bwrap")
+        isolation = plugin_settings(
+            cls.name, cls.Settings, isolation=options.get("isolation")
+        ).isolation
         problem = None if isolation == "none" else _confinement_problem()
         details: dict[str, Any] = {
             "isolation": "none (unconfined: CERVER_LOCAL_ISOLATION=none)"

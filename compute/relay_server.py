@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from cerver.errors import (
 from cerver.failures import Failure
 from cerver.types import SandboxLimits
 from compute.base import SandboxSpec
-from compute.local import ISOLATION_SETTING, LocalCompute, LocalSandbox
+from compute.local import LocalCompute, LocalSandbox
 
 __all__ = ["create_relay_app"]
 
@@ -98,9 +97,8 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
     """
     if not token:
         raise InvalidRequest("The relay needs a token: cerver relay --token <secret>.")
-    # The same opt-in as a gateway's: unconfined only when the machine's owner says so.
-    isolation = "none" if os.environ.get(ISOLATION_SETTING) == "none" else "bwrap"
-    compute = LocalCompute(root, isolation=isolation)
+    # Confined, or refused; CERVER_LOCAL_ISOLATION=none on this machine is the owner's opt-in.
+    compute = LocalCompute(root)
     expected = f"Bearer {token}".encode()
 
     def guarded(handler: Handler, *, public: bool = False) -> Handler:

@@ -66,22 +66,21 @@ async def running_gateway(settings: Settings) -> AsyncIterator[tuple[Gateway, st
         await task
 
 
-def ensure_confinement(console: Console, settings: Settings) -> str | None:
+def ensure_confinement(console: Console) -> str | None:
     """Install bubblewrap if the local sandbox needs it and this host allows it.
 
     Returns:
-        ``None`` when local sandboxes can run, else the refusal naming the fix.
+        ``None`` when local sandboxes can run (confined, or ``CERVER_LOCAL_ISOLATION=none``),
+        else the refusal naming the fix.
     """
     from cerver.cli.setup_tools import install_bubblewrap
     from compute.local import LocalCompute
 
-    if settings.local_isolation == "none":
-        return None
-    problem = LocalCompute.host_report(isolation=settings.local_isolation).problem
+    problem = LocalCompute.host_report().problem
     if problem is not None and "not installed" in problem:
         console.print("The local sandbox needs bubblewrap to confine commands: setting it up.")
         install_bubblewrap(console)
-        problem = LocalCompute.host_report(isolation=settings.local_isolation).problem
+        problem = LocalCompute.host_report().problem
     return problem
 
 
@@ -89,7 +88,7 @@ async def run_demo(console: Console, user: str) -> None:
     data_dir = os.environ.get("CERVER_DATA_DIR") or tempfile.mkdtemp(prefix="cerver-demo-")
     settings = Settings(data_dir=Path(data_dir))
     console.rule("[bold]Cerver demo")
-    refusal = ensure_confinement(console, settings)
+    refusal = ensure_confinement(console)
     if refusal is not None:
         console.print(f"[red]The demo's sandbox would not be confined.[/] {escape(refusal)}")
         raise SystemExit(1)

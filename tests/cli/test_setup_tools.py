@@ -127,15 +127,14 @@ def test_setup_only_runs_the_named_step(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def demo_confinement(
-    host: FakeHost, console: Console, monkeypatch: pytest.MonkeyPatch, **settings: object
+    host: FakeHost, console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> str | None:
     from cerver.cli.demo import ensure_confinement
-    from cerver.settings import Settings
 
     monkeypatch.setattr(setup_tools.shutil, "which", host.which)  # also what _bwrap sees
     monkeypatch.setattr(setup_tools.os, "geteuid", lambda: 0 if host.root else 1000)
     monkeypatch.setattr(setup_tools.subprocess, "run", host.run)
-    return ensure_confinement(console, Settings(**settings))
+    return ensure_confinement(console)
 
 
 def test_the_demo_without_root_stops_with_the_refusal_naming_the_command(
@@ -168,8 +167,9 @@ def test_the_demo_with_the_opt_out_does_not_install(
     console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = FakeHost(root=True)
+    monkeypatch.setenv("CERVER_LOCAL_ISOLATION", "none")
 
-    assert demo_confinement(host, console, monkeypatch, local_isolation="none") is None
+    assert demo_confinement(host, console, monkeypatch) is None
     assert host.calls == []
 
 

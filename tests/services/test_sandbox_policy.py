@@ -52,7 +52,6 @@ def test_settings_read_partial_json_and_a_comma_separated_allow_list(
     monkeypatch.setenv("CERVER_SANDBOX_LIMITS", '{"memory_mb": 2048}')
     monkeypatch.setenv("CERVER_SANDBOX_LIMITS_MAX", '{"memory_mb": 4096}')
     monkeypatch.setenv("CERVER_SANDBOX_EGRESS", "pypi.org, *.pythonhosted.org")
-    monkeypatch.setenv("CERVER_LOCAL_ISOLATION", "none")
 
     settings = Settings()
 
@@ -60,4 +59,3 @@ def test_settings_read_partial_json_and_a_comma_separated_allow_list(
     assert settings.sandbox_limits_max.memory_mb == 4096
     assert settings.sandbox_limits_max.processes == 4096  # the other default maxima stay
     assert settings.sandbox_egress == ["pypi.org", "*.pythonhosted.org"]
-    assert settings.local_isolation == "none"
