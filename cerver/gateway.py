@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cerver.events import EventHub
 from cerver.placement import Catalog
@@ -18,6 +18,7 @@ from cerver.services.metrics import MetricsService
 from cerver.services.moves import MoveService
 from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
+from cerver.services.sandbox_policy import SandboxPolicy
 from cerver.services.sessions import SessionService
 from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
@@ -54,14 +55,27 @@ class Gateway:
         self.proxy = ModelProxy(ProxyForwarder(self._upstream_route), runtime_dir())
         # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
         shared = [self.proxy.socket_dir, *cli_tool_dirs()]
-        self.computes = ComputePool(
-            {
-                "local": {"root": sandboxes, "shared": shared},
-                "relay": {"resolve": self.registered_computes.endpoint},
-            }
+        sandbox_policy = SandboxPolicy(
+            self.settings.sandbox_limits,
+            self.settings.sandbox_limits_max,
+            self.settings.sandbox_egress,
         )
+        compute_options: dict[str, dict[str, Any]] = {
+            "local": {
+                "root": sandboxes,
+                "shared": shared,
+                "limits": sandbox_policy.defaults,
+                "egress": sandbox_policy.egress,
+            },
+            "relay": {"resolve": self.registered_computes.endpoint},
+        }
+        self.computes = ComputePool(compute_options)
         self.placement = PlacementService(
-            self.store, self.computes, self.registered_computes, Catalog()
+            self.store,
+            self.computes,
+            self.registered_computes,
+            Catalog(options=compute_options),
+            sandbox_policy,
         )
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
         self.locks = SessionLocks(

@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["install_bubblewrap", "install_chromium", "install_codex", "install_gemini_cli"]
+__all__ = ["STEPS", "install_bubblewrap", "install_chromium", "install_codex", "install_gemini_cli"]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -54,7 +54,7 @@ def install_bubblewrap(console: Console | None = None) -> bool:
     return _apt_install(
         ("bubblewrap",),
         ("bwrap",),
-        "bubblewrap is installed: local sandboxes are isolated.",
+        "bubblewrap is installed: local sandboxes are confined.",
         console,
     )
 
@@ -194,3 +194,12 @@ def _npm_install(
     if installed:
         console.print(f"{what} is installed under {prefix}.")
     return installed
+
+
+STEPS: dict[str, Callable[[Console | None], bool]] = {
+    "bubblewrap": install_bubblewrap,
+    "chromium": install_chromium,
+    "codex": install_codex,
+    "gemini-cli": install_gemini_cli,
+}
+"""The steps of ``cerver setup``, by the name ``--only`` takes, in the order they run."""
