@@ -102,7 +102,8 @@ def _app(root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]
             return missing(sandbox_id)
         if request.method == "DELETE":
             sandboxes.pop(sandbox_id).destroy()
-            return JSONResponse({**sandbox_json(request, box, bodies[sandbox_id]), "state": "destroying"})
+            gone = {**sandbox_json(request, box, bodies[sandbox_id]), "state": "destroying"}
+            return JSONResponse(gone)
         return JSONResponse(sandbox_json(request, box, bodies[sandbox_id]))
 
     def addressed(request: Request) -> FakeBox | None:
@@ -139,9 +140,13 @@ def _app(root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]
                 error = {"message": f"file not found: {path}", "statusCode": 404}
                 name, kind, payload = "error", "application/json", json.dumps(error).encode()
             body += (
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; "
-                f"filename=\"{path}\"\r\nContent-Type: {kind}\r\n\r\n"
-            ).encode() + payload + b"\r\n"
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                    f'filename="{path}"\r\nContent-Type: {kind}\r\n\r\n'
+                ).encode()
+                + payload
+                + b"\r\n"
+            )
         body += f"--{boundary}--\r\n".encode()
         return Response(body, media_type=f"multipart/form-data; boundary={boundary}")
 

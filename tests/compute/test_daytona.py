@@ -14,7 +14,7 @@ from tests.compute.fake_daytona import API_KEY, FakeDaytona, fake_daytona
 
 pytest.importorskip("daytona", reason="pip install 'cerver[daytona]'")
 
-from compute.daytona import DaytonaCompute  # noqa: E402
+from compute.daytona import DaytonaCompute
 
 
 @pytest.fixture(scope="module")
