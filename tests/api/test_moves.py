@@ -135,3 +135,34 @@ async def test_e2b_session_moves_to_local_with_its_files(
         assert back.status_code == 200, back.text
         assert (await run(http, sid, "cat moved.txt"))["stdout"] == "from-e2b\n"
         assert session["sandbox_id"] not in fake.sandboxes  # the E2B sandbox was killed
+
+
+async def test_session_moves_from_local_to_daytona_and_back_with_its_files(
+    http: httpx.AsyncClient, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real daytona SDK against the local fake Daytona (a test double), configured by env
+    vars the way an operator would."""
+    pytest.importorskip("daytona", reason="pip install 'cerver[daytona]'")
+    from tests.compute.fake_daytona import API_KEY, fake_daytona
+
+    with fake_daytona(tmp_path) as fake:
+        monkeypatch.setenv("DAYTONA_API_KEY", API_KEY)
+        monkeypatch.setenv("DAYTONA_API_URL", fake.url)
+        session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
+        sid = session["session_id"]
+        await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
+
+        there = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "daytona"})
+        assert there.status_code == 200, there.text
+        assert there.json()["provider"] == "daytona"
+        daytona_id = there.json()["sandbox_id"]
+        assert daytona_id in fake.sandboxes
+        assert (await run(http, sid, "cat src/notes.txt && pwd"))["stdout"] == (
+            "local\n/home/daytona/workspace\n"
+        )
+        await run(http, sid, "echo daytona >> src/notes.txt")
+
+        back = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "local"})
+        assert back.status_code == 200, back.text
+        assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\ndaytona\n"
+        assert daytona_id not in fake.sandboxes  # the Daytona sandbox was deleted
