@@ -166,3 +166,35 @@ async def test_session_moves_from_local_to_daytona_and_back_with_its_files(
         assert back.status_code == 200, back.text
         assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\ndaytona\n"
         assert daytona_id not in fake.sandboxes  # the Daytona sandbox was deleted
+
+
+async def test_session_moves_from_local_to_vercel_and_back_with_its_files(
+    http: httpx.AsyncClient, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real vercel SDK against the local fake Vercel Sandbox API (a test double),
+    configured by env vars the way an operator would."""
+    pytest.importorskip("vercel.sandbox", reason="pip install 'cerver[vercel]'")
+    from tests.compute.fake_vercel import CREDENTIALS, fake_vercel
+
+    with fake_vercel(tmp_path) as fake:
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("VERCEL_SANDBOX_API_URL", fake.url)
+        session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
+        sid = session["session_id"]
+        await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
+
+        there = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "vercel"})
+        assert there.status_code == 200, there.text
+        assert there.json()["provider"] == "vercel"
+        vercel_id = there.json()["sandbox_id"]
+        assert vercel_id in fake.sandboxes
+        assert (await run(http, sid, "cat src/notes.txt && pwd"))["stdout"] == (
+            "local\n/vercel/sandbox/workspace\n"
+        )
+        await run(http, sid, "echo vercel >> src/notes.txt")
+
+        back = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "local"})
+        assert back.status_code == 200, back.text
+        assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\nvercel\n"
+        assert vercel_id not in fake.sandboxes  # the Vercel sandbox was destroyed

@@ -102,6 +102,10 @@ class FakeBox:
             self.processes.discard(process)
         return Finished(stdout, stderr, process.returncode or 0, timed_out)
 
+    def kill(self, process: asyncio.subprocess.Process) -> None:
+        """Kill a started process's whole group."""
+        _kill(process)
+
     def destroy(self) -> None:
         for process in list(self.processes):
             _kill(process)
