@@ -51,13 +51,19 @@ class ModalSandbox(CommandSandbox):
 
     async def _run(self, command: str, *, timeout: float) -> RawResult:
         async with VENDOR_ERRORS.translate("run a command"):
-            process = await self._sbx.exec.aio("bash", "-c", command, timeout=math.ceil(timeout))
+            # Bytes, not text: the SDK's own decoding is strict and fails on invalid UTF-8.
+            process = await self._sbx.exec.aio(
+                "bash", "-c", command, timeout=math.ceil(timeout), text=False
+            )
             code = await process.wait.aio()
             stdout = await process.stdout.read.aio()
             stderr = await process.stderr.read.aio()
-        return RawResult(stdout, stderr, int(code))
+        return RawResult(
+            stdout.decode(errors="replace"), stderr.decode(errors="replace"), int(code)
+        )
 
     async def delete(self) -> None:
+        """Terminate the sandbox. Idempotent: terminating a terminated sandbox is a no-op."""
         async with VENDOR_ERRORS.translate("terminate the sandbox"):
             await self._sbx.terminate.aio()
 
@@ -102,4 +108,12 @@ class ModalCompute(Compute):
 
     async def attach(self, sandbox_id: str) -> ModalSandbox:
         async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
-            return ModalSandbox(await self._sdk.Sandbox.from_id.aio(sandbox_id))
+            handle = await self._sdk.Sandbox.from_id.aio(sandbox_id)
+            finished = await handle.poll.aio()
+        # Modal keeps a terminated sandbox's record; for Cerver it no longer exists.
+        if finished is not None:
+            raise NotFound(
+                f"Modal sandbox {sandbox_id!r} has terminated (exit {finished}).",
+                context={"sandbox_id": sandbox_id},
+            )
+        return ModalSandbox(handle)
