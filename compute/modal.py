@@ -6,13 +6,16 @@ Modal app ``cerver`` (created if missing); network follows the spec (``block_net
 Commands go through :class:`compute._remote.CommandSandbox` (``Sandbox.exec`` to completion);
 files travel as base64 through commands.
 
-Verified here only up to the SDK boundary (construction and credentials): Modal speaks gRPC to
-its own servers, which the test environment cannot reach.
+Each provider opens its own Modal client (``MODAL_SERVER_URL`` picks the server, as for the
+SDK). Proven with the unchanged SDK against a local gRPC double of Modal's control plane and
+task command router (``tests/compute/fake_modal.py``): the conformance suite and a session move
+through the API. No Modal account is reachable from the test environment.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar
 
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
@@ -93,12 +96,24 @@ class ModalCompute(Compute):
         modal = self._import_sdk("modal")
         self._require_credentials("Modal token")
         self._sdk = modal
+        self._client: Any = None
+
+    async def _connected(self) -> Any:
+        """This provider's own Modal client (not the SDK's process-wide one), opened once
+        with the tokens from the environment and ``MODAL_SERVER_URL``'s server."""
+        if self._client is None:
+            self._client = await self._sdk.Client.from_credentials.aio(
+                os.environ["MODAL_TOKEN_ID"], os.environ["MODAL_TOKEN_SECRET"]
+            )
+        return self._client
 
     async def create(self, spec: SandboxSpec) -> ModalSandbox:
         async with VENDOR_ERRORS.translate("create a sandbox"):
-            app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True)
+            client = await self._connected()
+            app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True, client=client)
             handle = await self._sdk.Sandbox.create.aio(
                 app=app,
+                client=client,
                 timeout=spec.timeout_minutes * 60,
                 env=dict(spec.env),
                 block_network=not spec.network,
@@ -108,7 +123,7 @@ class ModalCompute(Compute):
 
     async def attach(self, sandbox_id: str) -> ModalSandbox:
         async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
-            handle = await self._sdk.Sandbox.from_id.aio(sandbox_id)
+            handle = await self._sdk.Sandbox.from_id.aio(sandbox_id, client=await self._connected())
             finished = await handle.poll.aio()
         # Modal keeps a terminated sandbox's record; for Cerver it no longer exists.
         if finished is not None:
@@ -117,3 +132,8 @@ class ModalCompute(Compute):
                 context={"sandbox_id": sandbox_id},
             )
         return ModalSandbox(handle)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close.aio()

@@ -93,7 +93,7 @@ class _Exec:
         while True:
             async with self.changed:
                 await self.changed.wait_for(
-                    lambda: len(self.output[stderr]) > offset or self.closed[stderr]
+                    lambda at=offset: len(self.output[stderr]) > at or self.closed[stderr]
                 )
                 chunk = bytes(self.output[stderr][offset:])
                 closed = self.closed[stderr]
@@ -140,10 +140,25 @@ class _Services:
         for path, handler in mapping.items():
             name = path.rsplit("/", 1)[1]
             method = getattr(self, f"rpc_{name}", None) or self._unimplemented(name)
+            if path.startswith("/modal.client.ModalClient/"):
+                method = self._authenticated(method)
             served[path] = grpclib.const.Handler(
                 method, handler.cardinality, handler.request_type, handler.reply_type
             )
         return served
+
+    @staticmethod
+    def _authenticated(method: Any) -> Any:
+        """The control plane refuses any token but the test one, as Modal does (UNAUTHENTICATED)."""
+
+        async def checked(stream: Any) -> None:
+            metadata = stream.metadata or {}
+            given = (metadata.get("x-modal-token-id"), metadata.get("x-modal-token-secret"))
+            if given != (TOKEN_ID, TOKEN_SECRET):
+                raise GRPCError(Status.UNAUTHENTICATED, "Token is invalid")
+            await method(stream)
+
+        return checked
 
     def _unimplemented(self, name: str) -> Any:
         async def refuse(stream: Any) -> None:
@@ -169,7 +184,6 @@ class _Services:
         await stream.send_message(
             api_pb2.EnvironmentGetOrCreateResponse(environment_id="en-fake", metadata=metadata)
         )
-
 
     async def rpc_ImageGetOrCreate(self, stream: Any) -> None:
         await stream.recv_message()  # every image is "already built": the host's /usr
@@ -257,7 +271,6 @@ class _Services:
             self.terminated.add(request.sandbox_id)
         await stream.send_message(api_pb2.SandboxTerminateResponse())
 
-
     # -- task command router ------------------------------------------------------------
 
     def _box_of_task(self, task_id: str) -> FakeBox:
@@ -275,9 +288,7 @@ class _Services:
         process = await box.start(list(request.command_args), cwd=workdir, env=env)
         timeout = request.timeout_secs if request.HasField("timeout_secs") else None
         self.execs[request.exec_id] = _Exec(box, process, timeout)
-        await stream.send_message(
-            router_pb2.TaskExecStartResponse()
-        )
+        await stream.send_message(router_pb2.TaskExecStartResponse())
 
     def _exec(self, exec_id: str) -> _Exec:
         if exec_id not in self.execs:

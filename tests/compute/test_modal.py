@@ -3,18 +3,18 @@ serving its gRPC control plane and task command router)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from cerver.errors import NotFound
+from cerver.errors import NotConfigured, NotFound
 from cerver.testing.conformance import SandboxConformance
 from compute.base import SandboxSpec
 from tests.compute.fake_modal import TOKEN_ID, TOKEN_SECRET, FakeModal, fake_modal
 
 pytest.importorskip("modal", reason="pip install 'cerver[modal]'")
 
-from compute.modal import ModalCompute  # noqa: E402
+from compute.modal import ModalCompute
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +24,15 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeModal]:
 
 
 @pytest.fixture
-def modal(fake: FakeModal, monkeypatch: pytest.MonkeyPatch) -> ModalCompute:
+async def modal(fake: FakeModal, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ModalCompute]:
     monkeypatch.setenv("MODAL_SERVER_URL", fake.url)
     monkeypatch.setenv("MODAL_TOKEN_ID", TOKEN_ID)
     monkeypatch.setenv("MODAL_TOKEN_SECRET", TOKEN_SECRET)
-    return ModalCompute()
+    compute = ModalCompute()
+    try:
+        yield compute
+    finally:
+        await compute.aclose()
 
 
 class TestModalSandbox(SandboxConformance):
@@ -56,3 +60,17 @@ async def test_lifetime_network_and_workdir_reach_the_api(
 async def test_attach_unknown_is_not_found(modal: ModalCompute) -> None:
     with pytest.raises(NotFound):
         await modal.attach("sb-fake000000000000")
+
+
+async def test_bad_token_names_the_variables(
+    fake: FakeModal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODAL_SERVER_URL", fake.url)
+    monkeypatch.setenv("MODAL_TOKEN_ID", TOKEN_ID)
+    monkeypatch.setenv("MODAL_TOKEN_SECRET", "wrong")
+    compute = ModalCompute()
+    try:
+        with pytest.raises(NotConfigured, match="MODAL_TOKEN_SECRET"):
+            await compute.create(SandboxSpec(session_id="sess_x"))
+    finally:
+        await compute.aclose()
