@@ -1,8 +1,8 @@
 """The ``vercel`` provider: Vercel Sandbox through the official ``vercel`` SDK.
 
 Install with ``pip install 'cerver[vercel]'`` and set ``VERCEL_TOKEN``, ``VERCEL_TEAM_ID`` and
-``VERCEL_PROJECT_ID`` (the SDK's own variables); ``VERCEL_SANDBOX_API_URL`` (Cerver's, the SDK
-has none) points the SDK at another Sandbox API base URL. The SDK is imported when the provider
+``VERCEL_PROJECT_ID`` (the SDK's own variables); ``CERVER_VERCEL_API_URL`` (Cerver's, the SDK
+reads none) points the SDK at another Sandbox API base URL. The SDK is imported when the provider
 is built. Commands go through :class:`compute._remote.CommandSandbox` (``run_process`` with
 captured output; the service's ``kill_after`` backs up the in-sandbox timeout); files use the
 SDK's ``fs.read_bytes`` / ``fs.write_bytes``.
@@ -21,8 +21,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
-from compute._remote import CommandSandbox, RawResult
+from cerver.options import PluginOptions, PluginSettings, plugin_settings
+from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
 from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["VercelCompute", "VercelSandbox"]
@@ -96,7 +99,7 @@ class VercelCompute(Compute):
     """Vercel Sandbox microVMs (needs VERCEL_TOKEN, VERCEL_TEAM_ID, VERCEL_PROJECT_ID).
 
     Args:
-        api_url: the Sandbox API base URL; default ``$VERCEL_SANDBOX_API_URL``, else Vercel's.
+        api_url: the Sandbox API base URL; default ``$CERVER_VERCEL_API_URL``, else Vercel's.
 
     Raises:
         MissingDependency: the ``vercel`` package is not installed.
@@ -116,6 +119,20 @@ class VercelCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=800, cost_per_hour_usd=0.13)  # prior
 
+    class Options(PluginOptions):
+        """Per session: ``compute: {"provider": "vercel", "options": {"image": "…"}}``."""
+
+        image: str | None = Field(default=None, pattern=IMAGE_NAME, description="Sandbox image.")
+        region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
+
+    class Settings(PluginSettings):
+        """Gateway-wide defaults: ``CERVER_VERCEL_IMAGE``, ``CERVER_VERCEL_REGION``,
+        ``CERVER_VERCEL_API_URL`` (another Sandbox API base URL; the SDK reads none)."""
+
+        image: str | None = None
+        region: str | None = None
+        api_url: str | None = None
+
     def __init__(self, *, api_url: str | None = None) -> None:
         sandbox = self._import_sdk("vercel.sandbox")
         self._require_credentials("Vercel credentials")
@@ -130,9 +147,9 @@ class VercelCompute(Compute):
         async def given() -> Any:
             return credentials
 
+        self._settings = plugin_settings(self.name, self.Settings, api_url=api_url)
         options = sandbox.SandboxServiceOptions(
-            base_url=api_url or os.environ.get("VERCEL_SANDBOX_API_URL"),
-            credentials_factory=given,
+            base_url=self._settings.api_url, credentials_factory=given
         )
         self._sdk = sandbox
         self._session = SdkSession(service_options={type(options).service_options_key(): options})
@@ -153,9 +170,12 @@ class VercelCompute(Compute):
             reset_active_session(token)
 
     async def create(self, spec: SandboxSpec) -> VercelSandbox:
+        options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         async with VENDOR_ERRORS.translate("create a sandbox"):
             with self._active():
                 handle = await self._sdk.create_sandbox(
+                    image=options.image or self._settings.image,
+                    region=options.region or self._settings.region,
                     execution_time_limit=timedelta(minutes=spec.timeout_minutes),
                     env=dict(spec.env),
                     tags={"cerver_session_id": spec.session_id},

@@ -179,7 +179,7 @@ async def test_session_moves_from_local_to_vercel_and_back_with_its_files(
     with fake_vercel(tmp_path) as fake:
         for name, value in CREDENTIALS.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setenv("VERCEL_SANDBOX_API_URL", fake.url)
+        monkeypatch.setenv("CERVER_VERCEL_API_URL", fake.url)
         session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
         sid = session["session_id"]
         await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
