@@ -48,7 +48,7 @@ MODELLED: dict[str, _Modelled] = {
         Capabilities(runtimes=(), max_timeout_s=3600),
         Profile(startup_ms=5000, cost_per_hour_usd=0.36, reliability=0.98),
         "Replicate runs models, not shells (no command execution, no files): advisory only "
-        "as compute; its models are reached through the litellm harness (replicate/...).",
+        "as compute; its models go through the litellm harness (replicate/...).",
     ),
 }
 """Backends the router can advise on but not execute on (prior figures, not measured)."""
