@@ -18,6 +18,7 @@ values, and ``retryable``. The API layer maps each class to one HTTP status in o
     │   └── UnknownPlugin              400 unknown_plugin
     ├── MissingDependency              500 missing_dependency (an optional extra is not installed)
     ├── NotConfigured                  503 not_configured (e.g. no key for a harness's provider)
+    ├── ShuttingDown                   503 shutting_down (the process is draining; retry elsewhere)
     └── RunFailure                     (5xx: a backend failed)
         ├── HarnessError               502 harness_error
         │   └── UpstreamError          502 upstream_error
@@ -50,6 +51,7 @@ __all__ = [
     "RunFailure",
     "SessionBusy",
     "SessionClosed",
+    "ShuttingDown",
     "UnknownPlugin",
     "UpstreamError",
     "UserError",
@@ -146,6 +148,15 @@ class NotConfigured(CerverError):
 
     code = "not_configured"
     status_code = 503
+
+
+class ShuttingDown(CerverError):
+    """This gateway process is shutting down and starts no new work; another replica (or
+    this one, restarted) will take the request."""
+
+    code = "shutting_down"
+    status_code = 503
+    retryable = True
 
 
 class RunFailure(CerverError):

@@ -27,7 +27,13 @@ class Settings(BaseSettings):
     default_harness: str = "anthropic"
     default_compute: str | None = "local"
     max_body_bytes: int = 1_048_576
-    run_lease_seconds: float = 30.0
+    # A run's lease: the process running a turn renews it every third of this; once it runs
+    # out, any replica's reaper ends the run as interrupted and frees its session.
+    run_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often each process reads cancel requests stored by other replicas.
+    cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    # SIGTERM: running turns get this long to finish, then are stopped as interrupted.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     # The one retry layer for model calls (harnesses/retry.py); SDK retries are off.
     upstream_max_attempts: int = Field(default=3, ge=1)

@@ -24,6 +24,7 @@ from cerver.api.routes import (
     moves,
     providers,
     proxy,
+    runs,
     sandbox,
     sessions,
     stress_tests,
@@ -67,7 +68,7 @@ def create_app(
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    for module in (health, auth, sessions, turns, execs, events):
+    for module in (health, auth, sessions, turns, runs, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
         app.include_router(module.router)

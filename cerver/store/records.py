@@ -94,6 +94,8 @@ class RunRecord(_Record):
     answered_model: str | None = None
     started_at: datetime
     ended_at: datetime | None
+    lease_expires_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
 
 
 class StoredEvent(_Record):
