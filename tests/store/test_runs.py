@@ -41,7 +41,10 @@ async def test_an_expired_run_is_interrupted_and_its_session_freed_with_a_termin
         "turn.completed",
     ]
     entries = await store.transcript.entries(session.id)
-    assert [(e.seq, e.role, e.kind) for e in entries] == [(1, "user", "text"), (2, "event", "error")]
+    assert [(e.seq, e.role, e.kind) for e in entries] == [
+        (1, "user", "text"),
+        (2, "event", "error"),
+    ]
     freed = await store.sessions.get(account_id, session.id)
     assert freed.status == "ready" and freed.lock_run_id is None
     assert await store.sessions.try_lock(session.id, "run_next", ttl=30) is not None
