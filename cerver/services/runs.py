@@ -34,7 +34,7 @@ log = logging.getLogger("cerver.runs")
 CancelReason = Literal["cancelled", "interrupted"]
 """Why work is stopped: ``cancelled`` (someone asked) or ``interrupted`` (a shutdown)."""
 
-_STOP_WAIT_S = 3.0
+_STOP_WAIT_S = 2.0
 """How long stopped work may take to record itself (one transaction, a killed process)."""
 
 
@@ -222,7 +222,8 @@ class RunService:
 
     async def reap(self) -> int:
         """End the runs and fan-outs whose lease ran out; returns how many were ended."""
-        written = await self._store.runs.reclaim_expired()
+        # A run of this process is alive (if late to renew): only other processes' are reaped.
+        written = await self._store.runs.reclaim_expired(alive=list(self._turns))
         for event in written:
             self._hub.publish(event)
         runs = sum(1 for e in written if e.event == "turn.completed")

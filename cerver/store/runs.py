@@ -13,6 +13,7 @@ gateway processes notice the same expired run only one of them acts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,22 +158,24 @@ class RunStore:
         total, failed = await self._db.read(lambda conn: conn.execute(query).one())
         return total, failed
 
-    async def reclaim_expired(self) -> list[StoredEvent]:
+    async def reclaim_expired(self, *, alive: Collection[str] = ()) -> list[StoredEvent]:
         """End every run whose lease ran out as ``interrupted`` (see :func:`interrupt_run`).
 
         Run by every gateway process in the background (and at start-up): a run whose process
-        died stops renewing its lease. Returns the events written, for live subscribers.
+        died stops renewing its lease. ``alive`` are runs the caller itself is running (late
+        to renew, not dead). Returns the events written, for live subscribers.
         """
-        return await self._db.write(_reclaim)
+        return await self._db.write(lambda conn: _reclaim(conn, alive))
 
 
-def _reclaim(conn: sa.Connection) -> list[StoredEvent]:
+def _reclaim(conn: sa.Connection, alive: Collection[str]) -> list[StoredEvent]:
     now = utcnow()
-    expired = conn.execute(
-        sa.select(runs.c.id, runs.c.session_id).where(
-            runs.c.status == "running", runs.c.lease_expires_at < now
-        )
-    ).all()
+    query = sa.select(runs.c.id, runs.c.session_id).where(
+        runs.c.status == "running", runs.c.lease_expires_at < now
+    )
+    if alive:
+        query = query.where(runs.c.id.not_in(list(alive)))
+    expired = conn.execute(query).all()
     written: list[StoredEvent] = []
     for run_id, session_id in expired:
         written += interrupt_run(conn, run_id, session_id, expired_before=now)
