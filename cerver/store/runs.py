@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from cerver.errors import NotFound
+from cerver.errors import NotFound, RunInterrupted
+from cerver.failures import Failure
 from cerver.store.database import Database
 from cerver.store.records import RunRecord, StoredEvent
 from cerver.store.schema import entries, events, runs, sessions, utcnow
@@ -226,7 +227,7 @@ def interrupt_run(
         sa.select(c.next_seq, c.next_event_id).where(c.id == session_id)
     ).one()
     run = conn.execute(runs.select().where(runs.c.id == run_id)).one()
-    error = {"detail": reason, "code": "interrupted", "retryable": True}
+    error = Failure.from_error(RunInterrupted(reason)).to_json()
     seq = next_seq - 1
     conn.execute(
         entries.insert().values(

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, PRICES_FILE
+
+START_TIMEOUT_S = 90
 
 
 def _free_port() -> int:
@@ -31,7 +33,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
-    env.update(CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port))
+    env.update(
+        CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port), CERVER_PRICES_FILE=str(PRICES_FILE)
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "cerver", "serve"],
         env=env,
@@ -40,7 +44,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # Generous: a loaded CI machine can take many seconds to import the server's modules.
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -51,7 +56,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
     else:
         proc.kill()
-        pytest.fail("cerver serve did not answer /healthz within 30 s")
+        pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
     try:
         yield url, tmp_path
     finally:
@@ -97,6 +102,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
             "CERVER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cerver.db'}",
             "CERVER_ADMIN_KEY": ADMIN_KEY,
             "CERVER_PORT": str(port),
+            "CERVER_PRICES_FILE": str(PRICES_FILE),
             **env,
         }
         proc = subprocess.Popen(
@@ -108,7 +114,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         )
         process = ServeProcess(proc, f"http://127.0.0.1:{port}")
         started.append(process)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 pytest.fail(f"cerver serve exited early:\n{process.output()}")
@@ -118,7 +124,9 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
             except httpx.TransportError:
                 time.sleep(0.1)
         proc.kill()
-        pytest.fail(f"cerver serve did not get ready within 90 s:\n{process.output()}")
+        pytest.fail(
+            f"cerver serve did not get ready within {START_TIMEOUT_S} s:\n{process.output()}"
+        )
 
     yield start
     for process in started:
