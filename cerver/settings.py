@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     upstream_max_attempts: int = Field(default=3, ge=1)
     upstream_retry_base_delay: float = Field(default=0.5, ge=0)
     upstream_retry_max_delay: float = Field(default=8.0, ge=0)
+    # A model stream silent this long (no chunk) is abandoned as stalled: retried if nothing
+    # was streamed yet, kept as ``incomplete`` otherwise (SDK harnesses: harnesses/_loop.py).
+    upstream_idle_timeout: float = Field(default=60.0, gt=0)
 
     anthropic_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "CERVER_ANTHROPIC_API_KEY")
