@@ -304,8 +304,10 @@ class TurnService:
                 contextlib.aclosing(harness.run(turn)) as events,
             ):
                 async for event in events:
-                    await self._handle(event, writer, handle, harness, result, emit)
+                    # Seen first: a write cut short by a cancel is still committed (or kept
+                    # queued for the next one), so what it holds must be closed too.
                     unfinished.see(event)
+                    await self._handle(event, writer, handle, harness, result, emit)
                     await writer.maybe_flush()
         except asyncio.CancelledError:
             if handle.cancel_reason is None:  # not asked for (the lock was lost): just stop

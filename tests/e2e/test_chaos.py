@@ -26,8 +26,8 @@ from tests.e2e.conftest import ServeProcess
 
 pytestmark = pytest.mark.e2e
 
-LEASE_S = 3.0
-GRACE_S = 4.0
+LEASE_S = 5.0
+GRACE_S = 8.0
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}"}
 SLOW_TEXT = Reply(text=" ".join(f"word{i}" for i in range(60)), chunk_delay_ms=300)
 
@@ -48,7 +48,8 @@ def _env(upstream: MockUpstream, **more: str) -> dict[str, str]:
 
 def _session(url: str, compute: dict[str, str] | None = None) -> str:
     body = {"harness": "anthropic", "compute": compute}
-    response = httpx.post(f"{url}/v2/sessions", json=body, headers=HEADERS, timeout=30)
+    # Generous timeouts: a loaded machine can take many seconds for a gateway's first request.
+    response = httpx.post(f"{url}/v2/sessions", json=body, headers=HEADERS, timeout=120)
     assert response.status_code == 201, response.text
     return response.json()["session_id"]
 
@@ -74,7 +75,7 @@ def _streamed_turn(
             f"{url}/v2/sessions/{sid}/run-llm",
             json={"input": "go", "stream": True},
             headers=HEADERS,
-            timeout=httpx.Timeout(60, connect=5),
+            timeout=httpx.Timeout(120, connect=10),
         )
     )
     assert response.status_code == 200
@@ -111,7 +112,7 @@ class _Tail:
 
 
 def _get(url: str, path: str) -> dict[str, Any]:
-    response = httpx.get(f"{url}{path}", headers=HEADERS, timeout=30)
+    response = httpx.get(f"{url}{path}", headers=HEADERS, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()
 
