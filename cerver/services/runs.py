@@ -159,12 +159,14 @@ class RunService:
         """Cancel every turn of ``session_id`` (running here, or on another replica) and wait
         for them to end; ``close`` and ``DELETE`` use this instead of waiting for the turn."""
         flagged = await self._store.runs.request_cancel(session_id)
-        local = [w for w in self._turns.values() if w.session_id == session_id]
-        for work in local:
+        local = {i: w for i, w in self._turns.items() if w.session_id == session_id}
+        for work in local.values():
             work.cancel("cancelled")
-        await asyncio.gather(*(self._wait(w) for w in local))
-        remote = [run_id for run_id in flagged if run_id not in self._turns]
-        await asyncio.gather(*(self._wait_for_row(session_id, r) for r in remote))
+        remote = [run_id for run_id in flagged if run_id not in local]
+        await asyncio.gather(
+            *(self._wait(w) for w in local.values()),
+            *(self._wait_for_row(session_id, r) for r in remote),
+        )
 
     async def cancel_fanout(self, fanout_id: str) -> None:
         """Cancel a fan-out the caller already found to be its own; returns once it ended

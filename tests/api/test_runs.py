@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from cerver.client import AsyncClient
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec
 
@@ -115,7 +116,7 @@ async def test_cancel_mid_tool_kills_the_command_and_gives_the_call_a_result(
 
 
 async def test_runs_are_listed_read_and_scoped_to_their_session(
-    http: httpx.AsyncClient, mock_upstream: MockUpstream
+    http: httpx.AsyncClient, client: AsyncClient, mock_upstream: MockUpstream
 ) -> None:
     sid, other = await _session(http), await _session(http)
     mock_upstream.script(Reply(text="one"))
@@ -134,3 +135,6 @@ async def test_runs_are_listed_read_and_scoped_to_their_session(
     again = await http.post(f"/v2/sessions/{sid}/runs/{run_id}/cancel")
     assert again.status_code == 200 and again.json()["status"] == "completed"
     assert again.json()["cancel_requested_at"] is None
+    assert (await client.list_runs(sid, status="completed"))["runs"][0]["run_id"] == run_id
+    assert (await client.get_run(sid, run_id))["status"] == "completed"
+    assert (await client.cancel_run(sid, run_id))["status"] == "completed"
