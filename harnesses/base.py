@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from cerver.errors import CerverError, ErrorCode
 from cerver.failures import Failure
+from cerver.options import PluginOptions
 from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
 
@@ -95,8 +96,14 @@ HarnessEvent = TextDelta | Message | Usage | Error
 
 @dataclass(frozen=True, slots=True)
 class TurnOptions:
+    """What this one turn asks for (``run-llm``'s fields); ``None`` leaves it to the harness.
+
+    ``max_tokens`` and ``temperature`` win over the session's harness options for this turn
+    (see :func:`harnesses.options.sampling`).
+    """
+
     system_prompt: str | None = None
-    max_tokens: int = 4096
+    max_tokens: int | None = None
     temperature: float | None = None
     max_steps: int = 8
 
@@ -112,7 +119,9 @@ class TurnContext:
             entries written by other harnesses and ``event`` records to skip.
         input: the new user message (already persisted in the transcript).
         model: the model to call, as the harness's provider names it.
-        options: system prompt, token and step limits.
+        options: this turn's system prompt, token and step limits.
+        harness_options: the session's options for this harness, an instance of the
+            harness's ``Options`` already validated (``None``: none were given).
         sandbox: the session's compute handle, or ``None`` for a transcript-only session
             (the harness then offers no tools).
         proxy: for a harness with ``uses_model_proxy``, the run's model-proxy token and
@@ -132,6 +141,7 @@ class TurnContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     proxy: ProxyGrant | None = None
     fallback_models: tuple[str, ...] = ()
+    harness_options: PluginOptions | None = None
 
 
 class Harness(ABC):
@@ -151,6 +161,11 @@ class Harness(ABC):
 
     Instances are long-lived (one per gateway process and configuration) and may hold a
     pooled HTTP client; use them as async context managers or call :meth:`aclose`.
+
+    Options: a harness that takes per-session options declares them as a nested ``Options``
+    model (a :class:`~cerver.options.PluginOptions`); the gateway validates a session's
+    ``harness.options`` against it when the request arrives and hands the instance to every
+    turn as :attr:`TurnContext.harness_options`. A harness without ``Options`` takes none.
     """
 
     name: ClassVar[str]

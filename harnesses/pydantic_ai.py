@@ -31,6 +31,7 @@ from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
+from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay import _Call, _normalise, _Result, _Text
 from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
@@ -63,6 +64,7 @@ class PydanticAIHarness(Harness):
     name: ClassVar[str] = "pydantic-ai"
     provider: ClassVar[str] = "pydantic-ai"
     default_model: ClassVar[str] = "openai:gpt-5.5"
+    Options = SDKHarnessOptions
     retry: RetryPolicy = RetryPolicy()
 
     def __init__(
@@ -138,9 +140,12 @@ class PydanticAIHarness(Harness):
             tools=[self._tool(spec, turn, results) for spec in specs],
         )
         history = self._history(turn.history, tools_as_text=not specs)
-        settings: dict[str, Any] = {"max_tokens": turn.options.max_tokens}
-        if turn.options.temperature is not None:
-            settings["temperature"] = turn.options.temperature
+        chosen = sampling(turn)
+        settings: dict[str, Any] = {"max_tokens": chosen.max_tokens}
+        if chosen.temperature is not None:
+            settings["temperature"] = chosen.temperature
+        if chosen.reasoning is not None:
+            settings["thinking"] = chosen.reasoning  # pydantic-ai maps it per provider
         limits = self._sdk.UsageLimits(request_limit=max(turn.options.max_steps, 1))
         provider = self.provider_for(turn.model)
         streamed: list[str] = []

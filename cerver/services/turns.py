@@ -20,13 +20,14 @@ import orjson
 from cerver.errors import CerverError, RunCancelled, RunInterrupted
 from cerver.failures import Failure
 from cerver.ids import new_id
+from cerver.options import PluginOptions
 from cerver.proxy import ModelProxy
 from cerver.services.admission import TurnAdmission
 from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
 from cerver.services.runs import CancelReason, RunService
-from cerver.services.sessions import HarnessChoice, SessionService
+from cerver.services.sessions import HarnessChoice, SessionService, stored_options
 from cerver.services.unfinished import Unfinished
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
 from cerver.store.runs import finish_run, start_run
@@ -78,6 +79,8 @@ class TurnHandle:
     model: str
     #: ``{"policy", "rule"}`` when the account's routing policy chose the harness/model.
     routed_by: dict[str, Any] | None = None
+    #: The harness's options for this turn, validated (the session's, or the request's).
+    harness_options: PluginOptions | None = None
     task: asyncio.Task[TurnResult] | None = None
     #: Why the turn was stopped on purpose (:meth:`cancel`), or ``None``.
     cancel_reason: CancelReason | None = None
@@ -143,9 +146,9 @@ class TurnService:
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
-        name, model = self._sessions.resolve_harness(
-            admitted.choice or HarnessChoice(), current=session
-        )
+        choice = admitted.choice or HarnessChoice()
+        name, model = self._sessions.resolve_harness(choice, current=session)
+        options = self._sessions.harness_options(name, choice, current=session)
         harness = self._harnesses.get(name)
         handle = TurnHandle(
             session=session,
@@ -153,6 +156,7 @@ class TurnService:
             harness=name,
             model=model,
             routed_by=admitted.routed_by,
+            harness_options=options,
         )
         stack = contextlib.AsyncExitStack()
         writer = None
@@ -262,12 +266,14 @@ class TurnService:
         )
         try:
             # A turn routed by the account's policy leaves the session's own choice alone.
-            if handle.routed_by is None and (handle.harness, handle.model) != (
+            options = stored_options(handle.harness_options or PluginOptions())
+            if handle.routed_by is None and (handle.harness, handle.model, options) != (
                 session.harness,
                 session.model,
+                session.harness_options,
             ):
                 await self._sessions.record_switch(
-                    writer, session, handle.harness, handle.model, {}, "run-llm"
+                    writer, session, handle.harness, handle.model, options, "run-llm"
                 )
             writer.update_session(status="running", interaction_count=session.interaction_count + 1)
             user_entry = await writer.append(
@@ -298,6 +304,7 @@ class TurnService:
                 sandbox=await self._execs.sandbox(session) if session.sandbox_id else None,
                 metadata=session.metadata,
                 fallback_models=tuple(session.fallback_models),
+                harness_options=handle.harness_options,
             )
             async with (
                 self._proxy_grant(turn, handle, harness, writer, result),
@@ -470,7 +477,7 @@ class TurnService:
         defaults = TurnOptions()
         return TurnOptions(
             system_prompt=request.system_prompt or session.system_prompt,
-            max_tokens=request.max_tokens or defaults.max_tokens,
+            max_tokens=request.max_tokens,
             temperature=request.temperature,
             max_steps=request.max_steps or defaults.max_steps,
         )
