@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cerver.types import Entry, SessionStatus, Usage
+from cerver.types import Entry, RunStatus, SessionStatus, Usage
 
 __all__ = [
     "AccountRecord",
@@ -86,7 +86,7 @@ class RunRecord(_Record):
     id: str
     session_id: str
     kind: str
-    status: str
+    status: RunStatus
     harness: str | None
     model: str | None
     provider: str | None

@@ -51,7 +51,7 @@ def run_public(record: RunRecord) -> RunPublic:
         run_id=record.id,
         session_id=record.session_id,
         kind=record.kind,
-        status=record.status,  # type: ignore[arg-type]
+        status=record.status,
         harness=record.harness,
         model=record.model,
         provider=record.provider,
