@@ -102,6 +102,10 @@ async def test_cancel_mid_tool_kills_the_command_and_gives_the_call_a_result(
     cancelled = await http.post(f"/v2/sessions/{sid}/runs/{run_id}/cancel")
     assert cancelled.json()["status"] == "cancelled"
     assert (await turn).json()["status"] == "cancelled"
+    for _ in range(100):  # SIGKILL was sent to its group; the kernel takes a moment to reap
+        if not _processes_running(marker):
+            break
+        await asyncio.sleep(0.05)
     assert _processes_running(marker) == []
     messages = (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"]
     call, result = messages[1], messages[2]
