@@ -16,6 +16,7 @@ from cerver.types import Usage as UsageRecord
 if TYPE_CHECKING:
     from cerver.proxy.grants import ProxyGrant
     from compute.base import Sandbox
+    from harnesses.tools import ToolSpec
 
 __all__ = [
     "Error",
@@ -129,6 +130,11 @@ class TurnContext:
         fallback_models: models to call, in order, when ``model`` stays unavailable after
             retries (the session's ``fallback_models``); entries record the model that
             answered.
+        client_tools: tools the app declared and runs itself (offered next to the sandbox
+            tools). Only harnesses with ``supports_client_tools`` get any: a call of one is
+            yielded as a ``tool_call`` :class:`Message` with ``metadata["client_tool"]`` set
+            and no result, and the turn ends after the step that made it; the app's results
+            arrive in a later turn's ``history``.
     """
 
     session_id: str
@@ -142,6 +148,14 @@ class TurnContext:
     proxy: ProxyGrant | None = None
     fallback_models: tuple[str, ...] = ()
     harness_options: PluginOptions | None = None
+    client_tools: tuple[ToolSpec, ...] = ()
+
+    def conversation(self) -> list[Entry]:
+        """The history followed by the new input; just the history when ``input`` is empty
+        (a turn that continues from the app's tool results, already the last entries)."""
+        if not self.input:
+            return list(self.history)
+        return [*self.history, Entry(role="user", content=self.input)]
 
 
 class Harness(ABC):
@@ -172,6 +186,9 @@ class Harness(ABC):
     provider: ClassVar[str]
     default_model: ClassVar[str]
     uses_model_proxy: ClassVar[bool] = False
+    supports_client_tools: ClassVar[bool] = False
+    """True for harnesses that offer ``TurnContext.client_tools`` and can continue a turn
+    from its history alone (an empty ``input``). Others are never given either."""
     """True for harnesses whose model calls come from inside the sandbox (CLI harnesses):
     the gateway then issues ``TurnContext.proxy`` for each run. Their usage is metered by
     the proxy, so they yield :class:`Usage` only for what the proxy cannot see."""

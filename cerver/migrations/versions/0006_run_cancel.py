@@ -1,7 +1,7 @@
 """runs and fan-outs can be asked to cancel from any gateway process
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0008
 Create Date: 2026-11-29 18:05:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
