@@ -237,6 +237,16 @@ class AsyncClient:
     async def delete_session(self, session_id: str) -> None:
         await self._request("DELETE", f"/v2/sessions/{session_id}")
 
+    async def list_runs(self, session_id: str, **filters: Any) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/sessions/{session_id}/runs", params=filters)
+
+    async def get_run(self, session_id: str, run_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/sessions/{session_id}/runs/{run_id}")
+
+    async def cancel_run(self, session_id: str, run_id: str) -> dict[str, Any]:
+        """Cancel a running turn (from any replica); returns the run once it ended."""
+        return await self._request("POST", f"/v2/sessions/{session_id}/runs/{run_id}/cancel")
+
     def events(
         self, session_id: str, *, last_event_id: int | None = None, follow: bool = True
     ) -> AsyncIterator[ServerEvent]:
@@ -287,6 +297,9 @@ class AsyncClient:
 
     async def get_fanout(self, fanout_id: str) -> dict[str, Any]:
         return await self._request("GET", f"/v2/fanouts/{fanout_id}")
+
+    async def cancel_fanout(self, fanout_id: str) -> dict[str, Any]:
+        return await self._request("POST", f"/v2/fanouts/{fanout_id}/cancel")
 
     async def pick(
         self, fanout_id: str, variant_id: str, reason: str | None = None

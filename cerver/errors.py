@@ -32,6 +32,7 @@ boundary, one table per SDK (``compute.base.VendorErrors``, ``harnesses._loop``)
     │   └── UnknownPlugin              400 unknown_plugin
     ├── MissingDependency              500 missing_dependency (an optional extra is not installed)
     ├── NotConfigured                  503 not_configured (e.g. no key for a harness's provider)
+    ├── ShuttingDown                   503 shutting_down (the process is draining; retry elsewhere)
     ├── RunCancelled                   409 cancelled (the run was cancelled before it finished)
     └── RunFailure                     502 run_failed (a backend failed)
         ├── HarnessError               502 harness_error
@@ -85,6 +86,7 @@ __all__ = [
     "SandboxGone",
     "SessionBusy",
     "SessionClosed",
+    "ShuttingDown",
     "StepLimitReached",
     "UnknownModel",
     "UnknownPlugin",
@@ -121,6 +123,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_PLUGIN = "unknown_plugin"
     MISSING_DEPENDENCY = "missing_dependency"
     NOT_CONFIGURED = "not_configured"
+    SHUTTING_DOWN = "shutting_down"
     CANCELLED = "cancelled"
     RUN_FAILED = "run_failed"
     HARNESS_ERROR = "harness_error"
@@ -280,6 +283,15 @@ class NotConfigured(CerverError):
     status_code = 503
 
 
+class ShuttingDown(CerverError):
+    """This gateway process is shutting down and starts no new work; another replica (or
+    this one, restarted) will take the request."""
+
+    code = ErrorCode.SHUTTING_DOWN
+    status_code = 503
+    retryable = True
+
+
 class RunCancelled(CerverError):
     """The run was cancelled (by a request, or by the gateway shutting down) before it ended."""
 
@@ -382,6 +394,7 @@ ERROR_CLASSES: Mapping[ErrorCode, type[CerverError]] = {
     ErrorCode.UNKNOWN_PLUGIN: UnknownPlugin,
     ErrorCode.MISSING_DEPENDENCY: MissingDependency,
     ErrorCode.NOT_CONFIGURED: NotConfigured,
+    ErrorCode.SHUTTING_DOWN: ShuttingDown,
     ErrorCode.CANCELLED: RunCancelled,
     ErrorCode.RUN_FAILED: RunFailure,
     ErrorCode.HARNESS_ERROR: HarnessError,

@@ -18,6 +18,7 @@ from cerver.services.metrics import MetricsService
 from cerver.services.moves import MoveService
 from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
+from cerver.services.runs import RunService
 from cerver.services.sandbox_policy import SandboxPolicy
 from cerver.services.sessions import SessionService
 from cerver.services.stress import StressService
@@ -82,12 +83,30 @@ class Gateway:
             self.store, self.hub, lease_seconds=self.settings.run_lease_seconds
         )
         self.auth = AuthService(self.store)
+        self.runs = RunService(
+            self.store,
+            self.hub,
+            lease_seconds=self.settings.run_lease_seconds,
+            cancel_poll_seconds=self.settings.cancel_poll_seconds,
+        )
         self.sessions = SessionService(
-            self.store, self.locks, self.harnesses, self.computes, self.settings, self.placement
+            self.store,
+            self.locks,
+            self.harnesses,
+            self.computes,
+            self.settings,
+            self.placement,
+            runs=self.runs,
         )
         self.execs = ExecService(self.store, self.sessions, self.computes)
         self.turns = TurnService(
-            self.store, self.locks, self.sessions, self.harnesses, self.execs, self.proxy
+            self.store,
+            self.locks,
+            self.sessions,
+            self.harnesses,
+            self.execs,
+            self.proxy,
+            runs=self.runs,
         )
         self.metrics = MetricsService(self.store, self.computes)
         self.moves = MoveService(
@@ -105,6 +124,7 @@ class Gateway:
             self.computes,
             self.execs,
             lease_seconds=self.settings.run_lease_seconds,
+            runs=self.runs,
         )
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
@@ -119,22 +139,31 @@ class Gateway:
     def upstream_is_mock(self) -> bool:
         return self.harnesses.upstreams.mock
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` began: ``/readyz`` answers 503, no new turns start."""
+        return self.runs.draining
+
+    async def drain(self, grace: float | None = None) -> None:
+        """The first half of a graceful shutdown (SIGTERM): refuse new turns and fan-outs,
+        give running ones ``grace`` seconds (default ``shutdown_grace_seconds``), then stop
+        them as ``interrupted``. :meth:`stop` follows."""
+        if grace is None:
+            grace = self.settings.shutdown_grace_seconds
+        await self.runs.drain(grace)
+
     async def start(self) -> None:
         """Migrate the store, create the admin account on first start, reclaim dead runs and
-        fan-outs, and start the mock upstream when no provider key is configured."""
+        fan-outs, start the background run supervisor (cancel requests from other replicas,
+        runs of dead processes), and start the mock upstream when no provider key is
+        configured."""
         self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
         await self.store.open()
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
         )
-        reclaimed = await self.store.runs.reclaim_expired()
-        if reclaimed:
-            log.warning("Marked %d run(s) of a stopped gateway process as interrupted.", reclaimed)
-        reclaimed = await self.store.fanouts.reclaim_expired()
-        if reclaimed:
-            log.warning(
-                "Marked %d fan-out(s) of a stopped gateway process as interrupted.", reclaimed
-            )
+        await self.runs.reap()
+        self.runs.start()
         if self.settings.use_mock_upstream:
             from cerver.testing.mock_upstream import MockUpstream
 
@@ -150,6 +179,7 @@ class Gateway:
                     break
 
     async def stop(self) -> None:
+        await self.runs.aclose()
         await self.fanouts.aclose()
         await self.turns.aclose()
         await self.proxy.aclose()

@@ -42,12 +42,21 @@ class Settings(BaseSettings):
     default_harness: str = "anthropic"
     default_compute: str | None = "local"
     max_body_bytes: int = 1_048_576
-    run_lease_seconds: float = 30.0
+    # A run's lease: the process running a turn renews it every third of this; once it runs
+    # out, any replica's reaper ends the run as interrupted and frees its session.
+    run_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often each process reads cancel requests stored by other replicas.
+    cancel_poll_seconds: float = Field(default=1.0, gt=0)
+    # SIGTERM: running turns get this long to finish, then are stopped as interrupted.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
     # The one retry layer for model calls (harnesses/retry.py); SDK retries are off.
     upstream_max_attempts: int = Field(default=3, ge=1)
     upstream_retry_base_delay: float = Field(default=0.5, ge=0)
     upstream_retry_max_delay: float = Field(default=8.0, ge=0)
+    # A model stream silent this long (no chunk) is abandoned as stalled: retried if nothing
+    # was streamed yet, kept as ``incomplete`` otherwise (SDK harnesses: harnesses/_loop.py).
+    upstream_idle_timeout: float = Field(default=60.0, gt=0)
 
     anthropic_api_key: str | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "CERVER_ANTHROPIC_API_KEY")

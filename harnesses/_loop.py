@@ -8,6 +8,7 @@ tool execution and the event contract of :class:`~harnesses.base.Harness` — li
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import importlib
 import json
@@ -18,7 +19,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from cerver.errors import MissingDependency, StepLimitReached, UpstreamError
 from cerver.pricing import price
@@ -37,6 +38,9 @@ from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "PROGRESS",
+    "Progress",
     "StepResult",
     "ToolLoopHarness",
     "import_sdk",
@@ -52,8 +56,21 @@ log = logging.getLogger("cerver.harnesses")
 CONNECT_TIMEOUT = 10.0
 """Seconds allowed to open a connection to a model provider."""
 
+DEFAULT_IDLE_TIMEOUT = 60.0
+"""Seconds a model's stream may stay silent before the call counts as failed (see
+:attr:`ToolLoopHarness.idle_timeout`)."""
+
 _USAGE_OWNER = {"text": 0, "tool_call": 1}
 """Which of a step's entries records the step's usage: its first text, else its first call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Yielded by :meth:`ToolLoopHarness._stream_step` for an upstream event that carries no
+    text (tool input, reasoning, a ping): the stream is alive, so the idle timer restarts."""
+
+
+PROGRESS: Final = Progress()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +117,13 @@ class ToolLoopHarness(Harness):
     stays down, the turn's ``fallback_models`` are tried in order, and one that answers keeps
     the rest of the turn. Any other failure, or one after text was streamed, ends the turn
     with an ``Error`` of code ``upstream_error``; streamed text is first kept as an
-    ``incomplete`` entry. Each step's usage is priced (:func:`cerver.pricing.price`: a cost,
-    or ``None`` with a ``cost_reason``). The tools are offered only when the session has a
-    sandbox. Every entry carries ``harness``, ``model`` (the model that answered) and
-    ``provider``; the gateway fills in the run id and sequence numbers.
+    ``incomplete`` entry. A stream that stays silent for :attr:`idle_timeout` seconds (no
+    text, no :class:`Progress`) is such a failure too (retryable): retried when nothing was
+    streamed yet, ended ``incomplete`` otherwise. Each step's usage is priced
+    (:func:`cerver.pricing.price`: a cost, or ``None`` with a ``cost_reason``). The tools are
+    offered only when the session has a sandbox. Every entry carries ``harness``, ``model``
+    (the model that answered) and ``provider``; the gateway fills in the run id and sequence
+    numbers.
 
     Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
     """
@@ -112,6 +132,10 @@ class ToolLoopHarness(Harness):
     supports_client_tools: ClassVar[bool] = True
     retry: RetryPolicy = RetryPolicy()
     """How failed model calls are retried; set an instance's own to change it."""
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds the model's stream may stay silent between two events (before the first one
+    too) before the call is abandoned as stalled; the gateway sets it from
+    ``CERVER_UPSTREAM_IDLE_TIMEOUT``. Raise it for a model that thinks silently for longer."""
 
     @abstractmethod
     def _stream_step(
@@ -126,8 +150,9 @@ class ToolLoopHarness(Harness):
             tools: the tools to offer (empty: offer none, and replay tool items as text).
 
         Yields:
-            A :class:`TextDelta` per text chunk as it arrives, then exactly one
-            :class:`StepResult`.
+            A :class:`TextDelta` per text chunk as it arrives, :data:`PROGRESS` for other
+            upstream events (optional: it keeps a long tool input or silent reasoning from
+            looking stalled), then exactly one :class:`StepResult`.
 
         Raises:
             UpstreamError: the provider failed or could not be reached (see
@@ -242,7 +267,9 @@ class ToolLoopHarness(Harness):
             ) as span:
                 try:
                     async with aclosing(self._stream_step(step, conversation, tools)) as events:
-                        async for event in events:
+                        async for event in _unless_idle(events, self.idle_timeout, model):
+                            if isinstance(event, Progress):
+                                continue
                             if isinstance(event, TextDelta):
                                 streamed = True
                                 yield event
@@ -303,6 +330,30 @@ class ToolLoopHarness(Harness):
         return entry.model_copy(
             update={"harness": self.name, "model": model, "provider": self.provider_for(model)}
         )
+
+
+async def _unless_idle(
+    events: AsyncIterator[TextDelta | StepResult | Progress], idle_timeout: float, model: str
+) -> AsyncIterator[TextDelta | StepResult | Progress]:
+    """``events``, failing when the next one takes longer than ``idle_timeout`` seconds.
+
+    Raises:
+        UpstreamError: (retryable) the stream went silent; the caller closes ``events``.
+    """
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                event = await anext(events)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UpstreamError(
+                f"The stream of {model!r} went silent: nothing arrived for {idle_timeout:g} s "
+                "(CERVER_UPSTREAM_IDLE_TIMEOUT), so the call was abandoned as stalled.",
+                context={"model": model, "idle_timeout": idle_timeout, "status": None},
+                retryable=True,
+            ) from None
+        yield event
 
 
 def _error_code(error: UpstreamError) -> str:

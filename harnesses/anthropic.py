@@ -18,6 +18,7 @@ from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
+    PROGRESS,
     StepResult,
     ToolLoopHarness,
     import_sdk,
@@ -137,6 +138,8 @@ class AnthropicHarness(ToolLoopHarness):
                 async for event in stream:
                     if event.type == "text" and event.text:
                         yield TextDelta(event.text)
+                    else:
+                        yield PROGRESS
                 message = await stream.get_final_message()
         except self._errors as exc:
             raise upstream_error("Anthropic", exc) from exc

@@ -23,6 +23,7 @@ from cerver.types import Entry, EntryStatus, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
+    PROGRESS,
     StepResult,
     ToolLoopHarness,
     import_sdk,
@@ -131,6 +132,8 @@ class LiteLLMHarness(ToolLoopHarness):
                 if delta.content:
                     text.append(delta.content)
                     yield TextDelta(delta.content)
+                else:
+                    yield PROGRESS
                 for call in delta.tool_calls or ():
                     slot = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
                     slot["id"] = call.id or slot["id"]

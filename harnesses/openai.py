@@ -22,6 +22,7 @@ from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
+    PROGRESS,
     StepResult,
     ToolLoopHarness,
     import_sdk,
@@ -143,6 +144,8 @@ class OpenAIHarness(ToolLoopHarness):
                         raise _stream_failure(event.response.error)
                     elif event.type == "error":
                         raise _stream_failure(event)
+                    else:
+                        yield PROGRESS
         except self._errors as exc:
             raise upstream_error("OpenAI", exc) from exc
         if final is None:

@@ -27,6 +27,7 @@ from cerver.api.routes import (
     prometheus,
     providers,
     proxy,
+    runs,
     sandbox,
     sessions,
     stress_tests,
@@ -73,7 +74,7 @@ def create_app(
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    for module in (health, auth, sessions, turns, tool_results, execs, events):
+    for module in (health, auth, sessions, turns, runs, tool_results, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
         app.include_router(module.router)

@@ -46,24 +46,36 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Default: $CERVER_PORT or 8787.")] = None,
     log_level: str = "info",
 ) -> None:
-    """Start the gateway (SQLite under the data directory unless CERVER_DATABASE_URL is set)."""
+    """Start the gateway (SQLite under the data directory unless CERVER_DATABASE_URL is set).
+
+    SIGTERM drains it: /readyz turns 503 at once, running turns get
+    CERVER_SHUTDOWN_GRACE_SECONDS (default 10) to finish and are then recorded interrupted.
+    """
     import uvicorn
 
     from cerver.api import create_app
+    from cerver.cli.serving import CONNECTIONS_CLOSE_S, DrainingServer
+    from cerver.gateway import Gateway
     from cerver.settings import Settings
     from cerver.telemetry import logs
 
     # One line per request and per run, JSON when stderr is not a terminal.
     logs.configure(log_level.upper())
     settings = Settings()
-    application = create_app(settings=settings, on_started=_print_start_banner)
-    uvicorn.run(
+    gateway = Gateway(settings)
+    application = create_app(gateway, on_started=_print_start_banner)
+    config = uvicorn.Config(
         application,
         host=host or settings.host,
         port=port or settings.port,
         log_level=log_level,
         access_log=False,
+        timeout_graceful_shutdown=CONNECTIONS_CLOSE_S,
     )
+    server = DrainingServer(config, gateway, settings.shutdown_grace_seconds)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)
 
 
 def _print_start_banner(gateway: Gateway) -> None:

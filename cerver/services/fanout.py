@@ -33,6 +33,7 @@ from cerver.services.judging import HarnessModelCall, build_judge
 from cerver.services.keeping import FanoutKeeper, VariantOutcome, VariantPlan, verdict_json
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import ComputePool, HarnessPool
+from cerver.services.runs import CancelReason, RunService
 from cerver.services.sessions import (
     ComputeChoice,
     HarnessChoice,
@@ -91,8 +92,27 @@ class FanoutHandle:
     account_id: str
     parent_session_id: str
     task: asyncio.Task[FanoutRecord] | None = None
+    #: Why the fan-out was stopped on purpose (:meth:`cancel`), or ``None``.
+    cancel_reason: CancelReason | None = None
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
     _next_event_id: int = 1
+
+    @property
+    def session_id(self) -> str:
+        return self.parent_session_id
+
+    def cancel(self, reason: CancelReason = "cancelled") -> None:
+        """Stop the fan-out and its variants' turns; it is recorded with status ``reason``
+        (and :meth:`result` returns the record). Idempotent."""
+        if self.cancel_reason is not None or self.task is None or self.task.done():
+            return
+        self.cancel_reason = reason
+        self.task.cancel()
+
+    async def wait(self) -> None:
+        """Return once the fan-out has ended and recorded itself."""
+        if self.task is not None:
+            await asyncio.wait([self.task])
 
     def emit(self, event: str, data: Any) -> None:
         self._events.put_nowait(
@@ -134,8 +154,10 @@ class FanoutService:
         execs: ExecService,
         *,
         lease_seconds: float = 30.0,
+        runs: RunService | None = None,
     ) -> None:
         self._store = store
+        self._runs = runs
         self._lease_seconds = lease_seconds
         self._sessions = sessions
         self._branching = branching
@@ -145,7 +167,7 @@ class FanoutService:
         self._execs = execs
         self._keeper = FanoutKeeper(store, locks, sessions)
         self._budgets = BudgetService(store)
-        self._tasks: set[asyncio.Task[FanoutRecord]] = set()
+        self._handles: dict[str, FanoutHandle] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -175,6 +197,8 @@ class FanoutService:
         (unknown harness, compute or judge, a judge model that is a contestant, a closed
         parent) is refused before anything is written.
         """
+        if self._runs is not None:
+            self._runs.ensure_accepting()
         if not request.variants:
             raise InvalidRequest("A fan-out needs at least one variant.")
         plans = [self._plan(v) for v in request.variants]
@@ -225,15 +249,36 @@ class FanoutService:
             ],
         )
         handle.task = asyncio.create_task(self._traced(handle, request, plans, parent, judge))
-        self._tasks.add(handle.task)
-        handle.task.add_done_callback(self._tasks.discard)
+        self._handles[handle.fanout_id] = handle
+        if self._runs is not None:
+            self._runs.track_fanout(handle.fanout_id, handle)
+        handle.task.add_done_callback(lambda _: self._forget(handle.fanout_id))
         return handle
 
+    def _forget(self, fanout_id: str) -> None:
+        self._handles.pop(fanout_id, None)
+        if self._runs is not None:
+            self._runs.untrack_fanout(fanout_id)
+
+    async def cancel(self, account_id: str, fanout_id: str) -> FanoutRecord:
+        """Cancel a running fan-out (on whichever replica runs it) and its variants' turns;
+        returns the fan-out once it ended here (a fan-out that already ended, as it is).
+
+        Raises:
+            NotFound: no such fan-out, or another account's.
+        """
+        record = await self._store.fanouts.get(account_id, fanout_id)
+        if record.status == "running" and self._runs is not None:
+            await self._runs.cancel_fanout(fanout_id)
+            record = await self._store.fanouts.get(account_id, fanout_id)
+        return record
+
     async def aclose(self) -> None:
-        """Cancel fan-outs still running (gateway shutdown)."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop fan-outs still running (gateway shutdown) as ``interrupted``."""
+        handles = list(self._handles.values())
+        for handle in handles:
+            handle.cancel("interrupted")
+        await asyncio.gather(*(h.wait() for h in handles))
 
     def _plan(self, variant: VariantRequest) -> VariantPlan:
         name, model = self._sessions.resolve_harness(variant.harness)
@@ -328,19 +373,29 @@ class FanoutService:
                 judge_ms=judge_ms,
                 wall_ms=(time.perf_counter() - started) * 1000,
             )
-        except asyncio.CancelledError:  # gateway shutdown: record it, whatever else is cancelled
+        except asyncio.CancelledError:  # record it, whatever else is cancelled
+            reason = handle.cancel_reason or "cancelled"
+            why = (
+                "The fan-out was cancelled before it finished."
+                if reason == "cancelled"
+                else "The fan-out was interrupted (the gateway stopped) before it finished."
+            )
             try:
                 await asyncio.shield(
                     self._store.fanouts.finish(
                         handle.fanout_id,
-                        "cancelled",
-                        "The fan-out was cancelled (the gateway stopped) before it finished.",
+                        reason,
+                        why,
                         wall_ms=(time.perf_counter() - started) * 1000,
                     )
                 )
             except Exception:
-                log.exception("could not record fan-out %s as cancelled", handle.fanout_id)
-            raise
+                log.exception("could not record fan-out %s as %s", handle.fanout_id, reason)
+            if handle.cancel_reason is None:
+                raise
+            task = asyncio.current_task()
+            if task is not None:  # stopped on purpose: the record is the result
+                task.uncancel()
         except Exception as exc:  # a bug or a store failure: the fan-out fails, the gateway lives
             log.exception("fan-out %s failed", handle.fanout_id)
             await self._store.fanouts.update(
@@ -471,10 +526,14 @@ class FanoutService:
                         text = orjson.loads(event.data)["text"]
                         handle.emit("variant.delta", {"variant_id": variant_id, "text": text})
                 result = await turn.result()
+        except asyncio.CancelledError:
+            # The fan-out is stopped: so is this variant's turn (it runs as a task of its own).
+            turn.cancel(handle.cancel_reason or "cancelled")
+            await asyncio.shield(turn.wait())
+            raise
         except TimeoutError:
-            assert turn.task is not None
-            turn.task.cancel()  # the turn records itself as cancelled and releases its lock
-            await asyncio.gather(turn.task, return_exceptions=True)
+            turn.cancel()  # the turn records itself as cancelled and releases its lock
+            await turn.wait()
             out.status = "timeout"
             out.error = Failure.from_error(
                 VariantTimeout(

@@ -36,12 +36,19 @@ class Upstreams:
     """Where each model provider is reached; ``mock`` is true when it is the mock upstream."""
 
     def __init__(
-        self, by_provider: dict[str, Upstream], *, mock: bool, retry: RetryPolicy | None = None
+        self,
+        by_provider: dict[str, Upstream],
+        *,
+        mock: bool,
+        retry: RetryPolicy | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self._by_provider = by_provider
         self.mock = mock
         #: How SDK harnesses retry failed model calls (``None``: the harness's default).
         self.retry = retry
+        #: Seconds an SDK harness's model stream may stay silent (``None``: its default).
+        self.idle_timeout = idle_timeout
 
     @classmethod
     def from_settings(cls, settings: Settings, mock_url: str | None = None) -> Upstreams:
@@ -69,6 +76,7 @@ class Upstreams:
                 },
                 mock=True,
                 retry=retry,
+                idle_timeout=settings.upstream_idle_timeout,
             )
         return cls(
             {
@@ -84,6 +92,7 @@ class Upstreams:
             },
             mock=False,
             retry=retry,
+            idle_timeout=settings.upstream_idle_timeout,
         )
 
     def configured(self, provider: str) -> bool:
@@ -127,6 +136,9 @@ class HarnessPool:
             instance = cls(**self.upstreams.kwargs_for(cls.provider))
             if self.upstreams.retry is not None and hasattr(type(instance), "retry"):
                 instance.retry = self.upstreams.retry
+            idle = self.upstreams.idle_timeout
+            if idle is not None and hasattr(type(instance), "idle_timeout"):
+                instance.idle_timeout = idle
             self._instances[name] = instance
         return self._instances[name]
 

@@ -12,6 +12,7 @@ from cerver.registry import model_for_alias
 from cerver.services.locks import SessionLocks
 from cerver.services.placement import Placement, PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool
+from cerver.services.runs import RunService
 from cerver.settings import Settings
 from cerver.store import SessionFilters, SessionRecord, Store
 from cerver.store.schema import utcnow
@@ -55,8 +56,11 @@ class SessionService:
         computes: ComputePool,
         settings: Settings,
         placement: PlacementService,
+        *,
+        runs: RunService | None = None,
     ) -> None:
         self._placement = placement
+        self._runs = runs
         self._store = store
         self._locks = locks
         self._harnesses = harnesses
@@ -262,9 +266,11 @@ class SessionService:
     async def close(self, session: SessionRecord) -> SessionRecord:
         """Close the session and release its sandbox; the transcript stays readable.
 
-        Waits for a running turn to finish (it holds the session's lock) before closing.
+        A running turn is cancelled first (on whichever replica runs it).
         """
         if session.status != "closed":
+            if self._runs is not None:
+                await self._runs.cancel_session(session.id)
             async with self._locks.hold(session.id, new_id("run")) as writer:
                 writer.update_session(status="closed", closed_at=utcnow())
             await self._release_compute(session)
@@ -273,8 +279,10 @@ class SessionService:
     async def delete(self, session: SessionRecord) -> None:
         """Delete the session, its transcript and event log, and release its sandbox.
 
-        Waits for a running turn to finish (it holds the session's lock) before deleting.
+        A running turn is cancelled first (on whichever replica runs it).
         """
+        if self._runs is not None:
+            await self._runs.cancel_session(session.id)
         async with self._locks.hold(session.id, new_id("run")) as writer:
             writer.defer(delete_session(session.id))
         await self._release_compute(session)

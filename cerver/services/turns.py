@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from cerver.errors import CerverError, Conflict, InvalidRequest
+from cerver.errors import CerverError, Conflict, InvalidRequest, RunCancelled, RunInterrupted
 from cerver.failures import Failure
 from cerver.ids import new_id
 from cerver.options import PluginOptions
@@ -27,7 +27,9 @@ from cerver.services.client_tools import OFFERED_TOOLS_KEY, client_tool_specs
 from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
+from cerver.services.runs import CancelReason, RunService
 from cerver.services.sessions import HarnessChoice, SessionService, stored_options
+from cerver.services.unfinished import Unfinished
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
 from cerver.store.runs import finish_run, start_run
 from cerver.telemetry import metrics, tracing
@@ -106,7 +108,27 @@ class TurnHandle:
     #: The harness's options for this turn, validated (the session's, or the request's).
     harness_options: PluginOptions | None = None
     task: asyncio.Task[TurnResult] | None = None
+    #: Why the turn was stopped on purpose (:meth:`cancel`), or ``None``.
+    cancel_reason: CancelReason | None = None
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    def cancel(self, reason: CancelReason = "cancelled") -> None:
+        """Stop the turn: the upstream call and any sandbox command are ended, the partial
+        output is kept, open tool calls get error results, and the run ends as ``reason``
+        (its result too: :meth:`result` returns, it does not raise). Idempotent."""
+        if self.cancel_reason is not None or self.task is None or self.task.done():
+            return
+        self.cancel_reason = reason
+        self.task.cancel()
+
+    async def wait(self) -> None:
+        """Return once the turn has ended and recorded itself."""
+        if self.task is not None:
+            await asyncio.wait([self.task])
 
     async def events(self) -> AsyncIterator[StoredEvent]:
         """The turn's events as they happen, ending after ``turn.completed`` or ``error``."""
@@ -127,6 +149,7 @@ class TurnService:
         harnesses: HarnessPool,
         execs: ExecService,
         proxy: ModelProxy | None = None,
+        runs: RunService | None = None,
     ) -> None:
         self._store = store
         self._locks = locks
@@ -134,8 +157,9 @@ class TurnService:
         self._harnesses = harnesses
         self._execs = execs
         self._proxy = proxy
+        self._runs = runs
         self._admission = TurnAdmission(store)
-        self._tasks: set[asyncio.Task[TurnResult]] = set()
+        self._handles: dict[str, TurnHandle] = {}
 
     async def start(self, account_id: str, session_id: str, request: TurnRequest) -> TurnHandle:
         """Validate the request and start the turn.
@@ -143,6 +167,8 @@ class TurnService:
         Everything that can be refused (unknown session or harness, closed session, busy
         session with ``wait=False``) is refused here, before anything is written.
         """
+        if self._runs is not None:
+            self._runs.ensure_accepting()
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
@@ -166,15 +192,24 @@ class TurnService:
                 self._locks.hold(session.id, handle.run_id, wait=False, with_transcript=True)
             )
         handle.task = asyncio.create_task(self._run(handle, harness, request, stack, writer))
-        self._tasks.add(handle.task)
-        handle.task.add_done_callback(self._tasks.discard)
+        self._handles[handle.run_id] = handle
+        if self._runs is not None:
+            self._runs.track_turn(handle.run_id, handle)
+        handle.task.add_done_callback(lambda _: self._forget(handle.run_id))
         return handle
 
+    def _forget(self, run_id: str) -> None:
+        self._handles.pop(run_id, None)
+        if self._runs is not None:
+            self._runs.untrack_turn(run_id)
+
     async def aclose(self) -> None:
-        """Cancel turns still running (gateway shutdown); their partial work is kept."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop turns still running (gateway shutdown) as ``interrupted``; their partial
+        work is kept."""
+        handles = list(self._handles.values())
+        for handle in handles:
+            handle.cancel("interrupted")
+        await asyncio.gather(*(h.wait() for h in handles))
 
     async def _run(
         self,
@@ -226,6 +261,7 @@ class TurnService:
         started: float,
     ) -> None:
         """Steps 1–6 of :meth:`_run`, with the refusals that come before the turn begins."""
+        ended = False
         try:
             async with stack:
                 if writer is None:
@@ -238,6 +274,7 @@ class TurnService:
                 self._sessions.ensure_active(writer.session)
                 _ensure_unchanged(writer.session, request.expected_next_seq)
                 await self._turn(handle, harness, request, writer, result, started)
+                ended = True
         except CerverError as exc:
             # Refused before the turn began (busy past the wait, closed or paused meanwhile):
             # nothing was written; tell the waiting client why.
@@ -246,6 +283,15 @@ class TurnService:
             handle._events.put_nowait(
                 _unlogged_event(handle.session.id, "error", result.error.to_json())
             )
+        except asyncio.CancelledError:
+            if handle.cancel_reason is None:
+                raise
+            _uncancel()
+            if not ended:  # stopped while it waited for the session: nothing was written
+                result.status = handle.cancel_reason
+                result.error = _stopped_error(handle.cancel_reason)
+                event = _unlogged_event(handle.session.id, "error", result.error.to_json())
+                handle._events.put_nowait(event)
         finally:
             handle._events.put_nowait(None)
 
@@ -259,6 +305,7 @@ class TurnService:
         started: float,
     ) -> None:
         session = writer.session
+        unfinished = Unfinished()
 
         def emit(event: str, data: Any) -> None:
             handle._events.put_nowait(writer.emit(event, data))
@@ -326,15 +373,25 @@ class TurnService:
                 harness_options=handle.harness_options,
                 client_tools=request.client_tools,
             )
-            async with self._proxy_grant(turn, handle, harness, writer, result):
-                async for event in harness.run(turn):
+            async with (
+                self._proxy_grant(turn, handle, harness, writer, result),
+                contextlib.aclosing(harness.run(turn)) as events,
+            ):
+                async for event in events:
+                    # Seen first: a write cut short by a cancel is still committed (or kept
+                    # queued for the next one), so what it holds must be closed too.
+                    unfinished.see(event)
                     await self._handle(event, writer, handle, harness, result, emit)
                     await writer.maybe_flush()
         except asyncio.CancelledError:
-            result.status = "cancelled"
-            writer.defer(finish_run(handle.run_id, "cancelled"))
-            writer.update_session(status="ready")
-            raise
+            if handle.cancel_reason is None:  # not asked for (the lock was lost): just stop
+                result.status = "cancelled"
+                writer.defer(finish_run(handle.run_id, "cancelled"))
+                writer.update_session(status="ready")
+                raise
+            # Cancelled or interrupted on purpose: the turn ends here, recorded as such.
+            _uncancel()
+            await self._stop(handle, harness, unfinished, writer, result, emit)
         except Exception as exc:  # a bug or a store failure: the turn fails, the gateway lives
             log.exception("turn %s of session %s failed", handle.run_id, session.id)
             result.status = "failed"
@@ -419,6 +476,37 @@ class TurnService:
             )
             emit("error", {**failure.to_json(), "seq": stored.seq})
 
+    async def _stop(
+        self,
+        handle: TurnHandle,
+        harness: Harness,
+        unfinished: Unfinished,
+        writer: SessionWriter,
+        result: TurnResult,
+        emit: Any,
+    ) -> None:
+        """Close a turn stopped on purpose: keep its partial text, give its open tool calls
+        results, and set the result's status and error (the run is finished by the caller)."""
+        reason = handle.cancel_reason
+        assert reason is not None
+        result.status = reason
+        result.error = _stopped_error(reason)
+        closing = unfinished.closing_entries(
+            "cancelled" if reason == "cancelled" else "incomplete",
+            f"the turn was {reason} first",
+        )
+        provenance = {
+            "run_id": handle.run_id,
+            "harness": handle.harness,
+            "model": handle.model,
+            "provider": harness.provider,
+        }
+        for entry in closing:
+            stored = await writer.append(entry.model_copy(update=provenance))
+            if stored.role == "assistant":
+                result.message = stored
+            emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
+
     @staticmethod
     async def _append_prelude(
         writer: SessionWriter, handle: TurnHandle, request: TurnRequest, first: dict[str, Any]
@@ -500,6 +588,24 @@ class TurnService:
             "error": result.error.to_json() if result.error else None,
             "pending_tool_calls": [call.model_dump() for call in result.pending_tool_calls],
         }
+
+
+def _stopped_error(reason: CancelReason) -> Failure:
+    if reason == "cancelled":
+        return Failure.from_error(
+            RunCancelled("The turn was cancelled (POST …/runs/{run_id}/cancel, close or delete).")
+        )
+    return Failure.from_error(
+        RunInterrupted("The turn was interrupted: the gateway process running it shut down.")
+    )
+
+
+def _uncancel() -> None:
+    """Take back the cancellation this task was asked for, once it has been handled, so the
+    turn's last writes (its final rows, the lock's release) run to completion."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 def _ensure_supported(harness: type[Harness], session: SessionRecord, request: TurnRequest) -> None:

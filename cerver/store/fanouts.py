@@ -62,6 +62,7 @@ class FanoutRecord(BaseModel):
     error: str | None
     created_at: datetime
     completed_at: datetime | None
+    cancel_requested_at: datetime | None = None
     variants: list[VariantRecord] = []
 
     def variant(self, variant_id: str) -> VariantRecord:
@@ -142,11 +143,34 @@ class FanoutStore:
 
         await self._db.write(write)
 
+    async def request_cancel(self, fanout_id: str) -> bool:
+        """Flag a running fan-out for cancellation; False when it is not running.
+
+        The process running it sees the flag at its next poll (any replica may set it).
+        """
+        c = fanouts.c
+        query = (
+            fanouts.update()
+            .where(c.id == fanout_id, c.status == "running")
+            .values(cancel_requested_at=sa.func.coalesce(c.cancel_requested_at, utcnow()))
+        )
+        return await self._db.write(lambda conn: conn.execute(query).rowcount == 1)
+
+    async def cancel_requests(self, fanout_ids: list[str]) -> list[str]:
+        """Which of ``fanout_ids`` (fan-outs of this process) were asked to cancel."""
+        if not fanout_ids:
+            return []
+        query = sa.select(fanouts.c.id).where(
+            fanouts.c.id.in_(fanout_ids), fanouts.c.cancel_requested_at.is_not(None)
+        )
+        return list(await self._db.read(lambda conn: conn.execute(query).scalars().all()))
+
     async def reclaim_expired(self) -> int:
         """Mark fan-outs whose lease ran out as ``interrupted`` (with their unfinished
         variants), so they can be picked from or read as over.
 
-        Called at start-up. The process running a fan-out renews its lease
+        Called by every gateway process's reaper, in the background and at start-up. The
+        process running a fan-out renews its lease
         (``lease_expires_at``) while it runs; one that died (a crash, a kill) stops renewing
         it, so only fan-outs of a stopped process are reclaimed, never those of another live
         gateway sharing the store. A gateway that stops cleanly marks its own ``cancelled``.
@@ -167,9 +191,9 @@ class FanoutStore:
                 .scalars()
                 .all()
             )
-            if expired:
-                _finish(conn, expired, "interrupted", "The gateway process running it stopped.")
-            return len(expired)
+            if not expired:
+                return 0
+            return _finish(conn, expired, "interrupted", "The gateway process running it stopped.")
 
         return await self._db.write(reclaim)
 
@@ -195,15 +219,17 @@ def record_pick(fanout_id: str, variant_id: str, kept_message_seq: int | None) -
 
 def _finish(
     conn: sa.Connection, fanout_ids: list[str], status: str, error: str, **values: Any
-) -> None:
+) -> int:
+    """End the running fan-outs among ``fanout_ids``; returns how many this call ended
+    (conditional on ``running``, so two processes never both end one)."""
     now = utcnow()
     # ``cancelled`` and ``interrupted`` are also the codes of the variants' failure.
     failure = Failure.from_error(error_class(status)(error)).to_json()
-    conn.execute(
+    ended = conn.execute(
         fanouts.update()
         .where(fanouts.c.id.in_(fanout_ids), fanouts.c.status == "running")
         .values(status=status, error=error, completed_at=now, **values)
-    )
+    ).rowcount
     conn.execute(
         fanout_variants.update()
         .where(
@@ -212,3 +238,4 @@ def _finish(
         )
         .values(status=status, error=failure, ended_at=now)
     )
+    return ended

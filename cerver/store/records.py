@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cerver.types import Entry, SessionStatus, Usage
+from cerver.types import Entry, RunStatus, SessionStatus, Usage
 
 __all__ = [
     "AccountRecord",
@@ -86,7 +86,7 @@ class RunRecord(_Record):
     id: str
     session_id: str
     kind: str
-    status: str
+    status: RunStatus
     harness: str | None
     model: str | None
     provider: str | None
@@ -96,6 +96,8 @@ class RunRecord(_Record):
     trace_id: str | None = None
     started_at: datetime
     ended_at: datetime | None
+    lease_expires_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
 
 
 class StoredEvent(_Record):

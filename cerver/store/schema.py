@@ -181,6 +181,8 @@ runs = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    # Set by ``POST …/runs/{id}/cancel`` on any replica; the process running it polls for it.
+    sa.Column("cancel_requested_at", UTCDateTime, nullable=True),
     sa.Index(None, "session_id"),
     sa.Index(None, "status", "lease_expires_at"),
 )
@@ -295,6 +297,8 @@ fanouts = sa.Table(
     sa.Column("completed_at", UTCDateTime, nullable=True),
     # Renewed by the process running the fan-out; once it runs out, that process is gone.
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),
+    # Set by ``POST /v2/fanouts/{id}/cancel`` on any replica; the process running it polls.
+    sa.Column("cancel_requested_at", UTCDateTime, nullable=True),
     sa.Index(None, "account_id", "created_at"),
     sa.Index(None, "parent_session_id"),
 )

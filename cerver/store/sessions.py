@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from cerver.errors import InvalidRequest, NotFound
 from cerver.store.database import Database
 from cerver.store.records import SessionRecord, entry_from_row
+from cerver.store.runs import interrupt_run
 from cerver.store.schema import entries, sessions, utcnow
 from cerver.store.transcript_cache import TranscriptCache
 from cerver.types import Entry
@@ -180,7 +181,15 @@ class SessionStore:
         read_session = sessions.select().where(c.id == session_id)
         cache = self._transcripts
 
+        expired_holder = sa.select(c.lock_run_id).where(
+            c.id == session_id, c.lock_run_id.is_not(None), c.lock_expires_at < now
+        )
+
         def lock(conn: sa.Connection) -> tuple[SessionRecord, list[Entry]] | None:
+            # A run whose lease ran out is ended before its lock is taken over, so its end is
+            # recorded in the session's log even when no reaper got there first.
+            if (dead := conn.execute(expired_holder).scalar()) is not None:
+                interrupt_run(conn, dead, session_id)
             if conn.execute(take).rowcount != 1:
                 return None
             session = SessionRecord.model_validate(conn.execute(read_session).one())

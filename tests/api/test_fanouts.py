@@ -177,6 +177,11 @@ async def test_another_accounts_fanout_is_not_found(
     headers = {"Authorization": f"Bearer {other['api_key']}"}
     response = await http.get(f"/v2/fanouts/{body['fanout_id']}", headers=headers)
     assert response.status_code == 404
+    cancel = await http.post(f"/v2/fanouts/{body['fanout_id']}/cancel", headers=headers)
+    assert cancel.status_code == 404
+    # Its owner cancelling a fan-out that already ended gets it back unchanged.
+    ended = await http.post(f"/v2/fanouts/{body['fanout_id']}/cancel")
+    assert ended.status_code == 200 and ended.json()["status"] == "completed"
 
 
 async def test_spawn_inherits_the_transcript_on_another_harness(

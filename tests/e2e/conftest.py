@@ -7,13 +7,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import PRICES_FILE
+from tests.conftest import ADMIN_KEY, PRICES_FILE
 
 START_TIMEOUT_S = 90
 
@@ -67,3 +67,69 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             proc.kill()
             output, _ = proc.communicate()
         print(output)
+
+
+class ServeProcess:
+    """One `cerver serve` process of a test (see the ``serve`` fixture)."""
+
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc = proc
+        self.url = url
+
+    def output(self) -> str:
+        """Everything it printed (waits for it to exit; kill or terminate it first)."""
+        return self.proc.communicate(timeout=30)[0] or ""
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start `cerver serve` processes sharing one store (``tmp_path/cerver.db``) and one admin
+    key (``ADMIN_KEY``): call it with extra ``CERVER_*`` / provider variables. Every process
+    still running at the end is killed."""
+    started: list[ServeProcess] = []
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
+    }
+
+    def start(**env: str) -> ServeProcess:
+        port = _free_port()
+        data_dir = tmp_path / f"gateway-{len(started)}"
+        variables = {
+            **base,
+            "CERVER_DATA_DIR": str(data_dir),
+            "CERVER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cerver.db'}",
+            "CERVER_ADMIN_KEY": ADMIN_KEY,
+            "CERVER_PORT": str(port),
+            "CERVER_PRICES_FILE": str(PRICES_FILE),
+            **env,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cerver", "serve"],
+            env=variables,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        process = ServeProcess(proc, f"http://127.0.0.1:{port}")
+        started.append(process)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"cerver serve exited early:\n{process.output()}")
+            try:
+                if httpx.get(f"{process.url}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                time.sleep(0.1)
+        proc.kill()
+        pytest.fail(
+            f"cerver serve did not get ready within {START_TIMEOUT_S} s:\n{process.output()}"
+        )
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+        print(process.output())

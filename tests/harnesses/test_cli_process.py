@@ -3,6 +3,8 @@ timeouts and crashes (no CLI binary needed)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -170,3 +172,40 @@ async def test_remote_computes_are_refused_clearly() -> None:
     [error] = [e async for e in CodexHarness().run(turn(sandbox))]
     assert isinstance(error, Error) and "runs only in the local compute" in error.message
     assert sandbox.commands == []
+
+
+class HangingSandbox(ScriptedSandbox):
+    """Starts the CLI (its first lines), then never ends; records when its stream is closed
+    (the local sandbox kills the command's whole process tree at that point)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.started = asyncio.Event()
+        self.closed = False
+
+    async def exec_stream(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ExecChunk]:
+        try:
+            yield ExecChunk("stdout", STARTED)
+            self.started.set()
+            await asyncio.Event().wait()
+            yield ExecChunk("exit", exit_code=0)  # never reached
+        finally:
+            self.closed = True
+
+
+async def test_cancelling_a_run_closes_the_cli_command() -> None:
+    sandbox = HangingSandbox()
+
+    async def consume() -> None:
+        async with contextlib.aclosing(CodexHarness(timeout=60).run(turn(sandbox))) as events:
+            async for _ in events:
+                pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(sandbox.started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sandbox.closed

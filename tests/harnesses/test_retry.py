@@ -3,10 +3,13 @@ failures after the first token (scripted on the mock upstream)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from cerver.errors import UpstreamError
-from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
+from cerver.testing.sandbox import ShellSandbox
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, TurnContext, Usage
@@ -142,3 +145,42 @@ def test_one_status_rule_for_every_harness() -> None:
         429,
     ]
     assert all(status_is_retryable(s) for s in (500, 502, 503, 504, 529))
+
+
+async def test_a_stream_silent_before_any_text_is_abandoned_and_retried(
+    harness: ToolLoopHarness, upstream: MockUpstream, sleeps: Sleeps
+) -> None:
+    harness.idle_timeout = 1.0
+    upstream.script(Reply(text="never sent", stall_ms=30_000), Reply(text="second time lucky"))
+    events = await collect(harness, make_turn(harness, "hi"))
+    assert [m.content for m in messages(events)] == ["second time lucky"]
+    assert len(sleeps) == 1 and len(upstream.requests) == 2
+
+
+async def test_a_stream_silent_after_text_keeps_it_incomplete_and_fails_the_turn(
+    make_harness: Callable[[str], ToolLoopHarness], upstream: MockUpstream
+) -> None:
+    harness = make_harness("anthropic")
+    harness.idle_timeout = 1.0
+    # message_start, ping, content_block_start and the first word arrive; then silence.
+    upstream.script(Reply(text="alpha beta gamma", stall_ms=30_000, stall_after_chunks=4))
+    events = await collect(harness, make_turn(harness, "hi"))
+    [partial] = messages(events)
+    assert partial.content.strip() == "alpha" and partial.status == "incomplete"
+    error = events[-1]
+    assert isinstance(error, Error) and error.code == "upstream_error" and error.retryable
+    assert "went silent" in error.message
+    assert len(upstream.requests) == 1  # text went out: not retried
+
+
+async def test_a_slow_tool_call_without_text_is_not_mistaken_for_a_stall(
+    harness: ToolLoopHarness, upstream: MockUpstream, sandbox: ShellSandbox
+) -> None:
+    harness.idle_timeout = 1.0
+    call = ToolCallSpec(name="bash", arguments={"command": "echo streamed slowly"})
+    # Every chunk is 0.3 s apart: the call takes longer than the idle timeout in all, but
+    # its stream never goes silent for that long.
+    upstream.script(Reply(tool_calls=[call], chunk_delay_ms=300), Reply(text="done"))
+    events = await collect(harness, make_turn(harness, "hi", sandbox=sandbox))
+    assert not any(isinstance(e, Error) for e in events)
+    assert [m.kind for m in messages(events)] == ["tool_call", "tool_result", "text"]

@@ -287,7 +287,7 @@ def _turn(text: str):
     return TurnRequest(input=text)
 
 
-async def test_a_fanout_cancelled_by_shutdown_is_recorded_cancelled(
+async def test_a_fanout_stopped_by_shutdown_is_recorded_interrupted(
     tmp_path, sqlite_url: str, mock_upstream: MockUpstream
 ) -> None:
     from tests.conftest import make_settings
@@ -300,14 +300,14 @@ async def test_a_fanout_cancelled_by_shutdown_is_recorded_cancelled(
     request = FanoutRequest(input="hi", variants=_variants("m1", "m2"), max_concurrency=1)
     handle = await gateway.fanouts.start(account, request, parent_session_id=parent.id)
     await asyncio.sleep(0.5)
-    await gateway.stop()  # a deploy: the fan-out task is cancelled
+    await gateway.stop()  # a deploy: the fan-out and its variants' turns are interrupted
 
     restarted = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream))
     await restarted.start()
     try:
         record = await restarted.fanouts.get(account, handle.fanout_id)
-        assert record.status == "cancelled" and record.completed_at is not None
-        assert [v.status for v in record.variants] == ["cancelled", "cancelled"]
+        assert record.status == "interrupted" and record.completed_at is not None
+        assert [v.status for v in record.variants] == ["interrupted", "interrupted"]
         with pytest.raises(InvalidRequest, match="did not complete"):
             await restarted.fanouts.pick(account, handle.fanout_id, record.variants[0].id)
     finally:
@@ -359,3 +359,28 @@ async def test_a_fanout_whose_process_died_is_reclaimed_as_interrupted_at_start(
     assert (await gateway.fanouts.get(account, alive.fanout_id)).status == "running"
     assert (await alive.result()).status == "completed"
     await gateway.stop()
+
+
+async def test_a_cancelled_fanout_stops_its_variant_turns_and_frees_their_sessions(
+    gateway: Gateway, mock_upstream: MockUpstream
+) -> None:
+    account = await _account(gateway)
+    parent = await _parent(gateway, account)
+    mock_upstream.script(
+        Reply(text="slow one", model="m1", chunk_delay_ms=200),
+        Reply(text="x", model="m2", delay_ms=30_000),
+    )
+    request = FanoutRequest(input="hi", variants=_variants("m1", "m2"))
+    handle = await gateway.fanouts.start(account, request, parent_session_id=parent.id)
+    await asyncio.sleep(0.6)
+    record = await gateway.fanouts.cancel(account, handle.fanout_id)
+    assert record.status == "cancelled" and record.verdict is None
+    assert [v.status for v in record.variants] == ["cancelled", "cancelled"]
+    assert (await handle.result()).status == "cancelled"
+    for variant in record.variants:
+        [run] = await gateway.runs.list(variant.session_id)
+        assert run.status == "cancelled"
+        child = await gateway.sessions.get(account, variant.session_id)
+        assert child.status == "ready" and child.lock_run_id is None
+    # Cancelling again answers with the fan-out as it ended.
+    assert (await gateway.fanouts.cancel(account, handle.fanout_id)).status == "cancelled"

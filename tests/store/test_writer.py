@@ -88,16 +88,6 @@ async def test_racing_lockers_get_exactly_one_grant(store: Store, account_id: st
     assert sum(g is not None for g in grants) == 1
 
 
-async def test_reclaim_frees_sessions_of_dead_runs(store: Store, account_id: str) -> None:
-    session = await make_session(store, account_id)
-    await store.sessions.try_lock(session.id, "run_dead", ttl=30)
-    await store.runs.start("run_dead", session.id, "turn", ttl=-1)
-    assert await store.runs.reclaim_expired() == 1
-    run = await store.runs.get(session.id, "run_dead")
-    assert run.status == "interrupted"
-    assert await store.sessions.try_lock(session.id, "run_next", ttl=30) is not None
-
-
 async def test_a_failed_append_stays_queued_so_seq_stays_gapless(
     store: Store, account_id: str
 ) -> None:

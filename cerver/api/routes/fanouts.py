@@ -70,6 +70,17 @@ async def get_fanout(fanout_id: str, gateway: GatewayDep, account: AccountDep) -
     return fanout_public(await gateway.fanouts.get(account.id, fanout_id))
 
 
+@router.post("/v2/fanouts/{fanout_id}/cancel")
+async def cancel_fanout(fanout_id: str, gateway: GatewayDep, account: AccountDep) -> FanoutPublic:
+    """Cancel a running fan-out and its variants' turns (on whichever replica runs it).
+
+    The fan-out and its unfinished variants end ``cancelled``; nothing is judged or kept.
+    Answers once it ended when this replica runs it, at once otherwise (read it back with
+    ``GET /v2/fanouts/{id}``). A fan-out that already ended is returned unchanged.
+    """
+    return fanout_public(await gateway.fanouts.cancel(account.id, fanout_id))
+
+
 @router.post("/v2/fanouts/{fanout_id}/pick")
 async def pick_winner(
     fanout_id: str, body: PickCreate, gateway: GatewayDep, account: AccountDep

@@ -85,12 +85,13 @@ class PacedResponse(Response):
         """Send what ``reply`` allows; True when the connection must then be dropped."""
         await _sleep_ms(reply.delay_ms)
         await self._start(send)
-        await _sleep_ms(reply.stall_ms)
         limit = reply.fail_after_chunks
         failing = limit is not None and limit < len(self.chunks)
         for index, chunk in enumerate(self.chunks[:limit] if failing else self.chunks):
             if index:
                 await _sleep_ms(reply.chunk_delay_ms)
+            if index == reply.stall_after_chunks:
+                await _sleep_ms(reply.stall_ms)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         if failing:
             if reply.fail_with == "disconnect" or self.failure_chunk is None:

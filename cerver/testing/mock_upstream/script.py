@@ -61,7 +61,9 @@ class Reply(BaseModel):
     """One scripted answer. Replies are consumed first in, first out.
 
     Timing, in the order it happens: wait ``delay_ms`` → send the status and headers → hang
-    ``stall_ms`` → send the body chunk by chunk, ``chunk_delay_ms`` apart. A chunk is one SSE
+    ``stall_ms`` → send the body chunk by chunk, ``chunk_delay_ms`` apart. With
+    ``stall_after_chunks=N`` the ``stall_ms`` hang comes after the first N chunks instead
+    (a stream that goes silent mid-body). A chunk is one SSE
     event when streaming; a JSON body is one chunk, or two halves when ``fail_after_chunks``
     is set. After ``fail_after_chunks`` chunks the response fails: ``fail_with="disconnect"``
     drops the connection (the client sees an incomplete body); ``"error_event"`` sends the
@@ -86,6 +88,7 @@ class Reply(BaseModel):
     delay_ms: float = Field(default=0, ge=0)
     chunk_delay_ms: float = Field(default=0, ge=0)
     stall_ms: float | None = Field(default=None, ge=0)
+    stall_after_chunks: int = Field(default=0, ge=0)
     fail_after_chunks: int | None = Field(default=None, ge=0)
     fail_with: Literal["disconnect", "error_event"] = "disconnect"
     usage: Usage | None = None
