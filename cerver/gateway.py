@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 from cerver.events import EventHub
 from cerver.placement import Catalog
+from cerver.providers import Endpoint, providers
 from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
 from cerver.services.auth import AuthService, BootstrapResult
 from cerver.services.branching import BranchingService
 from cerver.services.computes import ComputeService
+from cerver.services.credentials import CredentialService
 from cerver.services.execs import ExecService
 from cerver.services.fanout import FanoutService
 from cerver.services.locks import SessionLocks
@@ -18,6 +20,7 @@ from cerver.services.metrics import MetricsService
 from cerver.services.moves import MoveService
 from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
+from cerver.services.secret_key import CredentialCipher, load_or_create
 from cerver.services.sessions import SessionService
 from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
@@ -46,7 +49,12 @@ class Gateway:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        # The operator's OpenAI-compatible endpoints join the provider registry, so every
+        # reader (harnesses, proxy, mock upstream, /v2/providers) knows them.
+        for provider in self.settings.openai_compatible_providers():
+            providers.register(provider)
         self.store = Store(self.settings.resolved_database_url)
+        self.credentials = CredentialService(self.store)
         self.hub = EventHub()
         sandboxes = self.settings.resolved_data_dir / "sandboxes"
         self.registered_computes = ComputeService(self.store)
@@ -63,6 +71,7 @@ class Gateway:
             self.store, self.computes, self.registered_computes, Catalog()
         )
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
+        self.harnesses.account_endpoints = self.credentials.model_endpoints
         self.locks = SessionLocks(
             self.store, self.hub, lease_seconds=self.settings.run_lease_seconds
         )
@@ -94,10 +103,10 @@ class Gateway:
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
 
-    def _upstream_route(self, provider: str) -> tuple[str | None, str]:
-        """The model proxy's upstream for ``provider`` (raises NotConfigured without a key)."""
-        kwargs = self.harnesses.upstreams.kwargs_for(provider)
-        return kwargs.get("base_url"), kwargs["api_key"]
+    async def _upstream_route(self, provider: str, account_id: str | None) -> Endpoint:
+        """The model proxy's upstream for ``provider`` on a run of ``account_id``: the
+        account's own key when it stored one, else the gateway's (NotConfigured without)."""
+        return (await self.harnesses.endpoints_for(account_id)).require(provider)
 
     @property
     def upstream_is_mock(self) -> bool:
@@ -107,6 +116,8 @@ class Gateway:
         """Migrate the store, create the admin account on first start, reclaim dead runs and
         fan-outs, and start the mock upstream when no provider key is configured."""
         await self.store.open()
+        key = load_or_create(self.settings.resolved_data_dir, self.settings.secret_key)
+        self.credentials.open(CredentialCipher(key))
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
         )
@@ -126,10 +137,11 @@ class Gateway:
             self.harnesses.upstreams = Upstreams.from_settings(self.settings, self._mock.url)
             logging.getLogger(MOCK_LOGGER).warning(MOCK_NOTICE)
         elif "default_harness" not in self.settings.model_fields_set:
-            # Default to a harness this gateway can actually run.
-            for name in ("anthropic", "openai"):
-                if self.harnesses.upstreams.configured(name):
-                    self.settings.default_harness = name
+            # Default to a harness this gateway can actually run: the first provider in the
+            # registry that has a key and names a default harness.
+            for provider in self.settings.model_providers():
+                if provider.default_harness and self.harnesses.upstreams.configured(provider.name):
+                    self.settings.default_harness = provider.default_harness
                     break
 
     async def stop(self) -> None:

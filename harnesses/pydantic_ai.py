@@ -23,7 +23,7 @@ import importlib
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import InvalidRequest, UpstreamError
 from cerver.pricing import price
@@ -34,6 +34,9 @@ from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, Tur
 from harnesses.replay import _Call, _normalise, _Result, _Text
 from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
+
+if TYPE_CHECKING:
+    from cerver.providers import Endpoints
 
 __all__ = ["MODEL_PREFIXES", "PydanticAIHarness"]
 
@@ -82,6 +85,18 @@ class PydanticAIHarness(Harness):
         self._anthropic_api_key = anthropic_api_key
         self._models: dict[str, Any] = {}
         self._clients: list[Any] = []
+
+    @classmethod
+    def upstream_arguments(cls, endpoints: Endpoints) -> dict[str, Any]:
+        """OpenAI's and Anthropic's endpoints (``None`` where unconfigured: the SDK then reads
+        its own variables, and a model of that provider fails at its first call)."""
+        openai, anthropic = endpoints.get("openai"), endpoints.get("anthropic")
+        return {
+            "base_url": openai.base_url,
+            "api_key": openai.api_key,
+            "anthropic_base_url": anthropic.base_url,
+            "anthropic_api_key": anthropic.api_key,
+        }
 
     async def aclose(self) -> None:
         """Close the SDK clients this harness built."""

@@ -6,13 +6,12 @@ the gateway forwards with the real key, streams the answer back, and meters ever
 into the run's ledger.
 """
 
-from cerver.proxy.forward import DEFAULT_BASE_URLS, ProxyForwarder
+from cerver.proxy.forward import ProxyForwarder
 from cerver.proxy.grants import ProxyGrant, ProxyGrants
 from cerver.proxy.metering import UsageMeter
 from cerver.proxy.service import ModelProxy, runtime_dir
 
 __all__ = [
-    "DEFAULT_BASE_URLS",
     "ModelProxy",
     "ProxyForwarder",
     "ProxyGrant",

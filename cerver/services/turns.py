@@ -115,10 +115,12 @@ class TurnService:
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
+        # The account's own provider keys, if it stored any, win over the gateway's.
+        endpoints = await self._harnesses.endpoints_for(account_id)
         name, model = self._sessions.resolve_harness(
-            admitted.choice or HarnessChoice(), current=session
+            admitted.choice or HarnessChoice(), current=session, endpoints=endpoints
         )
-        harness = self._harnesses.get(name)
+        harness = self._harnesses.get(name, endpoints)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),
@@ -367,6 +369,7 @@ class TurnService:
             session_id=handle.session.id,
             harness=handle.harness,
             on_usage=on_usage,
+            account_id=handle.session.account_id,
         )
         try:
             yield
