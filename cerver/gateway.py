@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from cerver.cli_programs import cli_tool_dirs
 from cerver.events import EventHub
 from cerver.placement import Catalog
 from cerver.providers import Endpoint, providers
@@ -26,7 +27,6 @@ from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
-from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
     from cerver.testing.mock_upstream import MockUpstream

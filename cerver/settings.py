@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     run_lease_seconds: float = 30.0
 
-    # The one retry layer for model calls (harnesses/retry.py); SDK retries are off.
+    # The one retry layer for model calls (cerver/retry.py); SDK retries are off.
     upstream_max_attempts: int = Field(default=3, ge=1)
     upstream_retry_base_delay: float = Field(default=0.5, ge=0)
     upstream_retry_max_delay: float = Field(default=8.0, ge=0)

@@ -16,7 +16,7 @@ carry the structured payload:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,6 +30,7 @@ __all__ = [
     "Part",
     "ProxyGrant",
     "ReasoningPart",
+    "RelayEndpoint",
     "Role",
     "RunStatus",
     "SessionStatus",
@@ -196,3 +197,12 @@ class ProxyGrant:
     expires_at: float
     socket_path: str | None = None
     account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayEndpoint:
+    """Where a registered relay compute is reached: what the gateway's registered-computes
+    service resolves a ``compute_id`` to for the ``relay`` compute provider."""
+
+    base_url: str
+    token: str = field(repr=False)

@@ -17,26 +17,19 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 import orjson
 
 from cerver.errors import AuthenticationFailed, ComputeError, InvalidRequest, NotFound
-from cerver.types import ExecResult
+from cerver.types import ExecResult, RelayEndpoint
 from compute.base import Capabilities, Compute, ExecChunk, Profile, Sandbox, SandboxSpec
 
 __all__ = ["RelayCompute", "RelayEndpoint", "RelaySandbox"]
 
 _DIRECT = "direct"
 _MARGIN_S = 30.0  # HTTP timeout beyond a command's own timeout
-
-
-@dataclass(frozen=True, slots=True)
-class RelayEndpoint:
-    base_url: str
-    token: str
 
 
 Resolver = Callable[[str], Awaitable[RelayEndpoint]]

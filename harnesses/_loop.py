@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 
 from cerver.errors import MissingDependency, UpstreamError
 from cerver.pricing import price
+from cerver.retry import RetryPolicy, retry_after_seconds
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.replay import REASONING_ITEM_ID_KEY
-from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [

@@ -9,7 +9,7 @@ resolve to this harness. Provider keys come from the providers' usual variables
 LiteLLM is imported when the harness is built, never at gateway start-up (it takes seconds),
 and ``LITELLM_LOCAL_MODEL_COST_MAP`` is set first so that import does not fetch the price map
 from the internet. Its retries are off (``num_retries=0``, ``max_retries=0``): the gateway's
-retry layer (:mod:`harnesses.retry`) is the only one.
+retry layer (:mod:`cerver.retry`) is the only one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import UpstreamError
+from cerver.retry import retry_after_seconds
 from cerver.types import Entry, EntryStatus, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
@@ -32,7 +33,6 @@ from harnesses._loop import (
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.replay_chat import to_chat_messages
-from harnesses.retry import retry_after_seconds
 from harnesses.tools import ToolSpec, parse_arguments
 
 if TYPE_CHECKING:

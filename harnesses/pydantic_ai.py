@@ -14,7 +14,7 @@ The agent runs its own tool loop; this harness streams its text, turns every mod
 and tool return into transcript entries as they complete, and prices each response with
 the gateway's pricer (:mod:`cerver.pricing`, the same numbers as every other harness). The SDK
 clients are built with ``max_retries=0``; a failure before any text is retried by the
-gateway's :class:`~harnesses.retry.RetryPolicy`, one after is the turn's ``Error``.
+gateway's :class:`~cerver.retry.RetryPolicy`, one after is the turn's ``Error``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import InvalidRequest, UpstreamError
 from cerver.pricing import price
+from cerver.retry import RetryPolicy, retry_after_seconds
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.replay import _Call, _normalise, _Result, _Text
-from harnesses.retry import RetryPolicy, retry_after_seconds
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ import orjson
 from cerver.errors import UnknownPlugin
 from cerver.providers import Endpoint, Endpoints, ModelProvider, ProviderRegistry, providers
 from cerver.registry import Registry, compute_registry, harness_registry
+from cerver.retry import RetryPolicy
 from cerver.settings import Settings
 from compute.base import Compute, Sandbox
 from harnesses.base import Harness
-from harnesses.retry import RetryPolicy
 
 __all__ = ["MOCK_API_KEY", "ComputePool", "HarnessPool", "Upstreams"]
 

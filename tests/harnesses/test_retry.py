@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from cerver.errors import UpstreamError
+from cerver.retry import RetryPolicy, retry_after_seconds
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, TurnContext, Usage
-from harnesses.retry import RetryPolicy, retry_after_seconds
 from tests.harnesses.test_sdk_harnesses import collect, make_turn, messages
 
 
