@@ -70,6 +70,7 @@ class Gateway:
         self.placement = PlacementService(
             self.store, self.computes, self.registered_computes, Catalog()
         )
+        self.placement.credentials = self.credentials
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
         self.harnesses.account_endpoints = self.credentials.model_endpoints
         self.locks = SessionLocks(

@@ -16,6 +16,7 @@ from cerver.api.routes import (
     auth,
     branching,
     computes,
+    credentials,
     events,
     execs,
     fanouts,
@@ -76,6 +77,7 @@ def create_app(
     app.include_router(proxy.router)
     for module in (account, usage):
         app.include_router(module.router)
+    app.include_router(credentials.router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)

@@ -48,7 +48,19 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
             "invalid_json",
             {"position": json_errors[0].get("loc", [None, None])[-1]},
         )
+    errors = [_without_secrets(e) for e in errors]
     return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
+
+
+# Body fields holding secrets: a validation error never echoes their value back.
+_SECRET_FIELDS = frozenset({"api_key", "token", "secret"})
+
+
+def _without_secrets(error: dict) -> dict:
+    value = error.get("input")
+    touches = any(str(part) in _SECRET_FIELDS for part in error.get("loc", ()))
+    holds = isinstance(value, dict) and not _SECRET_FIELDS.isdisjoint(value)
+    return {**error, "input": "<redacted>"} if touches or holds else error
 
 
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -17,6 +17,7 @@ from typing import Any
 from cerver.errors import ComputeError, InvalidRequest
 from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
+from cerver.services.credentials import CredentialService
 from cerver.services.plugins import ComputePool
 from cerver.store import Store
 from compute.base import Sandbox, SandboxSpec
@@ -54,12 +55,16 @@ class PlacementService:
         self._computes = computes
         self.registered = registered
         self.catalog = catalog
+        #: Accounts' own compute keys (set by the gateway); ``None``: the gateway's only.
+        self.credentials: CredentialService | None = None
 
     async def entries(self, account_id: str | None) -> list[ProviderEntry]:
         """The catalog as ``account_id`` sees it: ``relay`` is live only with an online
-        registered compute."""
+        registered compute; a provider lacking the gateway's credentials is live for an
+        account that stored its own key for it."""
         entries = self.catalog.entries(await self._store.profiles.all())
         online = account_id is not None and await self.registered.pick_online(account_id)
+        own = set(await self._store.credentials.fetch(account_id)) if account_id else set()
         return [
             dataclasses.replace(
                 e,
@@ -68,6 +73,10 @@ class PlacementService:
                 "/v2/computes/register.",
             )
             if e.name == "relay" and not online
+            else dataclasses.replace(
+                e, status="live", missing=(), note="Live with this account's own key."
+            )
+            if e.status == "needs_credentials" and e.name in own
             else e
             for e in entries
         ]
@@ -166,7 +175,12 @@ class PlacementService:
         compute_id: str | None,
         req: dict[str, Any],
     ) -> Placement:
-        compute = self._computes.provider(provider)
+        own = (
+            await self.credentials.compute_arguments(account_id, provider)
+            if self.credentials is not None
+            else {}
+        )
+        compute = self._computes.provider(provider, own or None)
         timeout = int(req.get("timeout_minutes") or 60)
         if timeout * 60 > compute.capabilities.max_timeout_s:
             raise InvalidRequest(

@@ -201,11 +201,18 @@ class ComputePool:
     def canonical(self, name: str) -> str:
         return self.registry.canonical(name)
 
-    def provider(self, name: str) -> Compute:
+    def provider(self, name: str, credentials: dict[str, Any] | None = None) -> Compute:
+        """The compute provider ``name``, built once per set of ``credentials`` (constructor
+        arguments carrying an account's own key; none: the gateway's environment)."""
         name = self.registry.canonical(name)
-        if name not in self._providers:
-            self._providers[name] = self.registry.load(name)(**self._options.get(name, {}))
-        return self._providers[name]
+        key = name
+        if credentials:
+            digest = hashlib.sha256(orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS))
+            key = f"{name}:{digest.hexdigest()}"
+        if key not in self._providers:
+            options = {**self._options.get(name, {}), **(credentials or {})}
+            self._providers[key] = self.registry.load(name)(**options)
+        return self._providers[key]
 
     async def sandbox(self, provider: str, sandbox_id: str) -> Sandbox:
         """A handle to an existing sandbox (cached; re-attached after a restart)."""
