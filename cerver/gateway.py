@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cerver.cli_programs import cli_tool_dirs
 from cerver.events import EventHub
 from cerver.placement import Catalog
-from cerver.providers import Endpoint, providers
+from cerver.providers import Endpoint
 from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
 from cerver.services.auth import AuthService, BootstrapResult
 from cerver.services.branching import BranchingService
@@ -49,10 +49,6 @@ class Gateway:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        # The operator's OpenAI-compatible endpoints join the provider registry, so every
-        # reader (harnesses, proxy, mock upstream, /v2/providers) knows them.
-        for provider in self.settings.openai_compatible_providers():
-            providers.register(provider)
         self.store = Store(self.settings.resolved_database_url)
         self.credentials = CredentialService(self.store)
         self.hub = EventHub()

@@ -58,7 +58,14 @@ class Upstreams:
         registry: ProviderRegistry = providers,
     ) -> Upstreams:
         """Every model provider of ``settings``, at its configured endpoint, or in its
-        dialect on the mock upstream served at ``mock_url``."""
+        dialect on the mock upstream served at ``mock_url``.
+
+        The operator's OpenAI-compatible endpoints (``CERVER_OPENAI_COMPATIBLE``) join
+        ``registry`` here, so every reader (harnesses, proxy, mock upstream,
+        ``GET /v2/providers``, account credentials) knows them.
+        """
+        for provider in settings.openai_compatible_providers():
+            registry.register(provider)
         retry = RetryPolicy(
             max_attempts=settings.upstream_max_attempts,
             base_delay=settings.upstream_retry_base_delay,
