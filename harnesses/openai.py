@@ -18,11 +18,11 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import HarnessError, UpstreamError
+from cerver.retry import RETRYABLE_ERROR_TYPES
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
-    RETRYABLE_ERROR_TYPES,
     StepResult,
     ToolLoopHarness,
     import_sdk,

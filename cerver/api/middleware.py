@@ -5,6 +5,9 @@ from __future__ import annotations
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cerver.errors import PayloadTooLarge
+from cerver.failures import Failure
+
 __all__ = ["BodySizeLimit"]
 
 
@@ -51,18 +54,16 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "detail": f"Request body larger than {self.max_bytes} bytes. Send less, or raise "
-                "CERVER_MAX_BODY_BYTES on the gateway.",
-                "code": "payload_too_large",
-                "context": {"max_bytes": self.max_bytes},
-            }
+        refusal = PayloadTooLarge(
+            f"Request body larger than {self.max_bytes} bytes. Send less, or raise "
+            "CERVER_MAX_BODY_BYTES on the gateway.",
+            context={"max_bytes": self.max_bytes},
         )
+        body = orjson.dumps(Failure.from_error(refusal).to_json())
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": refusal.status_code,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
