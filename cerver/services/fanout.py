@@ -26,6 +26,7 @@ import orjson
 from cerver.errors import BudgetExceeded, CerverError, InvalidRequest, NoOutput, VariantTimeout
 from cerver.failures import Failure
 from cerver.ids import new_id
+from cerver.providers import Endpoints
 from cerver.services.branching import BranchingService, Snapshot
 from cerver.services.budgets import BudgetService
 from cerver.services.execs import ExecService
@@ -171,7 +172,8 @@ class FanoutService:
         """
         if not request.variants:
             raise InvalidRequest("A fan-out needs at least one variant.")
-        plans = [self._plan(v) for v in request.variants]
+        endpoints = await self._harnesses.endpoints_for(account_id)  # its own keys first
+        plans = [self._plan(v, endpoints) for v in request.variants]
         judge = build_judge(request.judge) if request.judge is not None else None
         if judge is not None:
             judge.check([(p.harness, p.model) for p in plans])
@@ -229,8 +231,8 @@ class FanoutService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _plan(self, variant: VariantRequest) -> VariantPlan:
-        name, model = self._sessions.resolve_harness(variant.harness)
+    def _plan(self, variant: VariantRequest, endpoints: Endpoints) -> VariantPlan:
+        name, model = self._sessions.resolve_harness(variant.harness, endpoints=endpoints)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
             compute = ComputeChoice("provider", self._computes.canonical(compute.provider))
@@ -285,7 +287,9 @@ class FanoutService:
                 },
             )
             outcomes = await self._run_variants(handle, request, plans, snapshot)
-            verdict, judge_ms = await self._judge(request, judge, outcomes, parent.id)
+            verdict, judge_ms = await self._judge(
+                request, judge, outcomes, parent.id, parent.account_id
+            )
             handle.emit("verdict", verdict_json(verdict) if verdict else None)
             await self._keeper.record(
                 handle.fanout_id,
@@ -451,6 +455,7 @@ class FanoutService:
         judge: Judge | None,
         outcomes: list[VariantOutcome],
         parent_id: str,
+        account_id: str,
     ) -> tuple[Verdict | None, float]:
         if judge is None:
             return None, 0.0
@@ -462,7 +467,12 @@ class FanoutService:
                 input=request.input,
                 variants=[await self._variant_output(o) for o in done],
                 rubric=request.judge.rubric if request.judge else None,
-                call_model=HarnessModelCall(self._harnesses, self._sessions, parent_id),
+                call_model=HarnessModelCall(
+                    self._harnesses,
+                    self._sessions,
+                    parent_id,
+                    endpoints=await self._harnesses.endpoints_for(account_id),
+                ),
             )
             if ctx.variants:
                 verdict = await judge.judge(ctx)
