@@ -1,7 +1,8 @@
 """Gateway configuration, read from ``CERVER_*`` environment variables.
 
 Provider keys use the providers' own variable names (``ANTHROPIC_API_KEY``,
-``OPENAI_BASE_URL``…) so an existing shell setup just works.
+``OPENAI_BASE_URL``…) so an existing shell setup just works. Which variables exist is the
+provider registry's business (:mod:`cerver.providers`): settings have no field per provider.
 """
 
 from __future__ import annotations
