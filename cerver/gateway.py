@@ -113,7 +113,11 @@ class Gateway:
         """Migrate the store, create the admin account on first start, reclaim dead runs and
         fan-outs, and start the mock upstream when no provider key is configured."""
         await self.store.open()
-        key = load_or_create(self.settings.resolved_data_dir, self.settings.secret_key)
+        configured = self.settings.secret_key
+        key = load_or_create(
+            self.settings.resolved_data_dir,
+            configured.get_secret_value() if configured is not None else None,
+        )
         self.credentials.open(CredentialCipher(key))
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cerver.providers import ModelProvider, openai_compatible, providers
@@ -52,7 +52,7 @@ class Settings(BaseSettings):
 
     # Provider keys and base URLs are not fields of their own: each registered provider
     # (cerver.providers) names its variables, read by provider_api_key/provider_base_url.
-    api_keys: dict[str, str | None] = Field(
+    api_keys: dict[str, SecretStr | None] = Field(
         default_factory=dict,
         description="Provider → key, overriding the provider's variable (None: no key). "
         "The keyword `<provider>_api_key=` fills it too.",
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         'by name: CERVER_OPENAI_COMPATIBLE=\'{"acme": {"base_url": "https://…/v1"}}\'. '
         "Each is keyed by <NAME>_API_KEY (or its key_env).",
     )
-    secret_key: str | None = Field(
+    secret_key: SecretStr | None = Field(
         default=None,
         description="The Fernet key that encrypts accounts' provider credentials at rest. "
         "Default: generated on first start into <data dir>/secret_key (mode 0600).",
@@ -115,7 +115,8 @@ class Settings(BaseSettings):
         """The gateway's key for ``provider``: an explicit ``api_keys`` entry, else its
         variable (``ANTHROPIC_API_KEY``), else ``CERVER_<NAME>_API_KEY``."""
         if provider.name in self.api_keys:
-            return self.api_keys[provider.name]
+            key = self.api_keys[provider.name]
+            return key.get_secret_value() if key is not None else None
         return os.environ.get(provider.key_env) or os.environ.get(provider.env_alias) or None
 
     def provider_base_url(self, provider: ModelProvider) -> str | None:

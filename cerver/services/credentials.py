@@ -9,6 +9,7 @@ request or a provisioning runs for the account, its key wins over the gateway's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from cerver.store import Store
 __all__ = ["CredentialService", "StoredCredential"]
 
 _MAX_KEY_CHARS = 4096
+_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,10 @@ class CredentialService:
         self._store = store
         self._cipher = cipher
         self._registry = registry
+        # account → (expiry, its model endpoints): a turn's start reads no row when the
+        # account's keys were resolved a moment ago. Changes made in this process apply at
+        # once; those made through another gateway process within the cache time.
+        self._cache: dict[str, tuple[float, dict[str, Endpoint]]] = {}
 
     def open(self, cipher: CredentialCipher) -> None:
         self._cipher = cipher
@@ -85,6 +91,7 @@ class CredentialService:
             )
         if base_url is not None:
             base_url = _checked_base_url(entry, base_url)
+        self._cache.pop(account_id, None)
         record = await self._store.credentials.put(
             account_id,
             entry.name,
@@ -104,6 +111,7 @@ class CredentialService:
         Raises:
             NotFound: the account has no key for it.
         """
+        self._cache.pop(account_id, None)
         if not await self._store.credentials.delete(account_id, provider):
             raise NotFound(
                 f"This account has no credential for {provider!r}; list them with "
@@ -119,12 +127,17 @@ class CredentialService:
         """
         if account_id is None:
             return {}
+        cached = self._cache.get(account_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         records = await self._store.credentials.fetch(account_id)
-        return {
+        endpoints = {
             name: Endpoint(name, r.base_url, self._require_cipher().decrypt(r.secret), "account")
             for name, r in records.items()
             if self._kind(name) == "model"
         }
+        self._cache[account_id] = (time.monotonic() + _CACHE_SECONDS, endpoints)
+        return endpoints
 
     async def compute_arguments(self, account_id: str | None, provider: str) -> dict[str, Any]:
         """Constructor arguments giving compute ``provider`` the account's own key (empty

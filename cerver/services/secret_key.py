@@ -4,17 +4,24 @@
 one generated on first start into ``<data dir>/secret_key`` (mode 0600), next to the admin
 key's ``credentials`` file. Every gateway process sharing a database must use the same key:
 set ``CERVER_SECRET_KEY`` on each replica.
+
+``cryptography`` (≈0.2 s to import) loads on the first encryption or decryption, not at
+start-up: a Fernet key is 32 random bytes in url-safe base64, made and checked here.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+from functools import cached_property
 from pathlib import Path
-from typing import Final
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING, Final
 
 from cerver.errors import NotConfigured
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 __all__ = ["SECRET_KEY_FILE", "CredentialCipher", "load_or_create"]
 
@@ -34,7 +41,7 @@ def load_or_create(data_dir: Path, configured: str | None) -> bytes:
         if path.exists():
             key = path.read_bytes().strip()
         else:
-            key = Fernet.generate_key()
+            key = base64.urlsafe_b64encode(os.urandom(32))
             data_dir.mkdir(parents=True, exist_ok=True)
             # O_EXCL: two processes starting together never both write (the loser reads).
             try:
@@ -45,14 +52,16 @@ def load_or_create(data_dir: Path, configured: str | None) -> bytes:
                 with os.fdopen(fd, "wb") as f:
                     f.write(key + b"\n")
     try:
-        Fernet(key)
-    except ValueError as exc:
+        valid = len(base64.urlsafe_b64decode(key)) == 32
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
         raise NotConfigured(
             "CERVER_SECRET_KEY (or <data dir>/secret_key) is not a Fernet key: generate one "
             'with `python -c "from cryptography.fernet import Fernet; '
             'print(Fernet.generate_key().decode())"`.',
             context={"setting": "CERVER_SECRET_KEY"},
-        ) from exc
+        )
     return key
 
 
@@ -61,7 +70,13 @@ class CredentialCipher:
     AES-128-CBC with an HMAC-SHA256, from the ``cryptography`` package)."""
 
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(key)
+        self._key = key
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        from cryptography.fernet import Fernet
+
+        return Fernet(self._key)
 
     def encrypt(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
@@ -73,6 +88,8 @@ class CredentialCipher:
             NotConfigured: the token was encrypted with another secret key (a replica with a
                 different ``CERVER_SECRET_KEY``, or a data directory that lost its key).
         """
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken as exc:
