@@ -54,7 +54,7 @@ EntryKind = Literal[
 ]
 EntryStatus = Literal["complete", "incomplete", "cancelled"]
 SessionStatus = Literal["ready", "running", "paused", "closed", "failed"]
-RunStatus = Literal["running", "completed", "failed", "interrupted", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "cancelled", "requires_action"]
 
 
 class TextPart(BaseModel):

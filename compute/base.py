@@ -27,6 +27,7 @@ from cerver.errors import (
     MissingDependency,
     NotConfigured,
 )
+from cerver.options import PluginOptions
 from cerver.types import ExecResult
 
 __all__ = [
@@ -72,6 +73,9 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     compute_id: str | None = None
     """A registered machine to create on, for providers that front several (``relay``)."""
+    options: PluginOptions | None = None
+    """The session's options for this provider: an instance of its ``Options``, validated
+    when the request arrived (``None``: none were given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +304,13 @@ class Sandbox(ABC):
 
 class Compute(ABC):
     """A compute provider: creates sandboxes and re-attaches to existing ones.
+
+    Options: a provider that takes per-session options (an image, a template) declares them
+    as a nested ``Options`` model (a :class:`~cerver.options.PluginOptions`); ``compute:
+    {provider, options}`` is validated against it when the request arrives and reaches
+    :meth:`create` as ``spec.options``. Gateway-wide settings (a default template) come from
+    the provider's own settings model read with :func:`~cerver.options.plugin_settings`
+    (``CERVER_<PROVIDER>_<FIELD>``), not from the gateway.
 
     Errors:
         ComputeError: provisioning failed (the router may fall back to another provider).

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar, Final, Literal, TypeVar
 
 from cerver.errors import ComputeError, InvalidRequest, NotFound
+from cerver.options import PluginSettings, plugin_settings
 from cerver.types import ExecResult
 from compute import _bwrap
 from compute._process import CommandRun
@@ -74,7 +75,8 @@ class LocalCompute(Compute):
         root: where workspaces live; default :func:`default_root`.
         isolation: ``"bwrap"`` requires bubblewrap; ``"none"`` runs plain subprocesses;
             ``"auto"`` uses bubblewrap when it is installed and works, and otherwise warns
-            once and runs plain subprocesses.
+            once and runs plain subprocesses. Default: ``$CERVER_LOCAL_ISOLATION``, else
+            ``"auto"``.
         shared: host directories every sandbox sees read-only at the same path (when they
             exist at exec time): the model proxy's socket directory and the CLI harnesses'
             installs (see :mod:`compute._proxy_bridge`).
@@ -93,16 +95,23 @@ class LocalCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=5, cost_per_hour_usd=0.0)
 
+    class Settings(PluginSettings):
+        """Gateway-wide: ``CERVER_LOCAL_ISOLATION`` (``auto``, ``bwrap`` to require
+        bubblewrap, ``none``)."""
+
+        isolation: str = "auto"
+
     def __init__(
         self,
         root: Path | None = None,
         *,
-        isolation: Isolation = "auto",
+        isolation: Isolation | None = None,
         shared: Sequence[Path] = (),
     ) -> None:
         self.root = Path(os.path.realpath((root or default_root()).expanduser()))
         self._shared = tuple(shared)
-        self._bwrap = self._find_bwrap(isolation)
+        settings = plugin_settings(self.name, self.Settings, isolation=isolation)
+        self._bwrap = self._find_bwrap(settings.isolation)  # type: ignore[arg-type]
         self._bwrap_args: dict[bool, list[str]] = {}
 
     @property

@@ -32,7 +32,7 @@ from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.replay import REASONING_ITEM_ID_KEY
-from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
+from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -84,7 +84,10 @@ class ToolLoopHarness(Harness):
     3. Each tool call runs on the sandbox, one after another in the model's order, and its
        result is yielded as a ``tool`` / ``tool_result`` :class:`Message` (with the tool's
        latency). A tool failure is an error *result* the model sees, not a turn failure.
-    4. Without tool calls the turn is complete. Otherwise the loop goes back to 1, at most
+    4. Without tool calls the turn is complete. When the step called one of the app's own
+       tools (``turn.client_tools``, offered next to the sandbox tools), the turn ends there,
+       after the step's sandbox calls ran: the app runs its calls and sends the results, which
+       a later turn continues from. Otherwise the loop goes back to 1, at most
        ``options.max_steps`` model calls in all. When the last allowed step still made tool
        calls, their results are recorded and the turn ends with an ``Error`` of
        :class:`~cerver.errors.StepLimitReached` (``max_steps``): the work done is kept, and the
@@ -105,6 +108,7 @@ class ToolLoopHarness(Harness):
     """
 
     tools: ClassVar[tuple[ToolSpec, ...]] = SANDBOX_TOOLS
+    supports_client_tools: ClassVar[bool] = True
     retry: RetryPolicy = RetryPolicy()
     """How failed model calls are retried; set an instance's own to change it."""
 
@@ -131,8 +135,9 @@ class ToolLoopHarness(Harness):
 
     async def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
         """Write one turn; see the class docstring for the steps and the event contract."""
-        tools = self.tools if turn.sandbox is not None else ()
-        conversation = [*turn.history, Entry(role="user", content=turn.input)]
+        tools = (*(self.tools if turn.sandbox is not None else ()), *turn.client_tools)
+        client_names = {spec.name for spec in turn.client_tools}
+        conversation = turn.conversation()
         # The models still to try, current first. A fallback that answered keeps the turn.
         route = list(dict.fromkeys([turn.model, *turn.fallback_models]))
         for _ in range(max(turn.options.max_steps, 1)):
@@ -160,12 +165,19 @@ class ToolLoopHarness(Harness):
             yield Usage(model, provider, usage, latency_ms)
 
             calls: list[ToolCallPart] = []
+            handed_over = False
             for entry in self._account(answer.result.entries, usage, latency_ms, model):
+                call = entry.tool_call if entry.kind == "tool_call" else None
+                if call is not None and call.name in client_names:
+                    entry = entry.model_copy(
+                        update={"metadata": {**entry.metadata, CLIENT_TOOL_KEY: True}}
+                    )
+                    handed_over = True
+                elif call is not None:
+                    calls.append(call)
                 conversation.append(entry)
                 yield Message(entry)
-                if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
-                    calls.append(call)
-            if not calls:
+            if not calls and not handed_over:
                 return
             for call in calls:
                 started = time.perf_counter()
@@ -180,6 +192,8 @@ class ToolLoopHarness(Harness):
                 entry = self._stamp(entry, model)
                 conversation.append(entry)
                 yield Message(entry)
+            if handed_over:
+                return  # the app runs its tools; its results continue the turn later
         yield Error.of(
             StepLimitReached(
                 f"The turn stopped after max_steps={turn.options.max_steps} model calls while "

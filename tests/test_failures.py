@@ -182,4 +182,6 @@ def test_with_context_adds_without_changing_the_original() -> None:
     more = failure.with_context(run_id="run_1")
     assert dict(more.context) == {"status": 503, "run_id": "run_1"}
     assert dict(failure.context) == {"status": 503}
+    with pytest.raises(TypeError):
+        failure.context["status"] = 200  # type: ignore[index]
     assert (more.code, more.message, more.retryable) == ("upstream_error", "down", True)

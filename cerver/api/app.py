@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cerver import __version__
+from cerver.api.compat import anthropic_messages, openai_chat, openai_responses
+from cerver.api.compat import models as compat_models
 from cerver.api.errors import install_error_handlers
 from cerver.api.idempotency import IdempotencyMiddleware
 from cerver.api.middleware import BodySizeLimit
@@ -28,6 +30,7 @@ from cerver.api.routes import (
     sandbox,
     sessions,
     stress_tests,
+    tool_results,
     turns,
     usage,
 )
@@ -68,7 +71,7 @@ def create_app(
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    for module in (health, auth, sessions, turns, execs, events):
+    for module in (health, auth, sessions, turns, tool_results, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
         app.include_router(module.router)
@@ -78,6 +81,9 @@ def create_app(
     for module in (account, usage):
         app.include_router(module.router)
     app.include_router(credentials.router)
+    # OpenAI- and Anthropic-compatible surfaces (/v1), translated onto sessions.
+    for module in (openai_chat, openai_responses, anthropic_messages, compat_models):
+        app.include_router(module.router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)

@@ -34,7 +34,12 @@ from cerver.services.judging import HarnessModelCall, build_judge
 from cerver.services.keeping import FanoutKeeper, VariantOutcome, VariantPlan, verdict_json
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import ComputePool, HarnessPool
-from cerver.services.sessions import ComputeChoice, HarnessChoice, SessionService
+from cerver.services.sessions import (
+    ComputeChoice,
+    HarnessChoice,
+    SessionService,
+    stored_options,
+)
 from cerver.services.turns import TurnHandle, TurnRequest, TurnService
 from cerver.store import FanoutRecord, SessionRecord, Store, StoredEvent
 from cerver.store.schema import utcnow
@@ -201,7 +206,7 @@ class FanoutService:
                 "parent_session_id": parent.id,
                 "status": "running",
                 "input": request.input,
-                "judge": dataclasses.asdict(request.judge) if request.judge else None,
+                "judge": _judge_json(request.judge) if request.judge else None,
                 "keep": request.keep,
                 "max_concurrency": request.max_concurrency,
                 "lease_expires_at": utcnow() + timedelta(seconds=self._lease_seconds),
@@ -233,15 +238,18 @@ class FanoutService:
 
     def _plan(self, variant: VariantRequest, endpoints: Endpoints) -> VariantPlan:
         name, model = self._sessions.resolve_harness(variant.harness, endpoints=endpoints)
+        options = self._sessions.harness_options(name, variant.harness)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
-            compute = ComputeChoice("provider", self._computes.canonical(compute.provider))
+            provider = self._computes.canonical(compute.provider)
+            self._computes.registry.options(provider, compute.options)  # refuse bad ones now
+            compute = ComputeChoice("provider", provider, options=compute.options)
         return VariantPlan(
             variant_id=new_id("var"),
             harness=name,
             model=model,
             provider=self._harnesses.harness_class(name).provider,
-            options=variant.harness.options,
+            options=stored_options(options),
             compute=compute,
         )
 
@@ -511,3 +519,8 @@ class FanoutService:
             latency_ms=out.latency_ms,
             sandbox=sandbox,
         )
+
+
+def _judge_json(spec: JudgeSpec) -> dict[str, Any]:
+    """The judge spec as the fan-out record keeps it."""
+    return {"type": spec.type, "model": spec.model, "options": dict(spec.options)}

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from cerver.errors import ComputeError, InvalidRequest
+from cerver.options import PluginOptions
 from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
 from cerver.services.credentials import CredentialService
 from cerver.services.plugins import ComputePool
-from cerver.store import Store
+from cerver.store import SessionRecord, Store
 from compute.base import Sandbox, SandboxSpec
 
 __all__ = ["Placement", "PlacementService"]
@@ -36,12 +37,16 @@ class Placement:
     sandbox: Sandbox
     provision_time_ms: float
     routing: RoutingReport
+    #: The provider's options the sandbox was created with (``None``: none were given).
+    options: PluginOptions | None = None
 
     def session_values(self) -> dict[str, Any]:
+        options = self.options.model_dump(mode="json", exclude_unset=True) if self.options else {}
         return {
             "provider": self.provider,
             "compute_id": self.compute_id,
             "sandbox_id": self.sandbox.sandbox_id,
+            "compute_options": options or None,
             "provision_time_ms": self.provision_time_ms,
             "routing": self.routing,
         }
@@ -119,6 +124,26 @@ class PlacementService:
             "mode": "pinned",
         }
 
+    def options(
+        self,
+        provider: str,
+        raw: dict[str, Any] | None,
+        *,
+        current: SessionRecord | None = None,
+    ) -> PluginOptions:
+        """``raw`` validated against ``provider``'s ``Options``.
+
+        Without ``raw``, the ``current`` session's options carry over when it stays on the
+        same provider.
+
+        Raises:
+            UnknownPlugin: no such provider.
+            InvalidRequest: a bad option; the message names the field and the provider.
+        """
+        if not raw and current is not None and current.provider == provider:
+            raw = current.compute_options
+        return self._computes.registry.options(provider, raw)
+
     async def provision(
         self,
         account_id: str,
@@ -127,8 +152,12 @@ class PlacementService:
         requirements: dict[str, Any] | None,
         *,
         fallback: bool,
+        options: PluginOptions | None = None,
     ) -> Placement:
         """Create a sandbox on the report's provider, falling back along ``fallback_order``.
+
+        ``options`` (validated for the recommended provider) go to that provider only; a
+        fallback provider is created with its defaults.
 
         Raises:
             InvalidRequest: the timeout exceeds what the provider allows.
@@ -143,8 +172,11 @@ class PlacementService:
             compute_id = (
                 report.get("compute_id") if provider == report["recommended_provider"] else None
             )
+            given = options if provider == report["recommended_provider"] else None
             try:
-                placement = await self._create(account_id, session_id, provider, compute_id, req)
+                placement = await self._create(
+                    account_id, session_id, provider, compute_id, req, given
+                )
             except ComputeError as exc:
                 log.warning("Provisioning on %s failed: %s", provider, exc)
                 await self._store.profiles.observe(provider, ok=False)
@@ -174,6 +206,7 @@ class PlacementService:
         provider: str,
         compute_id: str | None,
         req: dict[str, Any],
+        options: PluginOptions | None,
     ) -> Placement:
         own = (
             await self.credentials.compute_arguments(account_id, provider)
@@ -196,10 +229,11 @@ class PlacementService:
             network=bool(req.get("network", False)),
             timeout_minutes=timeout,
             compute_id=compute_id,
+            options=options,
         )
         started = time.perf_counter()
         sandbox = await compute.create(spec)
         provision_ms = (time.perf_counter() - started) * 1000
         await self._store.profiles.observe(provider, startup_ms=provision_ms)
         self._computes.remember(provider, sandbox)
-        return Placement(provider, compute_id, sandbox, provision_ms, {})
+        return Placement(provider, compute_id, sandbox, provision_ms, {}, options)

@@ -108,6 +108,8 @@ sessions = sa.Table(
     sa.Column("provider", sa.String(100), nullable=True),
     sa.Column("compute_id", sa.String(40), nullable=True),
     sa.Column("sandbox_id", sa.String(200), nullable=True),
+    # The options its compute was created with (``compute: {provider, options}``).
+    sa.Column("compute_options", JSON, nullable=True),
     sa.Column("parent_session_id", sa.String(40), nullable=True),
     sa.Column("repo", JSON, nullable=True),
     sa.Column("requirements", JSON, nullable=True),

@@ -32,12 +32,24 @@ class _Body(BaseModel):
 class HarnessSpec(_Body):
     type: str = Field(description="Harness name, e.g. 'anthropic', 'openai'.")
     model: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the harness's Options: the SDK harnesses take "
+        "temperature, max_tokens and reasoning; the CLI harnesses extra_args.",
+    )
 
 
 class ComputeSpec(_Body):
     provider: str | None = Field(default=None, description="Compute provider, e.g. 'local'.")
     compute_id: str | None = Field(default=None, description="A registered compute (relay).")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the provider's Options, e.g. e2b's template, vercel's "
+        "image.",
+    )
+
+    def choice(self) -> ComputeChoice:
+        return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
 
 
 class Requirements(_Body):
@@ -97,7 +109,7 @@ class SessionCreate(_Body):
             return ComputeChoice("routed")
         if self.compute is None:
             return ComputeChoice("none")
-        return ComputeChoice("provider", self.compute.provider, self.compute.compute_id)
+        return self.compute.choice()
 
 
 class SessionPublic(BaseModel):
@@ -109,10 +121,16 @@ class SessionPublic(BaseModel):
     status: SessionStatus
     harness: str
     model: str
+    harness_options: dict[str, Any] = Field(
+        default_factory=dict, description="The options the session's harness was given."
+    )
     system_prompt: str | None
     provider: str | None
     compute_id: str | None
     sandbox_id: str | None
+    compute_options: dict[str, Any] | None = Field(
+        default=None, description="The options the session's compute was created with."
+    )
     parent_session_id: str | None
     metadata: dict[str, Any]
     requirements: dict[str, Any] | None
