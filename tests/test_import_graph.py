@@ -15,8 +15,11 @@ Rules:
    ``cerver.api`` or ``cerver.proxy``: plug-ins see the kernel (``cerver.types``,
    ``cerver.errors``, ``cerver.providers``…) and their own SDKs only.
 2. The gateway's services and API (``cerver.services``, ``cerver.api``, ``cerver.gateway``)
-   import a plug-in package's contract (its ``base`` module) and nothing else of it; what
-   both sides need lives in the kernel or is reached through the registries.
+   import a plug-in package's public modules only (``base``, ``tools``…), never a private one
+   (``harnesses._loop``, ``harnesses._cli_tools``…) nor the ``retry``/``relay`` internals:
+   what both sides need lives in the kernel or is reached through the registries.
+   :data:`KNOWN_REACHES` lists the arrows still to move, each with why; the test fails when
+   one is fixed, so the list only shrinks.
 3. No cycle among the modules of ``cerver``, ``harnesses``, ``compute`` and ``judges``.
 """
 
@@ -33,6 +36,11 @@ PACKAGES = ("cerver", "harnesses", "compute", "judges")
 PLUGINS = ("harnesses", "compute", "judges")
 FORBIDDEN_TO_PLUGINS = ("cerver.services", "cerver.api", "cerver.proxy")
 GATEWAY_SIDE = ("cerver.services", "cerver.api", "cerver.gateway")
+PLUGIN_INTERNALS = ("harnesses.retry", "compute.relay")
+KNOWN_REACHES = {
+    "cerver.api.compat.history -> harnesses._loop": "text_entry/tool_call_entry build neutral "
+    "transcript entries; they belong in the kernel (cerver.types)",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -174,15 +182,25 @@ def test_plugins_import_only_the_kernel(plugin: str) -> None:
     )
 
 
-def test_services_import_only_plugin_contracts() -> None:
-    arrows = sorted(
+def _internal(target: str) -> bool:
+    parts = target.split(".")
+    return parts[0] in PLUGINS and (
+        any(p.startswith("_") for p in parts[1:]) or target in PLUGIN_INTERNALS
+    )
+
+
+def test_services_import_no_plugin_internals() -> None:
+    arrows = {
         f"{module} -> {target}"
         for module, targets in GRAPH.items()
         if any(_within(module, side) for side in GATEWAY_SIDE)
         for target in targets
-        if target.partition(".")[0] in PLUGINS and target.partition(".")[2] != "base"
-    )
-    assert not arrows, "the gateway reaches into plug-in internals:\n" + "\n".join(arrows)
+        if _internal(target)
+    }
+    new = sorted(arrows - set(KNOWN_REACHES))
+    assert not new, "the gateway reaches into plug-in internals:\n" + "\n".join(new)
+    fixed = sorted(set(KNOWN_REACHES) - arrows)
+    assert not fixed, "fixed, remove from KNOWN_REACHES:\n" + "\n".join(fixed)
 
 
 def test_no_import_cycle() -> None:
