@@ -474,7 +474,6 @@ class FanoutService:
             ctx = JudgeContext(
                 input=request.input,
                 variants=[await self._variant_output(o) for o in done],
-                rubric=request.judge.rubric if request.judge else None,
                 call_model=HarnessModelCall(
                     self._harnesses,
                     self._sessions,
