@@ -7,19 +7,32 @@ provider registry's business (:mod:`cerver.providers`): settings have no field p
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cerver.providers import ModelProvider, openai_compatible, providers
+from cerver.types import SandboxLimits
 
-__all__ = ["OpenAICompatible", "Settings"]
+__all__ = ["SANDBOX_LIMITS_MAX", "OpenAICompatible", "Settings"]
 
 _KEYWORD_SUFFIXES = {"_api_key": "api_keys", "_base_url": "base_urls"}
+
+SANDBOX_LIMITS_MAX = SandboxLimits(
+    processes=4096,
+    memory_mb=16384,
+    cpu_seconds=86400,
+    cpus=8,
+    disk_mb=65536,
+    open_files=65536,
+    wall_seconds=86400,
+)
+"""The default of ``CERVER_SANDBOX_LIMITS_MAX``."""
 
 
 class OpenAICompatible(BaseModel):
@@ -72,6 +85,11 @@ class Settings(BaseSettings):
         default=None,
         description="The Fernet key that encrypts accounts' provider credentials at rest. "
         "Default: generated on first start into <data dir>/secret_key (mode 0600).",
+    )
+    otel_capture_content: bool = Field(
+        default=False,
+        description="Put message content (prompts, answers, tool arguments and output) on "
+        "OpenTelemetry spans. Off by default: spans then carry ids, names, counts and timings.",
     )
     mock_upstream: bool | None = Field(
         default=None,
@@ -140,3 +158,37 @@ class Settings(BaseSettings):
         if self.mock_upstream is not None:
             return self.mock_upstream
         return not any(self.provider_api_key(p) for p in self.model_providers())
+
+    # -- sandboxes (compute/local.py, cerver/services/sandbox_policy.py) -------------------
+    sandbox_limits: SandboxLimits = Field(
+        default_factory=SandboxLimits,
+        description="Default limits of every sandbox command (JSON, e.g. "
+        "'{\"memory_mb\": 2048}'; unnamed fields keep their defaults).",
+    )
+    sandbox_limits_max: SandboxLimits = Field(
+        default_factory=lambda: SANDBOX_LIMITS_MAX,
+        description="The most a session may ask for in requirements.limits (JSON; unnamed "
+        "fields keep their default maxima).",
+    )
+    sandbox_egress: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts sandboxes may reach when a session asks for requirements.network "
+        "(comma-separated host or host:port; '*.example.com' matches subdomains). Empty "
+        "(default): no session may ask for network.",
+    )
+
+    @field_validator("sandbox_limits_max", mode="before")
+    @classmethod
+    def _over_default_maxima(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return {**SANDBOX_LIMITS_MAX.model_dump(), **value}
+        return value
+
+    @field_validator("sandbox_egress", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value

@@ -28,7 +28,7 @@ from cerver.errors import (
     NotConfigured,
 )
 from cerver.options import PluginOptions
-from cerver.types import ExecResult
+from cerver.types import ExecResult, LimitName, SandboxLimits
 
 __all__ = [
     "MISSING",
@@ -37,6 +37,7 @@ __all__ = [
     "Capabilities",
     "Compute",
     "ExecChunk",
+    "HostReport",
     "Profile",
     "Sandbox",
     "SandboxSpec",
@@ -64,6 +65,17 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class HostReport:
+    """What the gateway's host gives a provider, as ``GET /v2/providers`` shows it."""
+
+    problem: str | None = None
+    """Why the provider cannot run here, naming the fix (the catalog lists it as
+    ``needs_setup``); ``None`` when it can."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Facts worth showing, e.g. the isolation and limits really in force."""
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxSpec:
     """What a session asks of its sandbox."""
 
@@ -73,6 +85,9 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     compute_id: str | None = None
     """A registered machine to create on, for providers that front several (``relay``)."""
+    limits: SandboxLimits | None = None
+    """What each command may use; ``None``: the provider's defaults. Providers that cannot
+    hold a limit say so in their docstring."""
     options: PluginOptions | None = None
     """The session's options for this provider: an instance of its ``Options``, validated
     when the request arrived (``None``: none were given)."""
@@ -80,11 +95,13 @@ class SandboxSpec:
 
 @dataclass(frozen=True, slots=True)
 class ExecChunk:
-    """A piece of a streaming command's output, or (``stream == "exit"``) its end."""
+    """A piece of a streaming command's output, or (``stream == "exit"``) its end, with the
+    limit that ended the command if one did."""
 
     stream: Literal["stdout", "stderr", "exit"]
     data: str = ""
     exit_code: int | None = None
+    limit: LimitName | None = None
 
 
 class _Missing:
@@ -326,6 +343,12 @@ class Compute(ABC):
     vendor_errors: ClassVar[VendorErrors | None] = None
     """How the provider's SDK exceptions become Cerver's (one table per SDK, used by the
     provider and its sandboxes); ``None`` for a provider that raises Cerver's own."""
+
+    @classmethod
+    def host_report(cls, **options: Any) -> HostReport:
+        """Check, without side effects, what this host gives the provider built with
+        ``options`` (the gateway's constructor arguments). Default: nothing to report."""
+        return HostReport()
 
     @classmethod
     def _import_sdk(cls, module: str) -> ModuleType:

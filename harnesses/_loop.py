@@ -28,6 +28,7 @@ from cerver.retry import (
     retry_after_seconds,
     status_is_retryable,
 )
+from cerver.telemetry import metrics, tracing
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
@@ -181,7 +182,13 @@ class ToolLoopHarness(Harness):
                 return
             for call in calls:
                 started = time.perf_counter()
-                outcome = await run_tool(turn.sandbox, call)
+                with tracing.span(f"execute_tool {call.name}", _tool_attributes(call)) as span:
+                    outcome = await run_tool(turn.sandbox, call)
+                    if outcome.is_error:
+                        tracing.mark_error(span, "tool_error")
+                    if tracing.capture_content():
+                        result = tracing.content(outcome.output)
+                        span.set_attribute("gen_ai.tool.call.result", result)
                 entry = Entry(
                     role="tool",
                     kind="tool_result",
@@ -228,30 +235,56 @@ class ToolLoopHarness(Harness):
         while True:
             model, streamed = route[0], False
             step = dataclasses.replace(turn, model=model)
-            try:
-                async with aclosing(self._stream_step(step, conversation, tools)) as events:
-                    async for event in events:
-                        if isinstance(event, TextDelta):
-                            streamed = True
-                            yield event
-                        else:
-                            yield _Answer(event, model)
-                return
-            except UpstreamError as exc:
-                if streamed:
-                    raise
-                delay = self.retry.delay(exc, attempt)
-                if delay is not None:
-                    log.info("retrying %s in %.2fs after: %s", model, delay, exc.message)
-                    await self.retry.sleep(delay)
-                    attempt += 1
-                    continue
-                if exc.retryable and len(route) > 1:
-                    log.warning("falling back from %s to %s after: %s", model, route[1], exc)
-                    route.pop(0)
-                    attempt = 1
-                    continue
-                raise
+            provider = self.provider_for(model)
+            # One ``chat`` span per attempt, not current: this block yields to the consumer.
+            with tracing.span(
+                f"chat {model}", self._call_attributes(step, provider), client=True, current=False
+            ) as span:
+                try:
+                    async with aclosing(self._stream_step(step, conversation, tools)) as events:
+                        async for event in events:
+                            if isinstance(event, TextDelta):
+                                streamed = True
+                                yield event
+                            else:
+                                _record_call(span, event, conversation)
+                                yield _Answer(event, model)
+                    return
+                except UpstreamError as exc:
+                    code = _error_code(exc)
+                    tracing.mark_error(span, code, exc.message)
+                    if streamed:
+                        metrics.upstream_error(provider, code, retried=False)
+                        raise
+                    failure = exc
+            delay = self.retry.delay(failure, attempt)
+            falls_back = failure.retryable and len(route) > 1
+            metrics.upstream_error(provider, code, retried=delay is not None or falls_back)
+            if delay is not None:
+                log.info("retrying %s in %.2fs after: %s", model, delay, failure.message)
+                await self.retry.sleep(delay)
+                attempt += 1
+                continue
+            if falls_back:
+                log.warning("falling back from %s to %s after: %s", model, route[1], failure)
+                route.pop(0)
+                attempt = 1
+                continue
+            raise failure
+
+    def _call_attributes(self, turn: TurnContext, provider: str) -> dict[str, Any]:
+        """A ``chat`` span's request attributes (GenAI semantic conventions)."""
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.system": provider,
+            "gen_ai.request.model": turn.model,
+            "gen_ai.request.max_tokens": turn.options.max_tokens,
+            "gen_ai.request.temperature": turn.options.temperature,
+            "gen_ai.conversation.id": turn.session_id,
+            "cerver.harness": self.name,
+            "cerver.run_id": turn.run_id,
+        }
 
     def _account(
         self, entries: list[Entry], usage: UsageRecord, latency_ms: float, model: str
@@ -270,6 +303,46 @@ class ToolLoopHarness(Harness):
         return entry.model_copy(
             update={"harness": self.name, "model": model, "provider": self.provider_for(model)}
         )
+
+
+def _error_code(error: UpstreamError) -> str:
+    """A bounded label for a failed call: the HTTP status, the provider's error type, or
+    ``connection``."""
+    status = error.context.get("status")
+    if isinstance(status, int) and status >= 400:
+        return str(status)
+    kind = error.context.get("type")
+    return str(kind) if kind else "connection"
+
+
+def _record_call(span: Any, result: StepResult, conversation: Sequence[Entry]) -> None:
+    """A finished model call's response attributes, and its content when capture is on."""
+    span.set_attributes(
+        {
+            "gen_ai.usage.input_tokens": result.usage.input_tokens,
+            "gen_ai.usage.output_tokens": result.usage.output_tokens,
+            "gen_ai.response.finish_reasons": [
+                "tool_call" if any(e.kind == "tool_call" for e in result.entries) else "stop"
+            ],
+        }
+    )
+    if tracing.capture_content():
+        sent = [{"role": e.role, "content": e.content} for e in conversation]
+        answer = [{"role": e.role, "kind": e.kind, "content": e.content} for e in result.entries]
+        span.set_attribute("gen_ai.input.messages", tracing.content(json.dumps(sent)))
+        span.set_attribute("gen_ai.output.messages", tracing.content(json.dumps(answer)))
+
+
+def _tool_attributes(call: ToolCallPart) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.name,
+        "gen_ai.tool.call.id": call.id,
+        "gen_ai.tool.type": "function",
+    }
+    if tracing.capture_content():
+        attributes["gen_ai.tool.call.arguments"] = tracing.content(json.dumps(call.arguments))
+    return attributes
 
 
 @dataclass(frozen=True, slots=True)

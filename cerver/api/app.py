@@ -25,6 +25,7 @@ from cerver.api.routes import (
     gateway_compat,
     health,
     moves,
+    prometheus,
     providers,
     proxy,
     sandbox,
@@ -34,6 +35,8 @@ from cerver.api.routes import (
     turns,
     usage,
 )
+from cerver.api.telemetry import RequestTelemetry
+from cerver.console.pages import router as console_router
 from cerver.gateway import Gateway
 from cerver.settings import Settings
 
@@ -84,7 +87,10 @@ def create_app(
     # OpenAI- and Anthropic-compatible surfaces (/v1), translated onto sessions.
     for module in (openai_chat, openai_responses, anthropic_messages, compat_models):
         app.include_router(module.router)
+    app.include_router(prometheus.router)
+    app.include_router(console_router)
     # The last added runs first: the size limit guards everything, idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # outermost: ids and the span cover everything
     return app

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 
+from cerver.console.auth import cookie_authorization
 from cerver.gateway import Gateway
 from cerver.store import AccountRecord, SessionRecord
 
@@ -20,8 +21,12 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 async def get_account(
-    gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+    request: Request, gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
 ) -> AccountRecord:
+    """The caller's account: from ``Authorization: Bearer``, else the console's cookie
+    (same-origin only for unsafe methods; see :mod:`cerver.console.auth`)."""
+    if not authorization:
+        authorization = cookie_authorization(request)
     return await gateway.auth.authenticate(authorization)
 
 

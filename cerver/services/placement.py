@@ -20,7 +20,9 @@ from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
 from cerver.services.credentials import CredentialService
 from cerver.services.plugins import ComputePool
+from cerver.services.sandbox_policy import SandboxPolicy
 from cerver.store import SessionRecord, Store
+from cerver.telemetry import metrics
 from compute.base import Sandbox, SandboxSpec
 
 __all__ = ["Placement", "PlacementService"]
@@ -54,7 +56,12 @@ class Placement:
 
 class PlacementService:
     def __init__(
-        self, store: Store, computes: ComputePool, registered: ComputeService, catalog: Catalog
+        self,
+        store: Store,
+        computes: ComputePool,
+        registered: ComputeService,
+        catalog: Catalog,
+        policy: SandboxPolicy | None = None,
     ) -> None:
         self._store = store
         self._computes = computes
@@ -62,6 +69,7 @@ class PlacementService:
         self.catalog = catalog
         #: Accounts' own compute keys (set by the gateway); ``None``: the gateway's only.
         self.credentials: CredentialService | None = None
+        self.policy = policy or SandboxPolicy()
 
     async def entries(self, account_id: str | None) -> list[ProviderEntry]:
         """The catalog as ``account_id`` sees it: ``relay`` is live only with an online
@@ -160,10 +168,15 @@ class PlacementService:
         fallback provider is created with its defaults.
 
         Raises:
-            InvalidRequest: the timeout exceeds what the provider allows.
+            InvalidRequest: the timeout exceeds what the provider allows; network or limits
+                beyond what the gateway allows (:class:`SandboxPolicy`).
+            NotConfigured: the provider cannot run on this host (e.g. local without
+                bubblewrap); the message names the fix.
             ComputeError: every attempted provider failed (each failure is in the context).
         """
         req = requirements or {}
+        self.policy.network(req)  # both raise before anything is provisioned
+        self.policy.limits(req)
         order = [report["recommended_provider"]]
         if fallback:
             order += list(report.get("fallback_order", []))
@@ -226,14 +239,20 @@ class PlacementService:
             compute_id = record.id if record else None
         spec = SandboxSpec(
             session_id=session_id,
-            network=bool(req.get("network", False)),
+            network=self.policy.network(req),
             timeout_minutes=timeout,
             compute_id=compute_id,
+            limits=self.policy.limits(req),
             options=options,
         )
         started = time.perf_counter()
-        sandbox = await compute.create(spec)
+        try:
+            sandbox = await compute.create(spec)
+        except ComputeError:
+            metrics.sandbox_provisioned(provider, time.perf_counter() - started, ok=False)
+            raise
         provision_ms = (time.perf_counter() - started) * 1000
+        metrics.sandbox_provisioned(provider, provision_ms / 1000, ok=True)
         await self._store.profiles.observe(provider, startup_ms=provision_ms)
         self._computes.remember(provider, sandbox)
         return Placement(provider, compute_id, sandbox, provision_ms, {}, options)

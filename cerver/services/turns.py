@@ -30,6 +30,7 @@ from cerver.services.plugins import HarnessPool
 from cerver.services.sessions import HarnessChoice, SessionService, stored_options
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
 from cerver.store.runs import finish_run, start_run
+from cerver.telemetry import metrics, tracing
 from cerver.types import Entry, ToolCallPart, Usage
 from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
 from harnesses.base import Usage as UsageEvent
@@ -87,6 +88,9 @@ class TurnResult:
     answered_model: str | None = None
     #: Calls of the app's own tools the turn stopped at (status ``requires_action``).
     pending_tool_calls: list[ToolCallPart] = field(default_factory=list)
+    #: ``time.perf_counter()`` when the turn started, and seconds to its first text.
+    started: float = field(default_factory=time.perf_counter)
+    first_token_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -194,6 +198,36 @@ class TurnService:
         """
         result = TurnResult(handle.session.id, handle.run_id, handle.harness, handle.model)
         started = time.perf_counter()
+        metrics.turn_started()
+        with tracing.span(
+            f"invoke_agent {handle.harness}",
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": handle.harness,
+                "gen_ai.request.model": handle.model,
+                "gen_ai.conversation.id": handle.session.id,
+                "cerver.run_id": handle.run_id,
+            },
+        ) as span:
+            try:
+                await self._run_locked(handle, harness, request, stack, writer, result, started)
+            finally:
+                seconds = time.perf_counter() - started
+                metrics.turn_finished(handle.harness, handle.model, result.status, seconds)
+                _record_turn(span, handle, request, result, seconds)
+        return result
+
+    async def _run_locked(
+        self,
+        handle: TurnHandle,
+        harness: Harness,
+        request: TurnRequest,
+        stack: contextlib.AsyncExitStack,
+        writer: SessionWriter | None,
+        result: TurnResult,
+        started: float,
+    ) -> None:
+        """Steps 1–6 of :meth:`_run`, with the refusals that come before the turn begins."""
         try:
             async with stack:
                 if writer is None:
@@ -216,7 +250,6 @@ class TurnService:
             )
         finally:
             handle._events.put_nowait(None)
-        return result
 
     async def _turn(
         self,
@@ -241,6 +274,7 @@ class TurnService:
                 harness=handle.harness,
                 model=handle.model,
                 provider=harness.provider,
+                trace_id=tracing.current_trace_id(),
             )
         )
         try:
@@ -334,6 +368,9 @@ class TurnService:
         emit: Any,
     ) -> None:
         if isinstance(event, TextDelta):
+            if result.first_token_s is None:
+                result.first_token_s = time.perf_counter() - result.started
+                metrics.turn_first_token(handle.harness, handle.model, result.first_token_s)
             emit("text_delta", {"text": event.text})
         elif isinstance(event, Message):
             entry = event.entry.model_copy(
@@ -353,6 +390,7 @@ class TurnService:
         elif isinstance(event, UsageEvent):
             result.usage = result.usage + event.usage
             result.answered_model = event.model
+            _count_usage(handle.harness, event.model, event.provider, event.usage)
             writer.charge(
                 kind=event.kind,
                 usage=event.usage,
@@ -418,6 +456,7 @@ class TurnService:
 
         def on_usage(model: str, provider: str, usage: Usage, latency_ms: float) -> None:
             result.usage = result.usage + usage
+            _count_usage(handle.harness, model, provider, usage)
             writer.charge(
                 kind="llm",
                 usage=usage,
@@ -504,4 +543,56 @@ def _unlogged_event(session_id: str, event: str, data: Any) -> StoredEvent:
     """An event for the waiting client only: nothing was logged, so it carries no id."""
     return StoredEvent(
         session_id=session_id, id=None, event=event, data=orjson.dumps(data).decode()
+    )
+
+
+def _count_usage(harness: str, model: str | None, provider: str | None, usage: Usage) -> None:
+    metrics.usage_charged(
+        harness=harness,
+        model=model,
+        provider=provider,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+    )
+
+
+def _record_turn(
+    span: Any, handle: TurnHandle, request: TurnRequest, result: TurnResult, seconds: float
+) -> None:
+    """The turn's outcome on its span and in one log line (ids, counts, never content)."""
+    error_code = str(result.error.code) if result.error else None
+    span.set_attributes(
+        {
+            "cerver.turn.status": result.status,
+            "gen_ai.response.model": result.answered_model or handle.model,
+            "gen_ai.usage.input_tokens": result.usage.input_tokens,
+            "gen_ai.usage.output_tokens": result.usage.output_tokens,
+        }
+    )
+    if tracing.capture_content():
+        span.set_attribute("gen_ai.input.messages", tracing.content(request.input))
+        if result.message is not None:
+            span.set_attribute("gen_ai.output.messages", tracing.content(result.message.content))
+    if result.status != "completed":
+        detail = result.error.message if result.error else ""
+        tracing.mark_error(span, error_code or result.status, detail)
+    log.info(
+        "turn %s %s",
+        handle.run_id,
+        result.status,
+        extra={
+            "fields": {
+                "run_id": handle.run_id,
+                "session_id": handle.session.id,
+                "harness": handle.harness,
+                "model": handle.model,
+                "status": result.status,
+                "error_code": error_code,
+                "latency_ms": round(seconds * 1000, 2),
+                "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens,
+                "cost_usd": result.usage.cost_usd,
+            }
+        },
     )

@@ -93,6 +93,7 @@ class RunRecord(_Record):
     error: str | None
     latency_ms: float | None
     answered_model: str | None = None
+    trace_id: str | None = None
     started_at: datetime
     ended_at: datetime | None
 

@@ -177,6 +177,8 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("answered_model", sa.String(200), nullable=True),
+    # The W3C trace id of the request that started the run (hex; see cerver.telemetry).
+    sa.Column("trace_id", sa.String(32), nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),

@@ -187,5 +187,5 @@ def test_local_isolation_comes_from_cerver_local_isolation(
     assert LocalCompute(tmp_path).isolation == "none"
 
     monkeypatch.setenv("CERVER_LOCAL_ISOLATION", "docker")
-    with pytest.raises(InvalidRequest, match="'auto', 'bwrap' or 'none'"):
+    with pytest.raises(InvalidRequest, match=r"'bwrap' \(the default\) or 'none'"):
         LocalCompute(tmp_path)

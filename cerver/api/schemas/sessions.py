@@ -15,6 +15,7 @@ __all__ = [
     "HarnessSpec",
     "HarnessSwitch",
     "InputCreate",
+    "Limits",
     "MessagesPublic",
     "Policy",
     "Requirements",
@@ -52,6 +53,19 @@ class ComputeSpec(_Body):
         return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
 
 
+class Limits(_Body):
+    """Per-command sandbox limits; unnamed ones take the gateway's defaults
+    (``CERVER_SANDBOX_LIMITS``), none may pass its maxima (``CERVER_SANDBOX_LIMITS_MAX``)."""
+
+    processes: int | None = Field(default=None, ge=8, description="Processes and threads.")
+    memory_mb: int | None = Field(default=None, ge=32, description="Memory, tmpfs included.")
+    cpu_seconds: int | None = Field(default=None, ge=1, description="CPU time of a command.")
+    cpus: float | None = Field(default=None, gt=0, description="Cores a command may keep busy.")
+    disk_mb: int | None = Field(default=None, ge=1, description="Size of the workspace.")
+    open_files: int | None = Field(default=None, ge=16, description="Open files per process.")
+    wall_seconds: int | None = Field(default=None, ge=1, description="Longest command timeout.")
+
+
 class Requirements(_Body):
     runtime: str | None = None
     package_install: bool | None = None
@@ -59,7 +73,12 @@ class Requirements(_Body):
     persistence_level: Literal["low", "medium", "high"] | None = None
     timeout_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
     browser: bool | None = None
-    network: bool | None = Field(default=None, description="Give plain code runs network access.")
+    network: bool | None = Field(
+        default=None,
+        description="Give the sandbox network access to the hosts the gateway allows "
+        "(CERVER_SANDBOX_EGRESS); refused with 400 when the gateway allows none.",
+    )
+    limits: Limits | None = Field(default=None, description="Per-command resource limits.")
 
 
 class Policy(_Body):
