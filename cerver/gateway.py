@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from cerver.cli_programs import cli_tool_dirs
 from cerver.events import EventHub
 from cerver.placement import Catalog
+from cerver.providers import Endpoint
 from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
 from cerver.services.auth import AuthService, BootstrapResult
 from cerver.services.branching import BranchingService
 from cerver.services.computes import ComputeService
+from cerver.services.credentials import CredentialService
 from cerver.services.execs import ExecService
 from cerver.services.fanout import FanoutService
 from cerver.services.locks import SessionLocks
@@ -20,13 +23,13 @@ from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
 from cerver.services.runs import RunService
 from cerver.services.sandbox_policy import SandboxPolicy
+from cerver.services.secret_key import CredentialCipher, load_or_create
 from cerver.services.sessions import SessionService
 from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
 from cerver.telemetry import tracing
-from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
     from cerver.testing.mock_upstream import MockUpstream
@@ -50,6 +53,7 @@ class Gateway:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.store = Store(self.settings.resolved_database_url)
+        self.credentials = CredentialService(self.store)
         self.hub = EventHub()
         sandboxes = self.settings.resolved_data_dir / "sandboxes"
         self.registered_computes = ComputeService(self.store)
@@ -78,7 +82,9 @@ class Gateway:
             Catalog(options=compute_options),
             sandbox_policy,
         )
+        self.placement.credentials = self.credentials
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
+        self.harnesses.account_endpoints = self.credentials.model_endpoints
         self.locks = SessionLocks(
             self.store, self.hub, lease_seconds=self.settings.run_lease_seconds
         )
@@ -130,10 +136,10 @@ class Gateway:
         self._mock: MockUpstream | None = None
         self._owns_tracing = False
 
-    def _upstream_route(self, provider: str) -> tuple[str | None, str]:
-        """The model proxy's upstream for ``provider`` (raises NotConfigured without a key)."""
-        kwargs = self.harnesses.upstreams.kwargs_for(provider)
-        return kwargs.get("base_url"), kwargs["api_key"]
+    async def _upstream_route(self, provider: str, account_id: str | None) -> Endpoint:
+        """The model proxy's upstream for ``provider`` on a run of ``account_id``: the
+        account's own key when it stored one, else the gateway's (NotConfigured without)."""
+        return (await self.harnesses.endpoints_for(account_id)).require(provider)
 
     @property
     def upstream_is_mock(self) -> bool:
@@ -159,6 +165,12 @@ class Gateway:
         configured."""
         self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
         await self.store.open()
+        configured = self.settings.secret_key
+        key = load_or_create(
+            self.settings.resolved_data_dir,
+            configured.get_secret_value() if configured is not None else None,
+        )
+        self.credentials.open(CredentialCipher(key))
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
         )
@@ -172,10 +184,11 @@ class Gateway:
             self.harnesses.upstreams = Upstreams.from_settings(self.settings, self._mock.url)
             logging.getLogger(MOCK_LOGGER).warning(MOCK_NOTICE)
         elif "default_harness" not in self.settings.model_fields_set:
-            # Default to a harness this gateway can actually run.
-            for name in ("anthropic", "openai"):
-                if self.harnesses.upstreams.configured(name):
-                    self.settings.default_harness = name
+            # Default to a harness this gateway can actually run: the first provider in the
+            # registry that has a key and names a default harness.
+            for provider in self.settings.model_providers():
+                if provider.default_harness and self.harnesses.upstreams.configured(provider.name):
+                    self.settings.default_harness = provider.default_harness
                     break
 
     async def stop(self) -> None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cerver.errors import UnknownPlugin
+from cerver.providers import providers
 from cerver.types import Usage
 
 __all__ = [
@@ -137,8 +139,9 @@ class GenaiPrices:
     """Prices from the ``genai-prices`` package (pydantic's price data, bundled in its wheel)."""
 
     name = "genai-prices"
-    # genai-prices names some providers its own way; everything else passes through.
-    _PROVIDER_IDS = {"xai": "x-ai", "gemini": "google", "google-gla": "google"}
+    # genai-prices names some providers its own way: a registered model provider declares
+    # its id (ModelProvider.pricing_id); pydantic-ai's ``google-gla`` is not a provider of ours.
+    _OTHER_IDS = {"google-gla": "google"}
 
     def quote(self, model: str, provider: str, usage: Usage) -> Quote:
         try:
@@ -146,7 +149,7 @@ class GenaiPrices:
             from genai_prices import calc_price
         except ImportError:  # pragma: no cover - a dependency of the package
             return Quote(None, "genai-prices is not installed")
-        provider_id = self._PROVIDER_IDS.get(provider, provider)
+        provider_id = self._OTHER_IDS.get(provider) or _pricing_id(provider)
         try:
             calculation = calc_price(
                 GenaiUsage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
@@ -274,3 +277,11 @@ def use(pricer: Pricer | None) -> Iterator[None]:
 
 def _bare(model: str, provider: str) -> str:
     return model.split("/", 1)[1] if model.startswith(f"{provider}/") else model
+
+
+def _pricing_id(provider: str) -> str:
+    """The price sources' id of ``provider`` (its registry entry's), else the name itself."""
+    try:
+        return providers.model(provider).price_source_id
+    except UnknownPlugin:  # LiteLLM's and pydantic-ai's other providers (groq, mistral…)
+        return provider

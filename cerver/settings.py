@@ -1,22 +1,27 @@
 """Gateway configuration, read from ``CERVER_*`` environment variables.
 
 Provider keys use the providers' own variable names (``ANTHROPIC_API_KEY``,
-``OPENAI_BASE_URL``…) so an existing shell setup just works.
+``OPENAI_BASE_URL``…) so an existing shell setup just works. Which variables exist is the
+provider registry's business (:mod:`cerver.providers`): settings have no field per provider.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cerver.providers import ModelProvider, openai_compatible, providers
 from cerver.types import SandboxLimits
 
-__all__ = ["SANDBOX_LIMITS_MAX", "Settings"]
+__all__ = ["SANDBOX_LIMITS_MAX", "OpenAICompatible", "Settings"]
+
+_KEYWORD_SUFFIXES = {"_api_key": "api_keys", "_base_url": "base_urls"}
 
 SANDBOX_LIMITS_MAX = SandboxLimits(
     processes=4096,
@@ -28,6 +33,15 @@ SANDBOX_LIMITS_MAX = SandboxLimits(
     wall_seconds=86400,
 )
 """The default of ``CERVER_SANDBOX_LIMITS_MAX``."""
+
+
+class OpenAICompatible(BaseModel):
+    """An OpenAI-compatible endpoint named in ``CERVER_OPENAI_COMPATIBLE``."""
+
+    base_url: str
+    key_env: str | None = None
+    pricing_id: str | None = None
+    account_base_url: bool = False
 
 
 class Settings(BaseSettings):
@@ -50,7 +64,7 @@ class Settings(BaseSettings):
     # SIGTERM: running turns get this long to finish, then are stopped as interrupted.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
 
-    # The one retry layer for model calls (harnesses/retry.py); SDK retries are off.
+    # The one retry layer for model calls (cerver/retry.py); SDK retries are off.
     upstream_max_attempts: int = Field(default=3, ge=1)
     upstream_retry_base_delay: float = Field(default=0.5, ge=0)
     upstream_retry_max_delay: float = Field(default=8.0, ge=0)
@@ -58,24 +72,28 @@ class Settings(BaseSettings):
     # was streamed yet, kept as ``incomplete`` otherwise (SDK harnesses: harnesses/_loop.py).
     upstream_idle_timeout: float = Field(default=60.0, gt=0)
 
-    anthropic_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "CERVER_ANTHROPIC_API_KEY")
+    # Provider keys and base URLs are not fields of their own: each registered provider
+    # (cerver.providers) names its variables, read by provider_api_key/provider_base_url.
+    api_keys: dict[str, SecretStr | None] = Field(
+        default_factory=dict,
+        description="Provider → key, overriding the provider's variable (None: no key). "
+        "The keyword `<provider>_api_key=` fills it too.",
     )
-    anthropic_base_url: str | None = Field(
+    base_urls: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="Provider → base URL, overriding the provider's variable "
+        "(keyword `<provider>_base_url=`).",
+    )
+    openai_compatible: dict[str, OpenAICompatible] = Field(
+        default_factory=dict,
+        description="OpenAI-compatible endpoints this gateway serves as model providers, "
+        'by name: CERVER_OPENAI_COMPATIBLE=\'{"acme": {"base_url": "https://…/v1"}}\'. '
+        "Each is keyed by <NAME>_API_KEY (or its key_env).",
+    )
+    secret_key: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("ANTHROPIC_BASE_URL", "CERVER_ANTHROPIC_BASE_URL"),
-    )
-    openai_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "CERVER_OPENAI_API_KEY")
-    )
-    openai_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "CERVER_OPENAI_BASE_URL")
-    )
-    gemini_api_key: str | None = Field(
-        default=None, validation_alias=AliasChoices("GEMINI_API_KEY", "CERVER_GEMINI_API_KEY")
-    )
-    gemini_base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("GEMINI_BASE_URL", "CERVER_GEMINI_BASE_URL")
+        description="The Fernet key that encrypts accounts' provider credentials at rest. "
+        "Default: generated on first start into <data dir>/secret_key (mode 0600).",
     )
     otel_capture_content: bool = Field(
         default=False,
@@ -87,6 +105,52 @@ class Settings(BaseSettings):
         description="Serve models from the in-process mock upstream (a test double). "
         "Default: on when no provider key is configured.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_keywords(cls, data: Any) -> Any:
+        """``anthropic_api_key="…"`` → ``api_keys["anthropic"]`` (any provider's name)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for key in [k for k in data if isinstance(k, str) and k not in cls.model_fields]:
+            for suffix, target in _KEYWORD_SUFFIXES.items():
+                if key.endswith(suffix) and key != suffix.lstrip("_"):
+                    name = key.removesuffix(suffix).replace("_", "-")
+                    data[target] = {**data.get(target, {}), name: data.pop(key)}
+        return data
+
+    def model_providers(self) -> list[ModelProvider]:
+        """The registry's model providers plus this gateway's OpenAI-compatible endpoints."""
+        named = self.openai_compatible_providers()
+        known = {p.name for p in named}
+        return [*(p for p in providers.models() if p.name not in known), *named]
+
+    def openai_compatible_providers(self) -> list[ModelProvider]:
+        return [
+            openai_compatible(
+                name,
+                spec.base_url,
+                key_env=spec.key_env,
+                pricing_id=spec.pricing_id,
+                account_base_url=spec.account_base_url,
+            )
+            for name, spec in self.openai_compatible.items()
+        ]
+
+    def provider_api_key(self, provider: ModelProvider) -> str | None:
+        """The gateway's key for ``provider``: an explicit ``api_keys`` entry, else its
+        variable (``ANTHROPIC_API_KEY``), else ``CERVER_<NAME>_API_KEY``."""
+        if provider.name in self.api_keys:
+            key = self.api_keys[provider.name]
+            return key.get_secret_value() if key is not None else None
+        return os.environ.get(provider.key_env) or os.environ.get(provider.env_alias) or None
+
+    def provider_base_url(self, provider: ModelProvider) -> str | None:
+        """The gateway's base URL for ``provider`` (``None``: the provider's default)."""
+        if provider.name in self.base_urls:
+            return self.base_urls[provider.name]
+        return (os.environ.get(provider.base_url_env) if provider.base_url_env else None) or None
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -102,7 +166,7 @@ class Settings(BaseSettings):
     def use_mock_upstream(self) -> bool:
         if self.mock_upstream is not None:
             return self.mock_upstream
-        return not (self.anthropic_api_key or self.openai_api_key or self.gemini_api_key)
+        return not any(self.provider_api_key(p) for p in self.model_providers())
 
     # -- sandboxes (compute/local.py, cerver/services/sandbox_policy.py) -------------------
     sandbox_limits: SandboxLimits = Field(

@@ -16,6 +16,7 @@ carry the structured payload:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -28,7 +29,9 @@ __all__ = [
     "ExecResult",
     "LimitName",
     "Part",
+    "ProxyGrant",
     "ReasoningPart",
+    "RelayEndpoint",
     "Role",
     "RunStatus",
     "SandboxLimits",
@@ -197,3 +200,40 @@ def _sum_source(a: str | None, b: str | None) -> str | None:
     if a is None or b is None or a == b:
         return a or b
     return "mixed"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyGrant:
+    """What a CLI run needs to reach its model through the gateway's model proxy.
+
+    Issued by the gateway (``cerver.proxy``) and read by CLI harnesses, so it lives here, in
+    the kernel both depend on.
+
+    Attributes:
+        token: the run's secret, sent as ``x-api-key`` or ``Authorization: Bearer``.
+        run_id: the run it is scoped to.
+        session_id: the run's session.
+        harness: the harness the run uses (recorded with its usage).
+        expires_at: ``time.monotonic()`` deadline after which the token is refused.
+        socket_path: the proxy's unix socket on the gateway host; local sandboxes see it at
+            the same path. ``None`` when no listener runs.
+        account_id: the account the run belongs to: the proxy forwards with that account's
+            own provider key when it has one. Never sent to the sandbox.
+    """
+
+    token: str
+    run_id: str
+    session_id: str
+    harness: str
+    expires_at: float
+    socket_path: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayEndpoint:
+    """Where a registered relay compute is reached: what the gateway's registered-computes
+    service resolves a ``compute_id`` to for the ``relay`` compute provider."""
+
+    base_url: str
+    token: str = field(repr=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -30,7 +29,7 @@ from cerver.errors import (
     NotFound,
     SandboxGone,
 )
-from cerver.types import ExecResult
+from cerver.types import ExecResult, RelayEndpoint
 from compute.base import (
     Capabilities,
     Compute,
@@ -45,12 +44,6 @@ __all__ = ["RelayCompute", "RelayEndpoint", "RelaySandbox"]
 
 _DIRECT = "direct"
 _MARGIN_S = 30.0  # HTTP timeout beyond a command's own timeout
-
-
-@dataclass(frozen=True, slots=True)
-class RelayEndpoint:
-    base_url: str
-    token: str
 
 
 Resolver = Callable[[str], Awaitable[RelayEndpoint]]

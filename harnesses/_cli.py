@@ -28,7 +28,7 @@ import shlex
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar, Final, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 from cerver.errors import (
     CerverError,
@@ -44,6 +44,9 @@ from compute._proxy_bridge import FORWARDER_FAILED_EXIT, forwarder_prelude
 from compute.base import Sandbox
 from harnesses._cli_preamble import history_preamble
 from harnesses.base import Error, Harness, HarnessEvent, Message, TurnContext
+
+if TYPE_CHECKING:
+    from cerver.providers import Endpoints
 
 __all__ = ["CLI_SESSION_KEY", "CliHarness", "CliRun", "EventParser"]
 
@@ -108,6 +111,13 @@ class CliHarness(Harness):
     ) -> None:
         del base_url, api_key
         self.timeout = timeout
+
+    @classmethod
+    def upstream_arguments(cls, endpoints: Endpoints) -> dict[str, Any]:
+        """None: the CLI never holds a key. Checks that the proxy will have one to forward
+        with (raises NotConfigured otherwise), so a session fails at creation, not mid-run."""
+        endpoints.require(cls.provider)
+        return {}
 
     @abstractmethod
     def _program(self) -> str | None:

@@ -23,17 +23,17 @@ from typing import Any, ClassVar, Final
 
 from cerver.errors import MissingDependency, StepLimitReached, UpstreamError
 from cerver.pricing import price
-from cerver.telemetry import metrics, tracing
-from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
-from cerver.types import Usage as UsageRecord
-from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
-from harnesses.replay import REASONING_ITEM_ID_KEY
-from harnesses.retry import (
+from cerver.retry import (
     RETRYABLE_ERROR_TYPES,
     RetryPolicy,
     retry_after_seconds,
     status_is_retryable,
 )
+from cerver.telemetry import metrics, tracing
+from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
+from cerver.types import Usage as UsageRecord
+from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
+from harnesses.replay import REASONING_ITEM_ID_KEY
 from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [

@@ -14,7 +14,8 @@ from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
 
 if TYPE_CHECKING:
-    from cerver.proxy.grants import ProxyGrant
+    from cerver.providers import Endpoints
+    from cerver.types import ProxyGrant
     from compute.base import Sandbox
     from harnesses.tools import ToolSpec
 
@@ -192,6 +193,20 @@ class Harness(ABC):
     """True for harnesses whose model calls come from inside the sandbox (CLI harnesses):
     the gateway then issues ``TurnContext.proxy`` for each run. Their usage is metered by
     the proxy, so they yield :class:`Usage` only for what the proxy cannot see."""
+
+    @classmethod
+    def upstream_arguments(cls, endpoints: Endpoints) -> dict[str, Any]:
+        """Constructor arguments that point a new instance at its model provider.
+
+        The default: ``base_url`` and ``api_key`` of :attr:`provider`. A harness reaching
+        several providers (one per model) overrides this to take each of theirs.
+
+        Raises:
+            UnknownPlugin: :attr:`provider` is not in the provider registry.
+            NotConfigured: the provider has no key (neither the account's nor the gateway's).
+        """
+        endpoint = endpoints.require(cls.provider)
+        return {"base_url": endpoint.base_url, "api_key": endpoint.api_key}
 
     @abstractmethod
     def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:

@@ -33,8 +33,8 @@ import shlex
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
+from cerver.cli_programs import CLAUDE_CODE_INSTALL, claude_code_binary
 from harnesses._cli import CliHarness, CliRun
-from harnesses._cli_tools import CLAUDE_CODE_INSTALL, claude_code_binary
 from harnesses.base import TurnContext
 from harnesses.claude_code_events import ClaudeCodeParser
 from harnesses.options import CliFlag, CliHarnessOptions

@@ -25,9 +25,9 @@ import json
 from typing import Any
 
 from cerver.errors import HarnessError, UpstreamError
+from cerver.retry import status_is_retryable
 from cerver.types import Entry, ReasoningPart, ToolCallPart, ToolResultPart
 from harnesses.base import Error, HarnessEvent, Message, TextDelta
-from harnesses.retry import status_is_retryable
 
 __all__ = ["ClaudeCodeParser", "parse_lines"]
 

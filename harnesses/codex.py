@@ -1,7 +1,7 @@
 """The ``codex`` harness: the Codex CLI writes the turn inside the session's compute.
 
 Codex comes from the npm package ``@openai/codex``, installed by ``cerver setup`` into
-Cerver's tools prefix (see :mod:`harnesses._cli_tools`) and run with the system's ``node``.
+Cerver's tools prefix (see :mod:`cerver.cli_programs`) and run with the system's ``node``.
 Each run gets ``CODEX_HOME=<run>/home/.codex`` holding a ``config.toml`` written for it: a
 model provider ``cerver`` at the model proxy (``wire_api = "responses"``, the key read from
 ``CERVER_PROXY_TOKEN``, the run's token), no retries of its own, analytics and plugins off
@@ -28,8 +28,8 @@ import shlex
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
+from cerver.cli_programs import CODEX_INSTALL, codex_entry
 from harnesses._cli import CliHarness, CliRun
-from harnesses._cli_tools import CODEX_INSTALL, codex_entry
 from harnesses.base import TurnContext
 from harnesses.codex_events import CodexParser
 from harnesses.options import CliFlag, CliHarnessOptions

@@ -1,7 +1,7 @@
 """The ``gemini-cli`` harness: Google's Gemini CLI writes the turn inside the session's compute.
 
 Gemini CLI comes from the npm package ``@google/gemini-cli``, installed by ``cerver setup``
-into Cerver's tools prefix (see :mod:`harnesses._cli_tools`) and run with the system's
+into Cerver's tools prefix (see :mod:`cerver.cli_programs`) and run with the system's
 ``node``::
 
     gemini -p <input> --output-format stream-json --approval-mode yolo -m <model>  </dev/null
@@ -35,8 +35,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
+from cerver.cli_programs import GEMINI_CLI_INSTALL, gemini_cli_entry
 from harnesses._cli import CliHarness, CliRun
-from harnesses._cli_tools import GEMINI_CLI_INSTALL, gemini_cli_entry
 from harnesses.base import TurnContext
 from harnesses.gemini_cli_events import GeminiCliParser
 from harnesses.options import CliFlag, CliHarnessOptions

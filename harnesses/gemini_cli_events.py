@@ -32,9 +32,9 @@ import re
 from typing import Any, Final
 
 from cerver.errors import HarnessError, UpstreamError
+from cerver.retry import status_is_retryable
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from harnesses.base import Error, HarnessEvent, Message, TextDelta
-from harnesses.retry import status_is_retryable
 
 __all__ = ["GeminiCliParser", "parse_lines"]
 

@@ -9,16 +9,17 @@ resolve to this harness. Provider keys come from the providers' usual variables
 LiteLLM is imported when the harness is built, never at gateway start-up (it takes seconds),
 and ``LITELLM_LOCAL_MODEL_COST_MAP`` is set first so that import does not fetch the price map
 from the internet. Its retries are off (``num_retries=0``, ``max_retries=0``): the gateway's
-retry layer (:mod:`harnesses.retry`) is the only one.
+retry layer (:mod:`cerver.retry`) is the only one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import UpstreamError
+from cerver.retry import retry_after_seconds
 from cerver.types import Entry, EntryStatus, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
@@ -34,8 +35,10 @@ from harnesses._loop import (
 from harnesses.base import TextDelta, TurnContext
 from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay_chat import to_chat_messages
-from harnesses.retry import retry_after_seconds
 from harnesses.tools import ToolSpec, parse_arguments
+
+if TYPE_CHECKING:
+    from cerver.providers import Endpoints
 
 __all__ = ["LiteLLMHarness"]
 
@@ -48,6 +51,9 @@ class LiteLLMHarness(ToolLoopHarness):
             stand-in for the provider); ``None`` lets LiteLLM use each provider's own.
         api_key: the key sent with every call; ``None`` lets LiteLLM read the provider's
             variable.
+        upstreams: LiteLLM provider (``xai``, ``anthropic``…) → ``(api_base, api_key)`` for
+            models of that provider, winning over ``base_url``/``api_key`` (so an account's own
+            xAI key reaches ``xai/…`` models and nothing else).
         timeout: seconds allowed per call (connecting is allowed 10 s).
 
     Raises:
@@ -64,6 +70,7 @@ class LiteLLMHarness(ToolLoopHarness):
         *,
         base_url: str | None = None,
         api_key: str | None = None,
+        upstreams: Mapping[str, tuple[str | None, str]] | None = None,
         timeout: float = 300.0,
     ) -> None:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -75,7 +82,26 @@ class LiteLLMHarness(ToolLoopHarness):
         self._errors: tuple[type[Exception], ...] = (openai.APIError, self._sdk.APIError)
         self._base_url = base_url
         self._api_key = api_key
+        self._upstreams = dict(upstreams or {})
         self._timeout = timeout
+
+    @classmethod
+    def upstream_arguments(cls, endpoints: Endpoints) -> dict[str, Any]:
+        """Every registered provider LiteLLM can reach with an ``api_base`` (Chat Completions
+        or Anthropic Messages) and that has a key; on the mock upstream also a default for
+        models of any other provider, so none of them leaves the machine."""
+        upstreams: dict[str, tuple[str | None, str]] = {}
+        for provider in endpoints.registry.models():
+            if not {"openai-chat", "anthropic-messages"} & set(provider.wire_formats):
+                continue
+            endpoint = endpoints.get(provider.name)
+            if endpoint.api_key is not None:
+                upstreams[provider.name] = (endpoint.base_url, endpoint.api_key)
+        arguments: dict[str, Any] = {"upstreams": upstreams}
+        if endpoints.mock:
+            default = endpoints.get("openai")
+            arguments.update(base_url=default.base_url, api_key=default.api_key)
+        return arguments
 
     def provider_for(self, model: str) -> str:
         """LiteLLM's provider for ``model`` (``xai/grok-4`` → ``xai``, ``gpt-4o`` → ``openai``)."""
@@ -106,10 +132,13 @@ class LiteLLMHarness(ToolLoopHarness):
             request["temperature"] = chosen.temperature
         if chosen.reasoning is not None:
             request["reasoning_effort"] = chosen.reasoning
-        if self._base_url is not None:
-            request["api_base"] = self._base_url
-        if self._api_key is not None:
-            request["api_key"] = self._api_key
+        base_url, api_key = self._upstreams.get(
+            self.provider_for(turn.model), (self._base_url, self._api_key)
+        )
+        if base_url is not None:
+            request["api_base"] = base_url
+        if api_key is not None:
+            request["api_key"] = api_key
 
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}

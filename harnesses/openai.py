@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import HarnessError, UpstreamError
+from cerver.retry import RETRYABLE_ERROR_TYPES
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
@@ -35,7 +36,6 @@ from harnesses._loop import (
 from harnesses.base import TextDelta, TurnContext
 from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay import to_responses_input
-from harnesses.retry import RETRYABLE_ERROR_TYPES
 from harnesses.tools import ToolSpec, parse_arguments
 
 if TYPE_CHECKING:

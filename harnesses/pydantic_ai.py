@@ -18,7 +18,7 @@ The agent runs its own tool loop; this harness streams its text, turns every mod
 and tool return into transcript entries as they complete, and prices each response with
 the gateway's pricer (:mod:`cerver.pricing`, the same numbers as every other harness). The SDK
 clients are built with ``max_retries=0``; a failure before any text is retried by the
-gateway's :class:`~harnesses.retry.RetryPolicy`, one after is the turn's ``Error``.
+gateway's :class:`~cerver.retry.RetryPolicy`, one after is the turn's ``Error``.
 """
 
 from __future__ import annotations
@@ -27,18 +27,21 @@ import importlib
 import os
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cerver.errors import InvalidRequest, StepLimitReached, UpstreamError
 from cerver.pricing import price
+from cerver.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay import _Call, _normalise, _Result, _Text
-from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
+
+if TYPE_CHECKING:
+    from cerver.providers import Endpoints
 
 __all__ = ["MODEL_PREFIXES", "PydanticAIHarness"]
 
@@ -89,6 +92,18 @@ class PydanticAIHarness(Harness):
         self._anthropic_api_key = anthropic_api_key
         self._models: dict[str, Any] = {}
         self._clients: list[Any] = []
+
+    @classmethod
+    def upstream_arguments(cls, endpoints: Endpoints) -> dict[str, Any]:
+        """OpenAI's and Anthropic's endpoints (``None`` where unconfigured: the SDK then reads
+        its own variables, and a model of that provider fails at its first call)."""
+        openai, anthropic = endpoints.get("openai"), endpoints.get("anthropic")
+        return {
+            "base_url": openai.base_url,
+            "api_key": openai.api_key,
+            "anthropic_base_url": anthropic.base_url,
+            "anthropic_api_key": anthropic.api_key,
+        }
 
     async def aclose(self) -> None:
         """Close the SDK clients this harness built."""

@@ -18,6 +18,7 @@ from cerver.api.routes import (
     auth,
     branching,
     computes,
+    credentials,
     events,
     execs,
     fanouts,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(proxy.router)
     for module in (account, usage):
         app.include_router(module.router)
+    app.include_router(credentials.router)
     # OpenAI- and Anthropic-compatible surfaces (/v1), translated onto sessions.
     for module in (openai_chat, openai_responses, anthropic_messages, compat_models):
         app.include_router(module.router)

@@ -77,8 +77,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         invalid = InvalidRequest(str(message), context={"param": param})
         return _respond(request, Failure.from_error(invalid), invalid.status_code)
     # FastAPI's shape: ``detail`` is the list of problems, not a sentence.
+    errors = [_without_secrets(e) for e in errors]
     body = Failure(ErrorCode.VALIDATION_ERROR, "", context={"errors": len(errors)}).to_json()
     return JSONResponse({**body, "detail": _jsonable(errors)}, ValidationFailed.status_code)
+
+
+# Body fields holding secrets: a validation error never echoes their value back.
+_SECRET_FIELDS = frozenset({"api_key", "token", "secret"})
+
+
+def _without_secrets(error: dict) -> dict:
+    value = error.get("input")
+    touches = any(str(part) in _SECRET_FIELDS for part in error.get("loc", ()))
+    holds = isinstance(value, dict) and not _SECRET_FIELDS.isdisjoint(value)
+    return {**error, "input": "<redacted>"} if touches or holds else error
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -131,7 +131,7 @@ def install_codex(console: Console | None = None) -> bool:
     Returns:
         Whether Codex is installed afterwards.
     """
-    from harnesses._cli_tools import CODEX_PACKAGE, codex_entry
+    from cerver.cli_programs import CODEX_PACKAGE, codex_entry
 
     return _npm_install("Codex CLI", "codex", CODEX_PACKAGE, codex_entry, console)
 
@@ -145,7 +145,7 @@ def install_gemini_cli(console: Console | None = None) -> bool:
     Returns:
         Whether Gemini CLI is installed afterwards.
     """
-    from harnesses._cli_tools import GEMINI_CLI_PACKAGE, gemini_cli_entry
+    from cerver.cli_programs import GEMINI_CLI_PACKAGE, gemini_cli_entry
 
     return _npm_install("Gemini CLI", "gemini-cli", GEMINI_CLI_PACKAGE, gemini_cli_entry, console)
 
@@ -158,7 +158,7 @@ def _npm_install(
     console: Console | None,
 ) -> bool:
     """Install ``package`` into the tools prefix unless ``entry()`` already finds it."""
-    from harnesses._cli_tools import codex_prefix
+    from cerver.cli_programs import codex_prefix
 
     console = console or Console(stderr=True)
     if entry() is not None:

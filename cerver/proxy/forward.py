@@ -9,28 +9,21 @@ reported once through the grant's callback, so a CLI harness's calls count again
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
 
-from cerver.errors import NotFound, UpstreamError
+from cerver.errors import NotConfigured, NotFound, UnknownPlugin, UpstreamError
 from cerver.pricing import price
+from cerver.providers import Endpoint, ProviderRegistry, providers
 from cerver.proxy.grants import UsageCallback
 from cerver.proxy.metering import UsageMeter
 
-__all__ = ["DEFAULT_BASE_URLS", "ProviderRoute", "ProxyForwarder", "ProxyResponse"]
-
-DEFAULT_BASE_URLS: Final = {
-    "anthropic": "https://api.anthropic.com",
-    "openai": "https://api.openai.com/v1",
-    "gemini": "https://generativelanguage.googleapis.com",
-}
-"""Each provider's base URL in its SDK's convention: Anthropic's and Gemini's without a
-version (``/v1``, ``/v1beta``), OpenAI's with it. A proxied path is relative to that base,
-so a CLI's base URL is simply ``…/v2/proxy/<provider>``."""
+__all__ = ["EndpointResolver", "ProviderRoute", "ProxyForwarder", "ProxyResponse"]
 
 # What a client may tell the upstream; everything else (its credentials, cookies, hop-by-hop
 # headers, the host) stays behind.
@@ -56,26 +49,15 @@ _TIMEOUT: Final = httpx.Timeout(300.0, connect=10.0)
 
 @dataclass(frozen=True, slots=True)
 class ProviderRoute:
-    """Where one provider's requests go and how its key is presented."""
+    """Where one provider's requests go and the header that presents its key."""
 
     base_url: str
-    api_key: str
-    key_header: Callable[[str], tuple[str, str]]
+    key_header: tuple[str, str] = field(repr=False)
 
 
-def _anthropic_key(key: str) -> tuple[str, str]:
-    return "x-api-key", key
-
-
-def _bearer(key: str) -> tuple[str, str]:
-    return "authorization", f"Bearer {key}"
-
-
-def _google_key(key: str) -> tuple[str, str]:
-    return "x-goog-api-key", key
-
-
-_KEY_HEADERS: Final = {"anthropic": _anthropic_key, "openai": _bearer, "gemini": _google_key}
+EndpointResolver = Callable[[str, "str | None"], "Endpoint | Awaitable[Endpoint]"]
+"""``resolve(provider, account_id)`` → the provider's endpoint for that account (its own key,
+else the gateway's); raises :class:`~cerver.errors.NotConfigured` without a key."""
 
 
 @dataclass(slots=True)
@@ -88,41 +70,54 @@ class ProxyResponse:
 
 
 class ProxyForwarder:
-    """One pooled HTTP client per provider, forwarding requests with the gateway's keys.
+    """One pooled HTTP client per provider, forwarding requests with the run's account's
+    key or the gateway's.
 
     Args:
-        resolve: returns ``(base_url or None, api_key)`` for a provider, or raises
-            :class:`~cerver.errors.NotConfigured` when the gateway has no key for it.
+        resolve: see :data:`EndpointResolver` (sync or async).
         transport: an httpx transport for the upstream clients (tests use
             ``httpx.MockTransport``); the default opens real connections.
+        registry: the providers the proxy speaks for: every registered model provider, at
+            its default base URL and with its key header unless the endpoint says otherwise.
     """
 
     def __init__(
         self,
-        resolve: Callable[[str], tuple[str | None, str]],
+        resolve: EndpointResolver,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        registry: ProviderRegistry = providers,
     ) -> None:
         self._resolve = resolve
         self._transport = transport
+        self._registry = registry
         self._clients: dict[str, httpx.AsyncClient] = {}
 
-    def route(self, provider: str) -> ProviderRoute:
-        """The upstream of ``provider``.
+    async def route(self, provider: str, account_id: str | None = None) -> ProviderRoute:
+        """The upstream of ``provider`` for ``account_id``'s runs.
 
         Raises:
-            NotFound: the proxy does not speak for that provider.
-            NotConfigured: the gateway has no key for it.
+            NotFound: the proxy does not speak for that provider (the message names those
+                it does).
+            NotConfigured: no key for it, neither the account's nor the gateway's.
         """
-        if provider not in _KEY_HEADERS:
+        try:
+            declared = self._registry.model(provider)
+        except UnknownPlugin as exc:
             raise NotFound(
-                f"The model proxy has no provider {provider!r}; use one of "
-                f"{', '.join(sorted(_KEY_HEADERS))}.",
-                context={"provider": provider},
+                f"The model proxy has no provider {provider!r}: {exc.message}",
+                context={"provider": provider, "known": exc.context.get("known", [])},
+            ) from exc
+        endpoint = self._resolve(declared.name, account_id)
+        if inspect.isawaitable(endpoint):
+            endpoint = await endpoint
+        if endpoint.api_key is None:
+            raise NotConfigured(
+                f"No API key for {provider!r} on this gateway: set {declared.key_env}.",
+                context={"provider": provider, "variable": declared.key_env},
             )
-        base_url, api_key = self._resolve(provider)
-        base = (base_url or DEFAULT_BASE_URLS[provider]).rstrip("/")
-        return ProviderRoute(base, api_key, _KEY_HEADERS[provider])
+        base = (endpoint.base_url or declared.default_base_url).rstrip("/")
+        return ProviderRoute(base, declared.auth_header(endpoint.api_key))
 
     async def forward(
         self,
@@ -134,6 +129,7 @@ class ProxyForwarder:
         headers: Mapping[str, str],
         body: bytes,
         on_usage: UsageCallback,
+        account_id: str | None = None,
     ) -> ProxyResponse:
         """Send the request upstream and return its response, body still streaming.
 
@@ -141,11 +137,11 @@ class ProxyForwarder:
             NotFound, NotConfigured: see :meth:`route`.
             UpstreamError: the upstream could not be reached (retryable).
         """
-        route = self.route(provider)
+        route = await self.route(provider, account_id)
         client = self._client(provider)
         url = f"{route.base_url}/{path.lstrip('/')}" + (f"?{query}" if query else "")
         outgoing = {k: v for k, v in headers.items() if k.lower() in _FORWARDED_REQUEST}
-        name, value = route.key_header(route.api_key)
+        name, value = route.key_header
         outgoing[name] = value
         outgoing["accept-encoding"] = "identity"  # the meter reads the body as it passes
         request = client.build_request(method, url, headers=outgoing, content=body)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cerver.errors import AuthenticationFailed
-from cerver.types import Usage
+from cerver.types import ProxyGrant, Usage
 
 __all__ = [
     "DEFAULT_TTL_S",
@@ -35,28 +35,6 @@ DEFAULT_TTL_S: Final = 3600.0
 
 UsageCallback = Callable[[str, str, Usage, float], None]
 """``on_usage(model, provider, usage, latency_ms)``: one metered upstream request."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyGrant:
-    """What a CLI run needs to reach its model through the gateway.
-
-    Attributes:
-        token: the run's secret, sent as ``x-api-key`` or ``Authorization: Bearer``.
-        run_id: the run it is scoped to.
-        session_id: the run's session.
-        harness: the harness the run uses (recorded with its usage).
-        expires_at: ``time.monotonic()`` deadline after which the token is refused.
-        socket_path: the proxy's unix socket on the gateway host; local sandboxes see it at
-            the same path. ``None`` when no listener runs.
-    """
-
-    token: str
-    run_id: str
-    session_id: str
-    harness: str
-    expires_at: float
-    socket_path: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +80,7 @@ class ProxyGrants:
         harness: str,
         on_usage: UsageCallback,
         socket_path: str | None = None,
+        account_id: str | None = None,
         ttl_s: float = DEFAULT_TTL_S,
     ) -> ProxyGrant:
         """Create a token for one run; usage of requests made with it goes to ``on_usage``."""
@@ -113,6 +92,7 @@ class ProxyGrants:
             harness=harness,
             expires_at=time.monotonic() + ttl_s,
             socket_path=socket_path,
+            account_id=account_id,
         )
         self._active[grant.token] = _Active(grant, on_usage)
         return grant

@@ -8,19 +8,31 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from cerver.proxy.forward import ProxyForwarder
+from cerver.proxy.grants import ProxyGrants
 from cerver.telemetry import metrics, tracing
 from cerver.types import Usage
 
-if TYPE_CHECKING:
-    from cerver.proxy.service import ModelProxy
+__all__ = ["PROXY_PREFIX", "ProxyBackend", "handle", "token_of"]
 
-__all__ = ["PROXY_PREFIX", "handle", "token_of"]
+
+class ProxyBackend(Protocol):
+    """What the handler needs of a proxy: its live tokens and its forwarder.
+
+    :class:`cerver.proxy.service.ModelProxy` is one; the handler and the listener depend on
+    this protocol, not on the service, so the service can build the listener without an
+    import cycle.
+    """
+
+    grants: ProxyGrants
+    forwarder: ProxyForwarder
+
 
 PROXY_PREFIX = "/v2/proxy"
 _QUERY_KEY = "key"
@@ -47,7 +59,7 @@ def _upstream_query(request: Request) -> str:
 
 
 async def handle(
-    proxy: ModelProxy, request: Request, provider: str, path: str
+    proxy: ProxyBackend, request: Request, provider: str, path: str
 ) -> StreamingResponse:
     """Authenticate the run token, forward the request, stream the response back.
 
@@ -103,6 +115,7 @@ async def handle(
             headers=request.headers,
             body=await request.body(),
             on_usage=on_usage,
+            account_id=call.grant.account_id,
         )
     except BaseException as exc:
         metrics.proxy_request(provider, getattr(exc, "status_code", "error"))

@@ -14,7 +14,6 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -24,10 +23,7 @@ from starlette.routing import Route
 
 from cerver.errors import CerverError
 from cerver.failures import Failure
-from cerver.proxy.handler import PROXY_PREFIX, handle
-
-if TYPE_CHECKING:
-    from cerver.proxy.service import ModelProxy
+from cerver.proxy.handler import PROXY_PREFIX, ProxyBackend, handle
 
 __all__ = ["ProxyListener", "proxy_app"]
 
@@ -36,7 +32,7 @@ log = logging.getLogger("cerver.proxy")
 _START_TIMEOUT_S = 10.0
 
 
-def proxy_app(proxy: ModelProxy) -> Starlette:
+def proxy_app(proxy: ProxyBackend) -> Starlette:
     """A Starlette app serving only the proxy route of ``proxy``."""
 
     async def endpoint(request: Request) -> Response:

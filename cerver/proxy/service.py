@@ -54,9 +54,18 @@ class ModelProxy:
         return self.socket_dir / SOCKET_NAME
 
     async def grant(
-        self, *, run_id: str, session_id: str, harness: str, on_usage: UsageCallback
+        self,
+        *,
+        run_id: str,
+        session_id: str,
+        harness: str,
+        on_usage: UsageCallback,
+        account_id: str | None = None,
     ) -> ProxyGrant:
         """Issue a token for one run, starting the sandbox-facing listener if needed.
+
+        The run's requests are forwarded with ``account_id``'s own provider keys when it has
+        stored any, else with the gateway's.
 
         Raises:
             OSError: the listener could not start.
@@ -74,6 +83,7 @@ class ModelProxy:
             harness=harness,
             on_usage=on_usage,
             socket_path=str(self.socket_path),
+            account_id=account_id,
         )
 
     def revoke(self, grant: ProxyGrant) -> None:

@@ -15,9 +15,10 @@ import httpx
 
 from cerver.errors import InvalidRequest
 from cerver.ids import new_id
+from cerver.registry import compute_registry
 from cerver.store import ComputeRecord, Store
 from cerver.store.schema import utcnow
-from compute.relay import RelayCompute, RelayEndpoint
+from cerver.types import RelayEndpoint
 
 __all__ = ["ComputeService"]
 
@@ -116,4 +117,4 @@ class ComputeService:
 
     @staticmethod
     def default_capabilities() -> dict[str, Any]:
-        return dataclasses.asdict(RelayCompute.capabilities)
+        return dataclasses.asdict(compute_registry.load("relay").capabilities)

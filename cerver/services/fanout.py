@@ -26,6 +26,7 @@ import orjson
 from cerver.errors import BudgetExceeded, CerverError, InvalidRequest, NoOutput, VariantTimeout
 from cerver.failures import Failure
 from cerver.ids import new_id
+from cerver.providers import Endpoints
 from cerver.services.branching import BranchingService, Snapshot
 from cerver.services.budgets import BudgetService
 from cerver.services.execs import ExecService
@@ -201,7 +202,8 @@ class FanoutService:
             self._runs.ensure_accepting()
         if not request.variants:
             raise InvalidRequest("A fan-out needs at least one variant.")
-        plans = [self._plan(v) for v in request.variants]
+        endpoints = await self._harnesses.endpoints_for(account_id)  # its own keys first
+        plans = [self._plan(v, endpoints) for v in request.variants]
         judge = build_judge(request.judge) if request.judge is not None else None
         if judge is not None:
             judge.check([(p.harness, p.model) for p in plans])
@@ -280,8 +282,8 @@ class FanoutService:
             handle.cancel("interrupted")
         await asyncio.gather(*(h.wait() for h in handles))
 
-    def _plan(self, variant: VariantRequest) -> VariantPlan:
-        name, model = self._sessions.resolve_harness(variant.harness)
+    def _plan(self, variant: VariantRequest, endpoints: Endpoints) -> VariantPlan:
+        name, model = self._sessions.resolve_harness(variant.harness, endpoints=endpoints)
         options = self._sessions.harness_options(name, variant.harness)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
@@ -361,7 +363,9 @@ class FanoutService:
                 },
             )
             outcomes = await self._run_variants(handle, request, plans, snapshot)
-            verdict, judge_ms = await self._judge(request, judge, outcomes, parent.id)
+            verdict, judge_ms = await self._judge(
+                request, judge, outcomes, parent.id, parent.account_id
+            )
             handle.emit("verdict", verdict_json(verdict) if verdict else None)
             await self._keeper.record(
                 handle.fanout_id,
@@ -557,13 +561,16 @@ class FanoutService:
         judge: Judge | None,
         outcomes: list[VariantOutcome],
         parent_id: str,
+        account_id: str,
     ) -> tuple[Verdict | None, float]:
         if judge is None:
             return None, 0.0
         with tracing.span(
             "cerver.judge", {"cerver.judge.name": judge.name, "gen_ai.request.model": judge.model}
         ) as span:
-            verdict, judge_ms = await self._judge_outcomes(request, judge, outcomes, parent_id)
+            verdict, judge_ms = await self._judge_outcomes(
+                request, judge, outcomes, parent_id, account_id
+            )
             span.set_attribute("cerver.judge.status", verdict.status)
             if verdict.winner_variant_id:
                 span.set_attribute("cerver.judge.winner", verdict.winner_variant_id)
@@ -575,6 +582,7 @@ class FanoutService:
         judge: Judge,
         outcomes: list[VariantOutcome],
         parent_id: str,
+        account_id: str,
     ) -> tuple[Verdict, float]:
         done = [o for o in outcomes if o.status == "completed"]
         excluded = [o.plan.variant_id for o in outcomes if o.status != "completed"]
@@ -583,7 +591,12 @@ class FanoutService:
             ctx = JudgeContext(
                 input=request.input,
                 variants=[await self._variant_output(o) for o in done],
-                call_model=HarnessModelCall(self._harnesses, self._sessions, parent_id),
+                call_model=HarnessModelCall(
+                    self._harnesses,
+                    self._sessions,
+                    parent_id,
+                    endpoints=await self._harnesses.endpoints_for(account_id),
+                ),
             )
             if ctx.variants:
                 verdict = await judge.judge(ctx)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from cerver.errors import JudgeError
 from cerver.ids import new_id
 from cerver.options import options_model
+from cerver.providers import Endpoints
 from cerver.registry import Registry, judge_registry
 from cerver.services.plugins import HarnessPool
 from cerver.services.sessions import HarnessChoice, SessionService
@@ -65,11 +66,15 @@ class HarnessModelCall:
     sessions: SessionService
     session_id: str
     timeout_s: float = JUDGE_CALL_TIMEOUT_S
+    #: The fan-out's account's endpoints (its own keys first); ``None``: the gateway's.
+    endpoints: Endpoints | None = None
 
     async def __call__(
         self, *, harness: str | None, model: str, prompt: str, system: str | None
     ) -> ModelAnswer:
-        name, model = self.sessions.resolve_harness(HarnessChoice(harness, model))
+        name, model = self.sessions.resolve_harness(
+            HarnessChoice(harness, model), endpoints=self.endpoints
+        )
         turn = TurnContext(
             session_id=self.session_id,
             run_id=new_id("run"),
@@ -83,7 +88,7 @@ class HarnessModelCall:
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout_s):
-                async for event in self.harnesses.get(name).run(turn):
+                async for event in self.harnesses.get(name, self.endpoints).run(turn):
                     if isinstance(event, Message) and event.entry.role == "assistant":
                         if event.entry.kind == "text":
                             texts.append(event.entry.content)

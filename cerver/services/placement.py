@@ -18,6 +18,7 @@ from cerver.errors import ComputeError, InvalidRequest
 from cerver.options import PluginOptions
 from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
+from cerver.services.credentials import CredentialService
 from cerver.services.plugins import ComputePool
 from cerver.services.sandbox_policy import SandboxPolicy
 from cerver.store import SessionRecord, Store
@@ -66,13 +67,17 @@ class PlacementService:
         self._computes = computes
         self.registered = registered
         self.catalog = catalog
+        #: Accounts' own compute keys (set by the gateway); ``None``: the gateway's only.
+        self.credentials: CredentialService | None = None
         self.policy = policy or SandboxPolicy()
 
     async def entries(self, account_id: str | None) -> list[ProviderEntry]:
         """The catalog as ``account_id`` sees it: ``relay`` is live only with an online
-        registered compute."""
+        registered compute; a provider lacking the gateway's credentials is live for an
+        account that stored its own key for it."""
         entries = self.catalog.entries(await self._store.profiles.all())
         online = account_id is not None and await self.registered.pick_online(account_id)
+        own = set(await self._store.credentials.fetch(account_id)) if account_id else set()
         return [
             dataclasses.replace(
                 e,
@@ -81,6 +86,10 @@ class PlacementService:
                 "/v2/computes/register.",
             )
             if e.name == "relay" and not online
+            else dataclasses.replace(
+                e, status="live", missing=(), note="Live with this account's own key."
+            )
+            if e.status == "needs_credentials" and e.name in own
             else e
             for e in entries
         ]
@@ -212,7 +221,12 @@ class PlacementService:
         req: dict[str, Any],
         options: PluginOptions | None,
     ) -> Placement:
-        compute = self._computes.provider(provider)
+        own = (
+            await self.credentials.compute_arguments(account_id, provider)
+            if self.credentials is not None
+            else {}
+        )
+        compute = self._computes.provider(provider, own or None)
         timeout = int(req.get("timeout_minutes") or 60)
         if timeout * 60 > compute.capabilities.max_timeout_s:
             raise InvalidRequest(

@@ -8,6 +8,7 @@ from typing import Any
 from cerver.errors import Conflict, InvalidRequest, SessionClosed
 from cerver.ids import new_id
 from cerver.options import PluginOptions
+from cerver.providers import Endpoints
 from cerver.registry import model_for_alias
 from cerver.services.locks import SessionLocks
 from cerver.services.placement import Placement, PlacementService
@@ -92,22 +93,28 @@ class SessionService:
     # -- writes ----------------------------------------------------------------------------
 
     def resolve_harness(
-        self, choice: HarnessChoice, *, current: SessionRecord | None = None
+        self,
+        choice: HarnessChoice,
+        *,
+        current: SessionRecord | None = None,
+        endpoints: Endpoints | None = None,
     ) -> tuple[str, str]:
         """Canonical harness name and model for ``choice``.
 
         An omitted name keeps the ``current`` session's harness (or the gateway default); an
         omitted model keeps the current model when the harness stays, else the harness's own
-        default model.
+        default model. ``endpoints`` are the caller's account's (its own keys win over the
+        gateway's); the gateway's by default.
 
         Raises:
             UnknownPlugin: no harness has that name (with a did-you-mean).
             MissingDependency: the harness's optional SDK is not installed.
-            NotConfigured: the harness's provider has no API key on this gateway.
+            NotConfigured: the harness's provider has no API key, neither the account's nor
+                the gateway's.
         """
         fallback = current.harness if current else self._settings.default_harness
         name = self._harnesses.canonical(choice.name or fallback)
-        harness = self._harnesses.get(name)  # fails now, not at the first turn
+        harness = self._harnesses.get(name, endpoints)  # fails now, not at the first turn
         if choice.model:
             return name, model_for_alias(choice.name, choice.model)
         if current is not None and name == current.harness:
@@ -153,7 +160,8 @@ class SessionService:
 
         Nothing is written when validation or provisioning fails.
         """
-        harness_name, model = self.resolve_harness(harness)
+        endpoints = await self._harnesses.endpoints_for(account_id)
+        harness_name, model = self.resolve_harness(harness, endpoints=endpoints)
         options = self.harness_options(harness_name, harness)
         if parent_session_id is not None:
             await self._store.sessions.get(account_id, parent_session_id)
@@ -221,7 +229,8 @@ class SessionService:
         Records a ``harness_switched`` entry; returns ``None`` when nothing changes.
         """
         self.ensure_open(session)
-        name, model = self.resolve_harness(choice, current=session)
+        endpoints = await self._harnesses.endpoints_for(session.account_id)
+        name, model = self.resolve_harness(choice, current=session, endpoints=endpoints)
         options = self.harness_options(name, choice, current=session)
         if (name, model) == (session.harness, session.model) and not choice.options:
             return None

@@ -172,10 +172,12 @@ class TurnService:
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
+        # The account's own provider keys, if it stored any, win over the gateway's.
+        endpoints = await self._harnesses.endpoints_for(account_id)
         choice = admitted.choice or HarnessChoice()
-        name, model = self._sessions.resolve_harness(choice, current=session)
+        name, model = self._sessions.resolve_harness(choice, current=session, endpoints=endpoints)
         options = self._sessions.harness_options(name, choice, current=session)
-        harness = self._harnesses.get(name)
+        harness = self._harnesses.get(name, endpoints)
         _ensure_supported(type(harness), session, request)
         handle = TurnHandle(
             session=session,
@@ -558,6 +560,7 @@ class TurnService:
             session_id=handle.session.id,
             harness=handle.harness,
             on_usage=on_usage,
+            account_id=handle.session.account_id,
         )
         try:
             yield

@@ -2,6 +2,7 @@
 
 from cerver.store.accounts import AccountStore
 from cerver.store.computes import ComputeRecord, ComputeStore
+from cerver.store.credentials import CredentialRecord, CredentialStore
 from cerver.store.database import Database
 from cerver.store.fanouts import FanoutRecord, FanoutStore, VariantRecord
 from cerver.store.idempotency import IdempotencyStore
@@ -26,6 +27,8 @@ __all__ = [
     "ApiKeyRecord",
     "ComputeRecord",
     "ComputeStore",
+    "CredentialRecord",
+    "CredentialStore",
     "Database",
     "FanoutRecord",
     "FanoutStore",
@@ -60,6 +63,7 @@ class Store:
         self.fanouts = FanoutStore(self.db)
         self.idempotency = IdempotencyStore(self.db)
         self.computes = ComputeStore(self.db)
+        self.credentials = CredentialStore(self.db)
         self.profiles = ProfileStore(self.db)
         self.snapshots = SnapshotStore(self.db)
 

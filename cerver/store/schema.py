@@ -24,6 +24,7 @@ __all__ = [
     "idempotency_keys",
     "ledger",
     "metadata",
+    "provider_credentials",
     "provider_profiles",
     "runs",
     "sessions",
@@ -244,6 +245,23 @@ computes = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("last_heartbeat_at", UTCDateTime, nullable=True),
     sa.Index(None, "account_id"),
+)
+
+# An account's own provider keys (bring your own key). ``secret`` is the Fernet token of the
+# key (cerver/services/credentials.py); the key itself is never stored in clear.
+provider_credentials = sa.Table(
+    "provider_credentials",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("base_url", sa.String(2000), nullable=True),
+    sa.Column("fingerprint", sa.String(40), nullable=False),
+    sa.Column("set_at", UTCDateTime, nullable=False, default=utcnow),
 )
 
 # Learned per-provider figures (exponentially weighted), shared by every gateway process.

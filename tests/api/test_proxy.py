@@ -11,6 +11,7 @@ import pytest
 
 from cerver.errors import UpstreamError
 from cerver.gateway import Gateway
+from cerver.providers import Endpoint
 from cerver.proxy import ProxyForwarder, ProxyGrant
 from cerver.testing.mock_upstream import MockUpstream
 from cerver.types import Usage
@@ -209,11 +210,13 @@ async def test_forwarder_swaps_the_token_for_the_real_key() -> None:
         return httpx.Response(200, stream=httpx.ByteStream(body))
 
     keys = {
-        "anthropic": ("http://up.test", "sk-ant-real"),
-        "openai": (None, "sk-real"),
-        "gemini": (None, "goog-real"),
+        "anthropic": Endpoint("anthropic", "http://up.test", "sk-ant-real"),
+        "openai": Endpoint("openai", None, "sk-real"),
+        "gemini": Endpoint("gemini", None, "goog-real"),
     }
-    forwarder = ProxyForwarder(keys.__getitem__, transport=httpx.MockTransport(upstream))
+    forwarder = ProxyForwarder(
+        lambda provider, _account: keys[provider], transport=httpx.MockTransport(upstream)
+    )
     metered: Metered = []
     for provider, path in (
         ("anthropic", "v1/messages"),
@@ -259,7 +262,7 @@ async def test_forwarder_swaps_the_token_for_the_real_key() -> None:
 
 
 async def test_unreachable_upstream_is_an_upstream_error() -> None:
-    forwarder = ProxyForwarder(lambda _: ("http://127.0.0.1:9", "k"))
+    forwarder = ProxyForwarder(lambda p, _: Endpoint(p, "http://127.0.0.1:9", "k"))
     with pytest.raises(UpstreamError) as caught:
         await forwarder.forward(
             "openai",

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from cerver import cli_programs
 from cerver.cli import setup_tools
-from harnesses import _cli_tools
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def test_installs_into_the_tools_prefix(
     assert setup_tools.install_codex(console)
     [argv] = calls
     assert argv[:4] == ["/usr/bin/npm", "install", "--prefix", str(tools / "npm")]
-    assert argv[-1] == _cli_tools.CODEX_PACKAGE
-    assert _cli_tools.codex_entry() is not None
+    assert argv[-1] == cli_programs.CODEX_PACKAGE
+    assert cli_programs.codex_entry() is not None
 
     calls.clear()
     assert setup_tools.install_codex(console)  # already there: nothing to do

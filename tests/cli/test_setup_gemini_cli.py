@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from cerver import cli_programs
 from cerver.cli import setup_tools
-from harnesses import _cli_tools
 
 
 @pytest.fixture
@@ -41,8 +41,8 @@ def test_installs_the_pinned_release_into_the_tools_prefix(
     assert setup_tools.install_gemini_cli(console)
     [argv] = calls
     assert argv[:4] == ["/usr/bin/npm", "install", "--prefix", str(tools / "npm")]
-    assert argv[-1] == _cli_tools.GEMINI_CLI_PACKAGE == "@google/gemini-cli@0.61.0"
-    assert _cli_tools.gemini_cli_entry() is not None
+    assert argv[-1] == cli_programs.GEMINI_CLI_PACKAGE == "@google/gemini-cli@0.61.0"
+    assert cli_programs.gemini_cli_entry() is not None
 
     calls.clear()
     assert setup_tools.install_gemini_cli(console)  # already there: nothing to do

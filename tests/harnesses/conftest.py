@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from cerver.retry import RetryPolicy
 from cerver.testing.mock_upstream import MockUpstream
 from cerver.testing.sandbox import ShellSandbox
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.openai import OpenAIHarness
-from harnesses.retry import RetryPolicy
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from cerver.retry import RetryPolicy
 from cerver.testing.mock_upstream import MockUpstream, Reply
 from harnesses.base import Message, TurnContext, TurnOptions, Usage
-from harnesses.retry import RetryPolicy
 
 pytest.importorskip("litellm")
 

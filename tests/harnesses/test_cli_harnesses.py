@@ -12,17 +12,17 @@ import json
 
 import pytest
 
-from cerver.client import AsyncClient
-from cerver.errors import MissingDependency, UpstreamError
-from cerver.gateway import Gateway
-from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
-from harnesses._cli_preamble import PREAMBLE_START
-from harnesses._cli_tools import (
+from cerver.cli_programs import (
     CLAUDE_CODE_INSTALL,
     CODEX_INSTALL,
     claude_code_binary,
     codex_entry,
 )
+from cerver.client import AsyncClient
+from cerver.errors import MissingDependency, UpstreamError
+from cerver.gateway import Gateway
+from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from harnesses._cli_preamble import PREAMBLE_START
 from tests.harnesses.cli_support import kinds, requests_of, require_cli
 
 

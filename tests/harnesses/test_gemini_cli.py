@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from cerver.cli_programs import GEMINI_CLI_INSTALL, gemini_cli_entry
 from cerver.client import AsyncClient
 from cerver.errors import MissingDependency, UpstreamError
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
-from harnesses._cli_tools import GEMINI_CLI_INSTALL, gemini_cli_entry
 from tests.harnesses.cli_support import kinds, requests_of, require_cli
 
 

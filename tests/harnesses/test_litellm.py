@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cerver.registry import harness_registry, model_for_alias
+from cerver.retry import RetryPolicy
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from cerver.testing.sandbox import ShellSandbox
 from harnesses.base import Error, Message, TextDelta, TurnContext, TurnOptions, Usage
 from harnesses.litellm import LiteLLMHarness
-from harnesses.retry import RetryPolicy
 
 pytest.importorskip("litellm")
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from cerver.retry import RetryPolicy
 from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
 from cerver.testing.sandbox import ShellSandbox
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from harnesses.base import Error, Message, TextDelta, TurnContext, TurnOptions, Usage
-from harnesses.retry import RetryPolicy
 
 pytest.importorskip("pydantic_ai")
 from harnesses.pydantic_ai import PydanticAIHarness

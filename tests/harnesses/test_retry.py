@@ -8,12 +8,12 @@ from collections.abc import Callable
 import pytest
 
 from cerver.errors import UpstreamError
+from cerver.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
 from cerver.testing.sandbox import ShellSandbox
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, TurnContext, Usage
-from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from tests.harnesses.test_sdk_harnesses import collect, make_turn, messages
 
 

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cerver.errors import HarnessError
+from cerver.retry import RetryPolicy
 from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec, UpstreamFailure
 from cerver.types import Entry, ToolResultPart
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, HarnessEvent, Message, TextDelta, TurnContext, TurnOptions, Usage
 from harnesses.openai import OpenAIHarness
-from harnesses.retry import RetryPolicy
 
 NO_RETRY = RetryPolicy(max_attempts=1)
 

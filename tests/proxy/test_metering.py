@@ -72,6 +72,7 @@ def test_no_usage_is_none() -> None:
 async def test_proxied_usage_is_priced_or_says_why_not() -> None:
     import httpx
 
+    from cerver.providers import Endpoint
     from cerver.proxy import ProxyForwarder
     from cerver.types import Usage
 
@@ -83,7 +84,8 @@ async def test_proxied_usage_is_priced_or_says_why_not() -> None:
         return httpx.Response(200, stream=httpx.ByteStream(body))
 
     forwarder = ProxyForwarder(
-        lambda _: ("http://up.test", "sk-real"), transport=httpx.MockTransport(upstream)
+        lambda p, _: Endpoint(p, "http://up.test", "sk-real"),
+        transport=httpx.MockTransport(upstream),
     )
     metered: list[tuple[str, Usage]] = []
     for _ in range(2):

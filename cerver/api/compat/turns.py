@@ -100,7 +100,10 @@ async def start_turn(
     sessions = gateway.sessions
     session = await sessions.get(account.id, session_id) if session_id else None
     choice = model.choice if model else None
-    harness_name, _ = sessions.resolve_harness(choice or HarnessChoice(), current=session)
+    endpoints = await gateway.harnesses.endpoints_for(account.id)  # its own keys first
+    harness_name, _ = sessions.resolve_harness(
+        choice or HarnessChoice(), current=session, endpoints=endpoints
+    )
     harness = gateway.harnesses.harness_class(harness_name)
     has_sandbox = (
         bool(session.sandbox_id) if session else gateway.settings.default_compute is not None

@@ -49,7 +49,10 @@ class ComputesPublic(BaseModel):
 
 
 class ProvidersPublic(BaseModel):
-    providers: list[dict[str, Any]]
+    providers: list[dict[str, Any]] = Field(description="The compute providers.")
+    model_providers: list[dict[str, Any]] = Field(
+        default_factory=list, description="The model providers of the provider registry."
+    )
 
 
 class ComputeMove(_Body):

@@ -18,6 +18,7 @@ from typing import Any, Self
 import anyio.to_thread
 import uvicorn
 
+from cerver.providers import providers
 from cerver.testing.mock_upstream.app import create_app
 from cerver.testing.mock_upstream.script import Reply
 from cerver.testing.mock_upstream.state import MockState
@@ -62,20 +63,29 @@ class MockUpstream:
             raise RuntimeError("The mock upstream is not running; call start() first.")
         return f"http://{self._host}:{self._socket.getsockname()[1]}"
 
+    def base_url_for(self, provider: str) -> str:
+        """The base URL standing in for model ``provider``: the mock's API in the dialect the
+        provider registry declares for it (:attr:`ModelProvider.mock_dialect`).
+
+        Raises:
+            UnknownPlugin: the registry knows no model provider of that name.
+        """
+        return providers.model(provider).mock_base_url(self.url)
+
     @property
     def anthropic_base_url(self) -> str:
         """The base URL for Anthropic clients (no ``/v1``; ``ANTHROPIC_BASE_URL``)."""
-        return self.url
+        return self.base_url_for("anthropic")
 
     @property
     def openai_base_url(self) -> str:
         """The base URL for OpenAI clients (``url + "/v1"``; Codex's ``base_url``)."""
-        return self.url + "/v1"
+        return self.base_url_for("openai")
 
     @property
     def gemini_base_url(self) -> str:
         """The base URL for Gemini clients (no ``/v1beta``; ``GOOGLE_GEMINI_BASE_URL``)."""
-        return self.url
+        return self.base_url_for("gemini")
 
     @property
     def requests(self) -> list[dict[str, Any]]:

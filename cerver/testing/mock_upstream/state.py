@@ -13,9 +13,10 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cerver.providers import fingerprint
 from cerver.testing.mock_upstream.script import Reply
 
-__all__ = ["REDACTED", "MockState", "redact_headers"]
+__all__ = ["REDACTED", "MockState", "key_fingerprint", "redact_headers"]
 
 REDACTED = "<redacted>"
 _SECRET_HEADERS = frozenset(
@@ -27,10 +28,12 @@ _MAX_STORED_RESPONSES = 1000
 class MockState:
     """A FIFO of scripted replies and a log of the model requests received.
 
-    Log entries are dicts ``{id, time, path, query, api, model, stream, headers, body}``:
-    ``id`` counts from ``req_1``; ``time`` is a Unix timestamp; header names are lower-cased
-    and secret values (``authorization``, ``x-api-key``, cookies) read ``"<redacted>"``, so a
-    test sees that a key was sent but never the key.
+    Log entries are dicts ``{id, time, path, query, api, model, stream, headers,
+    key_fingerprint, body}``: ``id`` counts from ``req_1``; ``time`` is a Unix timestamp;
+    header names are lower-cased and secret values (``authorization``, ``x-api-key``, cookies)
+    read ``"<redacted>"``, so a test sees that a key was sent but never the key;
+    ``key_fingerprint`` (:func:`cerver.providers.fingerprint` of the key the request
+    presented, or ``None``) tells a test *which* key it was.
 
     Args:
         max_logged: keep only the newest this many log entries, so that a long benchmark
@@ -76,6 +79,7 @@ class MockState:
         body: Any,
     ) -> dict[str, Any]:
         """Log one model request and return its entry."""
+        headers = list(headers)
         entry = {
             "path": path,
             "query": query,
@@ -83,6 +87,7 @@ class MockState:
             "model": model,
             "stream": stream,
             "headers": redact_headers(headers),
+            "key_fingerprint": key_fingerprint(headers),
             "body": body,
         }
         with self._lock:
@@ -122,6 +127,16 @@ class MockState:
     def recall_response(self, response_id: str) -> list[Any] | None:
         with self._lock:
             return self._responses.get(response_id)
+
+
+def key_fingerprint(headers: Iterable[tuple[str, str]]) -> str | None:
+    """The fingerprint of the API key a request presented (any provider's header)."""
+    found = {name.lower(): value for name, value in headers}
+    for name in ("x-api-key", "x-goog-api-key", "api-key", "authorization"):
+        if value := found.get(name):
+            scheme, _, rest = value.partition(" ")
+            return fingerprint(rest.strip() if scheme.lower() == "bearer" and rest else value)
+    return None
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -6,13 +6,14 @@ import pytest
 
 from cerver.api.compat.model_names import listed_models, parse_model
 from cerver.errors import UnknownModel
+from cerver.providers import Endpoints, providers
 from cerver.services.plugins import HarnessPool, Upstreams
 
 
 @pytest.fixture(scope="module")
 def harnesses() -> HarnessPool:
     """Harness names only: nothing here builds a harness or calls a model."""
-    return HarnessPool(Upstreams({}, mock=True))
+    return HarnessPool(Upstreams(Endpoints(providers, {}, mock=True)))
 
 
 @pytest.mark.parametrize(

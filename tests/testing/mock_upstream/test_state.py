@@ -8,6 +8,7 @@ import openai
 import pydantic
 import pytest
 
+from cerver.providers import fingerprint
 from cerver.testing.mock_upstream import MockState, MockUpstream, Reply
 
 
@@ -80,6 +81,7 @@ async def test_request_log_entries(
         "model",
         "stream",
         "headers",
+        "key_fingerprint",
         "body",
     }
 
@@ -100,6 +102,8 @@ async def test_secret_headers_are_redacted_but_visible(upstream: MockUpstream) -
     assert entry["headers"]["cookie"] == "<redacted>"
     assert entry["headers"]["x-custom"] == "Visible"
     assert "secret" not in repr(upstream.requests)
+    # Which key was sent is visible as a fingerprint (x-api-key comes first).
+    assert entry["key_fingerprint"] == fingerprint("sk-ant-secret")
 
 
 async def test_bad_json_is_logged_and_refused(upstream: MockUpstream) -> None:

@@ -1,4 +1,5 @@
-"""The one retry layer between Cerver and model providers.
+"""The one retry layer between Cerver and model providers (kernel: the gateway configures it,
+the SDK harnesses apply it).
 
 Provider SDKs are built with their own retries off (``max_retries=0``), so every failed call
 reaches :class:`~harnesses._loop.ToolLoopHarness`, which asks the :class:`RetryPolicy` what to

@@ -11,6 +11,10 @@
 Local sandboxes bind :func:`cli_tool_dirs` read-only at the same paths, so a binary found
 here runs unchanged inside them. Finding them costs a few ``stat`` calls: the SDK package is
 located with :func:`importlib.util.find_spec`, never imported.
+
+A kernel module: the CLI harnesses find their programs here, ``cerver setup`` installs them
+here and the gateway shares these directories with local sandboxes, none reaching into the
+others.
 """
 
 from __future__ import annotations
