@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cerver.api.contract import allowed_methods
 from cerver.errors import CerverError
 
 __all__ = ["install_error_handlers"]
@@ -23,10 +24,16 @@ _HTTP_CODES = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowe
 
 
 def error_response(
-    status: int, detail: object, code: str, context: dict | None = None
+    status: int,
+    detail: object,
+    code: str,
+    context: dict | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        {"detail": detail, "code": code, "context": context or {}}, status_code=status
+        {"detail": detail, "code": code, "context": context or {}},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -51,9 +58,12 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, exc.detail, code)
+    headers = exc.headers
+    if exc.status_code == 405:  # RFC 9110: name every method the path answers
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return error_response(exc.status_code, exc.detail, code, headers=headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -68,6 +78,8 @@ def _jsonable(errors: list[dict]) -> list[dict]:
     cleaned = []
     for error in errors:
         error = dict(error)
+        if isinstance(error.get("input"), bytes):  # a body sent without a JSON content type
+            error["input"] = error["input"].decode("utf-8", "replace")
         if "ctx" in error:
             error["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
         error.pop("url", None)

@@ -14,6 +14,14 @@ __all__ = ["USAGE_GROUPS", "LedgerStore", "UsageGroup"]
 
 UsageGroup = Literal["user", "model", "harness", "provider", "day", "session"]
 USAGE_GROUPS: tuple[str, ...] = ("user", "model", "harness", "provider", "day", "session")
+# The ledger column each group reads (``day`` is computed from ``created_at``).
+_GROUP_COLUMNS = {
+    "user": ledger.c.user,
+    "model": ledger.c.model,
+    "harness": ledger.c.harness,
+    "provider": ledger.c.provider,
+    "session": ledger.c.session_id,
+}
 
 
 class LedgerStore:
@@ -104,7 +112,7 @@ class LedgerStore:
         ``since`` is inclusive, ``until`` exclusive.
         """
         c = ledger.c
-        key = sa.func.date(c.created_at) if group_by == "day" else getattr(c, group_by)
+        key = sa.func.date(c.created_at) if group_by == "day" else _GROUP_COLUMNS[group_by]
         cost = sa.func.sum(c.cost_usd)
         query = (
             sa.select(

@@ -11,6 +11,7 @@ from starlette.responses import StreamingResponse
 
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.sse import encode_event, sse_response
+from cerver.api.strict_json import INT64_MAX
 from cerver.gateway import Gateway
 
 router = APIRouter(prefix="/v2/sessions", tags=["events"])
@@ -24,8 +25,10 @@ _PAGE = 1000
 async def tail_events(
     session: SessionDep,
     gateway: GatewayDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID.")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=INT64_MAX)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=INT64_MAX, description="Same as Last-Event-ID.")
+    ] = None,
     follow: bool = True,
 ) -> StreamingResponse:
     """Replay the session's events after ``Last-Event-ID`` (or ``?after=``), then follow live.

@@ -17,6 +17,7 @@ from cerver.api.schemas.sessions import (
     SessionsPublic,
     harness_choice,
 )
+from cerver.api.strict_json import INT64_MAX
 from cerver.store import SessionFilters, SessionRecord
 from cerver.types import Entry, SessionStatus
 
@@ -132,7 +133,7 @@ async def get_session(
 async def list_messages(
     session: SessionDep,
     gateway: GatewayDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagesPublic:
     entries = await gateway.sessions.transcript(session.id, after_seq=after_seq, limit=limit)
