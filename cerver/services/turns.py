@@ -119,6 +119,7 @@ class TurnService:
             admitted.choice or HarnessChoice(), current=session
         )
         harness = self._harnesses.get(name)
+        self._admission.ensure_priced(admitted, session, harness, model)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),

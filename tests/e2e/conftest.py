@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,13 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`cerver serve` on a free port with an empty data dir and no provider keys."""
+    with serve(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Run `cerver serve` on ``tmp_path`` for the block; yields its URL and data dir."""
     port = _free_port()
     env = {
         k: v
@@ -38,7 +46,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a guard against a hang: loaded CI machines start slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -49,7 +57,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
     else:
         proc.kill()
-        pytest.fail("cerver serve did not answer /healthz within 30 s")
+        pytest.fail("cerver serve did not answer /healthz within 90 s")
     try:
         yield url, tmp_path
     finally:
