@@ -14,6 +14,8 @@ So a client (and schemathesis) can rely on the document: a status it does not li
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,13 +25,49 @@ from starlette.routing import Match
 
 from cerver.errors import (
     AuthenticationFailed,
+    BudgetExceeded,
     CerverError,
+    ComputeError,
+    ComputeTimeout,
+    Conflict,
+    HarnessError,
     InvalidRequest,
+    NotConfigured,
     NotFound,
     PayloadTooLarge,
+    SessionBusy,
+    SessionClosed,
+    UpstreamError,
 )
 
-__all__ = ["ErrorBody", "allowed_methods", "document_errors", "errors"]
+__all__ = [
+    "PLACEMENT",
+    "SANDBOX",
+    "SESSION_WRITE",
+    "TURN",
+    "ErrorBody",
+    "allowed_methods",
+    "document_errors",
+    "errors",
+]
+
+# What groups of routes raise, beyond what their shape implies (see document_errors).
+#: Changing a session: it may be closed, paused (``conflict``), or busy with a turn.
+SESSION_WRITE: tuple[type[CerverError], ...] = (Conflict, SessionClosed, SessionBusy)
+#: Placing a session on a compute: nothing may qualify (409), the provider may fail or lack
+#: credentials.
+PLACEMENT: tuple[type[CerverError], ...] = (Conflict, ComputeError, ComputeTimeout, NotConfigured)
+#: Work in a session's sandbox.
+SANDBOX: tuple[type[CerverError], ...] = (*SESSION_WRITE, *PLACEMENT[1:])
+#: A model turn (or a fan-out of them): budgets, the harness's provider, the upstream.
+TURN: tuple[type[CerverError], ...] = (
+    *SESSION_WRITE,
+    BudgetExceeded,
+    NotConfigured,
+    HarnessError,
+    UpstreamError,
+    ComputeTimeout,
+)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
@@ -46,7 +84,7 @@ class ErrorBody(BaseModel):
 def errors(*classes: type[CerverError]) -> dict[int | str, dict[str, Any]]:
     """FastAPI ``responses=`` for the errors a route raises, one entry per HTTP status."""
     by_status: dict[int, list[type[CerverError]]] = {}
-    for cls in classes:
+    for cls in dict.fromkeys(classes):
         by_status.setdefault(cls.status_code, []).append(cls)
     return {
         status: {"model": ErrorBody, "description": _describe(found)}
@@ -116,11 +154,41 @@ def _add_shape_errors(operation: dict[str, Any]) -> None:
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method the request's path answers (Starlette's own 405 names only the first
-    route that matched the path, and a path is often served by several)."""
+    """Every method the request's path answers, as the OpenAPI document lists them.
+
+    Starlette's own 405 names only the first route whose path matched, and a path is often
+    served by several (``GET`` and ``DELETE /v2/sessions/{id}``). A literal segment wins over
+    a parameter (``/v2/computes/register`` is not ``/v2/computes/{compute_id}``), as it does
+    for the reader of the document. Paths the document does not list fall back to routing.
+    """
+    path = request.scope["path"]
+    matching = [
+        (template, operations)
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if _template_pattern(template).fullmatch(path)
+    ]
+    if matching:
+        best = max(_literal_segments(template) for template, _ in matching)
+        found = {
+            method.upper()
+            for template, operations in matching
+            if _literal_segments(template) == best
+            for method in operations
+        }
+        return [method for method in _METHODS if method in found]
     allowed = []
     for method in _METHODS:
         scope = {**request.scope, "method": method}
         if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
             allowed.append(method)
     return allowed
+
+
+@functools.lru_cache(maxsize=256)
+def _template_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts if p))
+
+
+def _literal_segments(template: str) -> int:
+    return sum(1 for segment in template.split("/") if segment and "{" not in segment)

@@ -45,7 +45,9 @@ class MoveService:
     ) -> tuple[dict[str, Any], bool]:
         if choice.compute_id is not None or choice.provider is not None:
             provider = (
-                "relay" if choice.compute_id else self._computes.canonical(choice.provider or "")
+                "relay"
+                if choice.compute_id is not None
+                else self._computes.canonical(choice.provider or "")
             )
             report = await self._placement.explicit_report(
                 session.account_id, provider, choice.compute_id

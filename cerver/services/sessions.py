@@ -298,7 +298,11 @@ class SessionService:
                     'compute needs "provider" or "compute_id", e.g. {"provider": "local"}; '
                     'send "compute": null for a transcript-only session.'
                 )
-            provider = "relay" if compute.compute_id else self._computes.canonical(compute.provider)
+            provider = (
+                "relay"
+                if compute.compute_id is not None
+                else self._computes.canonical(compute.provider or "")
+            )
             report = await placement.explicit_report(account_id, provider, compute.compute_id)
             return await placement.provision(
                 account_id, session_id, report, requirements, fallback=False

@@ -24,11 +24,8 @@ _BODIES = {
 }
 
 
-# Aliases kept out of the OpenAPI schema.
-_HIDDEN = [
-    ("POST", "/v2/sessions/{session_id}/switch-tool"),
-    ("POST", "/v2/sessions/{session_id}/files"),
-]
+# Aliases kept out of the OpenAPI schema (none: the seed's aliases are listed, deprecated).
+_HIDDEN: list[tuple[str, str]] = []
 
 
 def _session_routes(app) -> list[tuple[str, str]]:

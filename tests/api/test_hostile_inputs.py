@@ -99,3 +99,15 @@ async def test_405_names_every_method_of_the_path(http: httpx.AsyncClient, sid: 
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
     assert response.json()["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("compute", [{"compute_id": ""}, {"provider": ""}])
+async def test_an_empty_compute_name_is_422(http: httpx.AsyncClient, compute: dict) -> None:
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    for path, body in (
+        ("/v2/sessions", {"compute": compute}),
+        (f"/v2/sessions/{sid}/spawn", {"compute": compute}),
+        (f"/v2/sessions/{sid}/compute", compute),
+    ):
+        response = await http.post(path, json=body)
+        assert response.status_code == 422, (path, response.text)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from cerver.api.contract import PLACEMENT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.schemas.sessions import (
     HarnessSwitch,
@@ -18,6 +19,7 @@ from cerver.api.schemas.sessions import (
     harness_choice,
 )
 from cerver.api.strict_json import INT64_MAX
+from cerver.errors import ComputeError, NotConfigured, NotFound, SessionBusy
 from cerver.store import SessionFilters, SessionRecord
 from cerver.types import Entry, SessionStatus
 
@@ -57,7 +59,7 @@ def session_public(record: SessionRecord, **extra: object) -> SessionPublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(NotFound, *PLACEMENT))
 async def create_session(
     body: SessionCreate, gateway: GatewayDep, account: AccountDep
 ) -> SessionPublic:
@@ -141,7 +143,9 @@ async def list_messages(
     return MessagesPublic(session_id=session.id, messages=entries, next_after_seq=next_after)
 
 
-@router.post("/{session_id}/input", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{session_id}/input", status_code=status.HTTP_201_CREATED, responses=errors(*SESSION_WRITE)
+)
 async def append_input(body: InputCreate, session: SessionDep, gateway: GatewayDep) -> Entry:
     """Append a turn without calling a model (caller-driven or transcript-only sessions)."""
     return await gateway.sessions.append_input(
@@ -156,8 +160,11 @@ async def append_input(body: InputCreate, session: SessionDep, gateway: GatewayD
     )
 
 
-@router.post("/{session_id}/harness")
-@router.post("/{session_id}/switch-tool", include_in_schema=False)
+@router.post("/{session_id}/harness", responses=errors(*SESSION_WRITE, NotConfigured))
+# The seed's name for the same operation.
+@router.post(
+    "/{session_id}/switch-tool", deprecated=True, responses=errors(*SESSION_WRITE, NotConfigured)
+)
 async def switch_harness(
     body: HarnessSwitch, session: SessionDep, gateway: GatewayDep
 ) -> SessionPublic:
@@ -172,13 +179,17 @@ async def get_metrics(session: SessionDep, gateway: GatewayDep) -> dict[str, obj
     return {"session_id": session.id, **await gateway.metrics.for_session(session)}
 
 
-@router.post("/{session_id}/close")
+@router.post("/{session_id}/close", responses=errors(*SESSION_WRITE))
 async def close_session(session: SessionDep, gateway: GatewayDep) -> SessionPublic:
     record = await gateway.sessions.close(session)
     return session_public(record, metrics=await gateway.metrics.for_session(record))
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(SessionBusy, ComputeError),
+)
 async def delete_session(session: SessionDep, gateway: GatewayDep) -> Response:
     await gateway.sessions.delete(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

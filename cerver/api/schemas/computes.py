@@ -53,8 +53,8 @@ class ProvidersPublic(BaseModel):
 
 
 class ComputeMove(_Body):
-    provider: str | None = None
-    compute_id: str | None = None
+    provider: str | None = Field(default=None, min_length=1)
+    compute_id: str | None = Field(default=None, min_length=1)
     policy: Policy | None = None
     reason: str = Field(default="requested", max_length=200)
 
@@ -63,8 +63,8 @@ class ComputeMove(_Body):
 
 
 class Resume(_Body):
-    provider: str | None = None
-    compute_id: str | None = None
+    provider: str | None = Field(default=None, min_length=1)
+    compute_id: str | None = Field(default=None, min_length=1)
 
     def choice(self) -> ComputeChoice:
         return ComputeChoice("provider", self.provider, self.compute_id)

@@ -36,8 +36,12 @@ class HarnessSpec(_Body):
 
 
 class ComputeSpec(_Body):
-    provider: str | None = Field(default=None, description="Compute provider, e.g. 'local'.")
-    compute_id: str | None = Field(default=None, description="A registered compute (relay).")
+    provider: str | None = Field(
+        default=None, min_length=1, description="Compute provider, e.g. 'local'."
+    )
+    compute_id: str | None = Field(
+        default=None, min_length=1, description="A registered compute (relay)."
+    )
 
 
 class Requirements(_Body):
