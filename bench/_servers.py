@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
@@ -35,14 +36,31 @@ def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
 
 
 @contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], health_url: str, what: str) -> Iterator[None]:
+def process(
+    args: list[str], env: dict[str, str], health_url: str, what: str
+) -> Iterator[subprocess.Popen]:
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(health_url, proc, what)
-        yield
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children (worker processes), from ``/proc``."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(child) for child in children]
+    for each in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 @contextlib.contextmanager
@@ -56,8 +74,11 @@ def mock_upstream() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gateway(upstream_url: str, **extra_env: str) -> Iterator[str]:
-    """`cerver serve` on a fresh SQLite store whose harnesses call ``upstream_url``."""
+def gateway(upstream_url: str, *serve_args: str, **extra_env: str) -> Iterator[str]:
+    """`cerver serve` on a fresh SQLite store whose harnesses call ``upstream_url``.
+
+    The yielded URL carries the server process as ``url.process`` for CPU accounting.
+    """
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="cerver-bench-") as data_dir:
         env = {
@@ -72,9 +93,9 @@ def gateway(upstream_url: str, **extra_env: str) -> Iterator[str]:
             **extra_env,
         }
         url = f"http://127.0.0.1:{port}"
-        args = [sys.executable, "-m", "cerver", "serve", "--log-level", "warning"]
-        with process(args, env, f"{url}/healthz", "cerver serve"):
-            yield url
+        args = [sys.executable, "-m", "cerver", "serve", "--log-level", "warning", *serve_args]
+        with process(args, env, f"{url}/healthz", "cerver serve") as proc:
+            yield ServerURL(url, proc)
 
 
 @contextlib.contextmanager
@@ -83,5 +104,16 @@ def bare_relay(upstream_url: str) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "bench._relay", upstream_url, str(port)]
-    with process(args, dict(os.environ), f"{url}/health", "bare relay"):
-        yield url
+    with process(args, dict(os.environ), f"{url}/health", "bare relay") as proc:
+        yield ServerURL(url, proc)
+
+
+class ServerURL(str):
+    """A server's base URL that also knows the server's process."""
+
+    process: subprocess.Popen
+
+    def __new__(cls, url: str, proc: subprocess.Popen) -> ServerURL:
+        made = super().__new__(cls, url)
+        made.process = proc
+        return made

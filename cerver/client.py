@@ -42,12 +42,16 @@ def _raise_for_error(response: httpx.Response) -> None:
         body = response.json()
     except ValueError:
         body = {"detail": response.text or response.reason_phrase}
-    code = body.get("code", "http_error")
     detail = body.get("detail")
     message = detail if isinstance(detail, str) else json.dumps(detail)
-    fallback = errors.UserError if response.status_code < 500 else errors.RunFailure
-    error = errors.error_class(code, fallback)(
-        f"{message} (HTTP {response.status_code})", context=body.get("context")
+    try:  # the gateway's error body: the exception its code names
+        cls = errors.error_class(body.get("code", ""))
+    except ValueError:  # not a Cerver body (a proxy in front), or a code newer than this client
+        cls = errors.UserError if response.status_code < 500 else errors.RunFailure
+    error = cls(
+        f"{message} (HTTP {response.status_code})",
+        context=body.get("context"),
+        retryable=body.get("retryable"),
     )
     error.status_code = response.status_code
     raise error

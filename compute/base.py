@@ -15,14 +15,32 @@ import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Final, Literal, Self
 
-from cerver.errors import ComputeError, MissingDependency, NotConfigured
+from cerver.errors import (
+    CerverError,
+    ComputeError,
+    ComputeTimeout,
+    MissingDependency,
+    NotConfigured,
+)
 from cerver.types import ExecResult
 
-__all__ = ["Capabilities", "Compute", "ExecChunk", "Profile", "Sandbox", "SandboxSpec"]
+__all__ = [
+    "MISSING",
+    "PASS_THROUGH",
+    "TRANSPORT_ERRORS",
+    "Capabilities",
+    "Compute",
+    "ExecChunk",
+    "Profile",
+    "Sandbox",
+    "SandboxSpec",
+    "VendorErrors",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +81,127 @@ class ExecChunk:
     stream: Literal["stdout", "stderr", "exit"]
     data: str = ""
     exit_code: int | None = None
+
+
+class _Missing:
+    """The "not found" class the call site names (``translate(..., missing=NotFound)``)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Final = _Missing()
+"""In a :class:`VendorErrors` table: "not found" means what the call site says it means
+(reading a missing file is :class:`~cerver.errors.NotFound`; losing the sandbox mid-command
+is a :class:`~cerver.errors.ComputeError`)."""
+
+PASS_THROUGH: Final = None
+"""In a :class:`VendorErrors` table, ``(PASS_THROUGH, False)``: not a vendor failure (e.g. our
+own ``asyncio`` deadline); re-raised unchanged."""
+
+Outcome = tuple[type[CerverError] | _Missing | None, bool]
+"""What a vendor exception becomes: a Cerver error class (or :data:`MISSING` /
+:data:`PASS_THROUGH`) and whether a retry may get past it."""
+
+TRANSPORT_ERRORS: Final[Mapping[str, Outcome]] = {
+    # httpx (most vendor SDKs speak HTTP through it) and the standard library's own.
+    "TimeoutException": (ComputeTimeout, True),
+    "TransportError": (ComputeError, True),
+    "ConnectionError": (ComputeError, True),
+    "TimeoutError": (ComputeTimeout, True),
+}
+"""Connection failures and timeouts below any SDK: always worth a retry. Every vendor table
+starts from these (a vendor's own entry with the same name wins)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VendorErrors:
+    """One vendor SDK's exceptions translated to Cerver's, declared as one table.
+
+    ``table`` maps the name of an exception class (matched along the raised exception's MRO,
+    most specific first, so an SDK subclass the table does not name falls to its base, and
+    the SDK need not be imported to build the table) to an :data:`Outcome`. Unknown
+    exceptions become ``default``. A :class:`~cerver.errors.CerverError` always passes
+    through. An outcome of :class:`~cerver.errors.NotConfigured` names ``credentials``.
+
+    Attributes:
+        vendor: how messages name the vendor (``"E2B"``).
+        table: exception class name → (Cerver error class, retryable); see :data:`MISSING`
+            and :data:`PASS_THROUGH`. :data:`TRANSPORT_ERRORS` are merged underneath.
+        credentials: the environment variables a refused credential points at.
+        default: the outcome of an exception no entry names.
+        hint: a sentence added to every translated message (what to check).
+    """
+
+    vendor: str
+    table: Mapping[str, Outcome]
+    credentials: tuple[str, ...] = ()
+    default: Outcome = (ComputeError, False)
+    hint: str = ""
+
+    def outcome(self, exc: BaseException) -> Outcome:
+        """The table's outcome for ``exc`` (``default`` when no name along its MRO is in it)."""
+        for cls in type(exc).__mro__:
+            if cls.__name__ in self.table:
+                return self.table[cls.__name__]
+            if cls.__name__ in TRANSPORT_ERRORS:
+                return TRANSPORT_ERRORS[cls.__name__]
+        return self.default
+
+    def translate_exception(
+        self,
+        exc: BaseException,
+        what: str,
+        *,
+        missing: type[CerverError] = ComputeError,
+        context: Mapping[str, Any] | None = None,
+    ) -> BaseException:
+        """The exception to raise instead of ``exc`` (``exc`` itself when it passes through).
+
+        Args:
+            exc: what the SDK raised.
+            what: the operation, completing "could not …" (``"create a sandbox"``).
+            missing: the class for the SDK's "not found" (:data:`MISSING` entries).
+            context: values for the error's context (ids, base URLs).
+        """
+        if isinstance(exc, CerverError):
+            return exc
+        cls, retryable = self.outcome(exc)
+        if cls is PASS_THROUGH:
+            return exc
+        if isinstance(cls, _Missing):
+            cls = missing
+        details = {"vendor": self.vendor, "exception": type(exc).__name__, **(context or {})}
+        if issubclass(cls, NotConfigured):
+            variables = ", ".join(self.credentials) or "its credentials"
+            message = (
+                f"{self.vendor} refused the credentials ({exc}): set a valid {variables} "
+                "where the gateway runs."
+            )
+            details["variables"] = list(self.credentials)
+        else:
+            message = f"{self.vendor}: could not {what}: {type(exc).__name__}: {exc}"
+            if self.hint:
+                message = f"{message}. {self.hint}"
+        return cls(message, context=details, retryable=retryable)
+
+    @asynccontextmanager
+    async def translate(
+        self,
+        what: str,
+        *,
+        missing: type[CerverError] = ComputeError,
+        context: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[None]:
+        """Run the block, raising what :meth:`translate_exception` says instead of an SDK
+        exception."""
+        try:
+            yield
+        except Exception as exc:
+            translated = self.translate_exception(exc, what, missing=missing, context=context)
+            if translated is exc:
+                raise
+            raise translated from exc
 
 
 class Sandbox(ABC):
@@ -173,6 +312,9 @@ class Compute(ABC):
     credentials: ClassVar[tuple[str, ...]] = ()
     """Environment variables the provider needs; the catalog lists it as
     ``needs_credentials`` until they are all set."""
+    vendor_errors: ClassVar[VendorErrors | None] = None
+    """How the provider's SDK exceptions become Cerver's (one table per SDK, used by the
+    provider and its sandboxes); ``None`` for a provider that raises Cerver's own."""
 
     @classmethod
     def _import_sdk(cls, module: str) -> ModuleType:

@@ -16,37 +16,33 @@ import math
 import os
 import secrets
 import shlex
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
+from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
 from compute._remote import CommandSandbox, RawResult
-from compute.base import Capabilities, Compute, Profile, SandboxSpec
+from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["DaytonaCompute", "DaytonaSandbox"]
 
 
-@asynccontextmanager
-async def _translate(
-    what: str, *, missing: type[CerverError] = ComputeError
-) -> AsyncIterator[None]:
-    """Daytona SDK errors → Cerver's (not found → ``missing``, auth → NotConfigured)."""
-    import daytona
-
-    try:
-        yield
-    except CerverError:
-        raise
-    except (daytona.DaytonaNotFoundError, daytona.DaytonaFileNotFoundError) as exc:
-        raise missing(f"Daytona: could not {what}: {exc}") from exc
-    except (daytona.DaytonaAuthenticationError, daytona.DaytonaAuthorizationError) as exc:
-        raise NotConfigured(
-            f"Daytona rejected the API key ({exc}): set a valid DAYTONA_API_KEY.",
-            context={"variable": "DAYTONA_API_KEY"},
-        ) from exc
-    except Exception as exc:  # DaytonaError and the transport's own errors
-        raise ComputeError(f"Daytona: could not {what}: {type(exc).__name__}: {exc}") from exc
+VENDOR_ERRORS = VendorErrors(
+    "Daytona",
+    {
+        "DaytonaNotFoundError": (MISSING, False),  # includes DaytonaFileNotFoundError
+        "DaytonaAuthenticationError": (NotConfigured, False),
+        "DaytonaForbiddenError": (NotConfigured, False),  # alias DaytonaAuthorizationError
+        "DaytonaRateLimitError": (ComputeError, True),
+        "DaytonaConnectionError": (ComputeError, True),
+        "DaytonaServiceUnavailableError": (ComputeError, True),
+        "DaytonaBadGatewayError": (ComputeError, True),
+        "DaytonaInternalServerError": (ComputeError, True),
+        "DaytonaSpotEvictedError": (ComputeError, True),
+        "DaytonaTimeoutError": (ComputeTimeout, True),
+        "DaytonaGoneError": (SandboxGone, False),
+    },
+    credentials=("DAYTONA_API_KEY",),
+)
+"""The daytona SDK's exceptions as Cerver's (DaytonaError and the transport's own)."""
 
 
 class DaytonaSandbox(CommandSandbox):
@@ -59,7 +55,7 @@ class DaytonaSandbox(CommandSandbox):
 
     async def _run(self, command: str, *, timeout: float) -> RawResult:
         err = f"/tmp/cerver-stderr-{secrets.token_hex(6)}"
-        async with _translate("run a command"):
+        async with VENDOR_ERRORS.translate("run a command"):
             inner = f"bash -c {shlex.quote(command)} 2>{err}"
             done = await self._sbx.process.exec(
                 f"bash -c {shlex.quote(inner)}", timeout=math.ceil(timeout)
@@ -68,18 +64,18 @@ class DaytonaSandbox(CommandSandbox):
         return RawResult(done.result or "", stderr.result or "", int(done.exit_code))
 
     async def _read_bytes(self, absolute: str) -> bytes:
-        async with _translate(f"read {absolute!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"read {absolute!r}", missing=NotFound):
             data = await self._sbx.fs.download_file(absolute)
         return bytes(data or b"")
 
     async def _write_bytes(self, absolute: str, data: bytes) -> None:
         parent = shlex.quote(absolute.rsplit("/", 1)[0] or "/")
         await self._run(f"mkdir -p -- {parent}", timeout=30)
-        async with _translate(f"write {absolute!r}"):
+        async with VENDOR_ERRORS.translate(f"write {absolute!r}"):
             await self._sbx.fs.upload_file(data, absolute)
 
     async def delete(self) -> None:
-        async with _translate("delete the sandbox"):
+        async with VENDOR_ERRORS.translate("delete the sandbox"):
             await self._sbx.delete()
 
 
@@ -97,7 +93,8 @@ class DaytonaCompute(Compute):
 
     name: ClassVar[str] = "daytona"
     sdk_module: ClassVar[str] = "daytona"
-    credentials: ClassVar[tuple[str, ...]] = ("DAYTONA_API_KEY",)
+    credentials: ClassVar[tuple[str, ...]] = VENDOR_ERRORS.credentials
+    vendor_errors: ClassVar[VendorErrors] = VENDOR_ERRORS
     capabilities: ClassVar[Capabilities] = Capabilities(
         runtimes=("shell", "python", "node"),
         package_install=True,
@@ -125,14 +122,14 @@ class DaytonaCompute(Compute):
             network_block_all=not spec.network,
             auto_stop_interval=spec.timeout_minutes,
         )
-        async with _translate("create a sandbox"):
+        async with VENDOR_ERRORS.translate("create a sandbox"):
             handle = await self._client.create(params, timeout=120)
         sandbox = DaytonaSandbox(handle)
         await sandbox._run(f"mkdir -p {DaytonaSandbox.workspace}", timeout=30)
         return sandbox
 
     async def attach(self, sandbox_id: str) -> DaytonaSandbox:
-        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
             return DaytonaSandbox(await self._client.get(sandbox_id))
 
     async def aclose(self) -> None:

@@ -8,8 +8,8 @@ workspace is ``/home/user/workspace``.
 What Cerver adds on top of the SDK, so E2B passes the same conformance suite as ``local``:
 command timeouts that kill the whole process tree (every process of a command carries a
 ``CERVER_RUN`` marker in its environment), 1 MiB output caps, workspace path checks resolved
-inside the sandbox, and state archives checked before upload. SDK exceptions are translated in
-one place (:func:`_translate`).
+inside the sandbox, and state archives checked before upload. SDK exceptions are translated by
+one table (:data:`VENDOR_ERRORS`).
 """
 
 from __future__ import annotations
@@ -20,19 +20,22 @@ import secrets
 import shlex
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from cerver.errors import (
-    CerverError,
-    ComputeError,
-    InvalidRequest,
-    NotConfigured,
-    NotFound,
-)
+from cerver.errors import ComputeError, ComputeTimeout, InvalidRequest, NotConfigured, NotFound
 from cerver.types import ExecResult
 from compute import _remote_paths as paths
-from compute.base import Capabilities, Compute, ExecChunk, Profile, Sandbox, SandboxSpec
+from compute.base import (
+    MISSING,
+    PASS_THROUGH,
+    Capabilities,
+    Compute,
+    ExecChunk,
+    Profile,
+    Sandbox,
+    SandboxSpec,
+    VendorErrors,
+)
 
 __all__ = ["E2BCompute", "E2BSandbox"]
 
@@ -73,29 +76,20 @@ class _Capped:
         return "".join(self.parts)
 
 
-@asynccontextmanager
-async def _translate(
-    what: str, *, missing: type[CerverError] = ComputeError
-) -> AsyncIterator[None]:
-    """Map e2b SDK exceptions to Cerver's: ``NotFoundException`` to ``missing``, an auth
-    failure to NotConfigured, everything else the SDK raises to ComputeError."""
-    from e2b import exceptions
-
-    try:
-        yield
-    except (CerverError, TimeoutError):  # TimeoutError: our own asyncio.wait_for deadline
-        raise
-    except exceptions.NotFoundException as exc:
-        raise missing(f"E2B: could not {what}: {exc}") from exc
-    except exceptions.AuthenticationException as exc:
-        raise NotConfigured(
-            f"E2B refused the API key ({exc}): set a valid E2B_API_KEY where the gateway runs.",
-            context={"variable": "E2B_API_KEY"},
-        ) from exc
-    except Exception as exc:  # the SDK's transport errors are not all SandboxException
-        raise ComputeError(
-            f"E2B: could not {what}: {type(exc).__name__}: {exc}", retryable=True
-        ) from exc
+VENDOR_ERRORS = VendorErrors(
+    "E2B",
+    {
+        "NotFoundException": (MISSING, False),  # sandbox or file; see the call's ``missing``
+        "AuthenticationException": (NotConfigured, False),
+        "RateLimitException": (ComputeError, True),
+        "ServiceBusyException": (ComputeError, True),
+        "TimeoutException": (ComputeTimeout, True),  # includes SandboxUnreachableException
+        "TimeoutError": (PASS_THROUGH, False),  # our own asyncio.wait_for deadline
+    },
+    credentials=("E2B_API_KEY",),
+)
+"""The e2b SDK's exceptions as Cerver's (its transport errors are not all SandboxException;
+the TRANSPORT_ERRORS underneath catch them)."""
 
 
 class E2BSandbox(Sandbox):
@@ -128,7 +122,7 @@ class E2BSandbox(Sandbox):
             return on_output
 
         # An inner bash so that `kill -9 $$` reports 137 like everywhere else.
-        async with _translate("start the command"):
+        async with VENDOR_ERRORS.translate("start the command"):
             handle = await self._sbx.commands.run(
                 f"bash -c {shlex.quote(command)}",
                 background=True,
@@ -144,7 +138,7 @@ class E2BSandbox(Sandbox):
         from e2b.sandbox.commands.command_handle import CommandExitException
 
         try:
-            async with _translate("run the command"):
+            async with VENDOR_ERRORS.translate("run the command"):
                 try:
                     result = await asyncio.wait_for(handle.wait(), timeout)
                 except CommandExitException as exc:  # a non-zero exit is a result
@@ -155,7 +149,7 @@ class E2BSandbox(Sandbox):
             return 124, True
 
     async def _kill_tree(self, token: str) -> None:
-        async with _translate("stop the timed-out command"):
+        async with VENDOR_ERRORS.translate("stop the timed-out command"):
             await self._sbx.commands.run(_KILL.format(token=token), timeout=30)
 
     async def exec(
@@ -215,12 +209,12 @@ class E2BSandbox(Sandbox):
 
     async def read_file(self, path: str) -> bytes:
         (absolute,) = await self._checked(path)
-        async with _translate(f"read {path!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"read {path!r}", missing=NotFound):
             return bytes(await self._sbx.files.read(absolute, format="bytes"))
 
     async def write_file(self, path: str, data: bytes) -> None:
         (absolute,) = await self._checked(path)
-        async with _translate(f"write {path!r}"):
+        async with VENDOR_ERRORS.translate(f"write {path!r}"):
             await self._sbx.files.write(absolute, data, use_octet_stream=True)
 
     async def list_files(self, path: str = ".") -> list[str]:
@@ -242,7 +236,7 @@ class E2BSandbox(Sandbox):
         if packed.exit_code != 0:
             raise ComputeError(f"E2B: could not snapshot the workspace: {packed.stderr.strip()}")
         try:
-            async with _translate("download the snapshot"):
+            async with VENDOR_ERRORS.translate("download the snapshot"):
                 return bytes(await self._sbx.files.read(temp, format="bytes"))
         finally:
             await self.exec(f"rm -f {temp}")
@@ -259,7 +253,7 @@ class E2BSandbox(Sandbox):
                     f"Refusing state archive member: {exc.message}", context=exc.context
                 ) from exc
         temp = f"/tmp/cerver-state-{secrets.token_hex(6)}.tgz"
-        async with _translate("upload the snapshot"):
+        async with VENDOR_ERRORS.translate("upload the snapshot"):
             await self._sbx.files.write(temp, archive, use_octet_stream=True)
         restored = await self.exec(
             f"tar -xzf {temp} -C {WORKSPACE} --no-same-owner; code=$?; rm -f {temp}; exit $code",
@@ -270,7 +264,7 @@ class E2BSandbox(Sandbox):
 
     async def delete(self) -> None:
         """Kill the sandbox. Idempotent."""
-        async with _translate("kill the sandbox"):
+        async with VENDOR_ERRORS.translate("kill the sandbox"):
             await self._sbx.kill()
 
 
@@ -290,7 +284,8 @@ class E2BCompute(Compute):
 
     name: ClassVar[str] = "e2b"
     sdk_module: ClassVar[str] = "e2b"
-    credentials: ClassVar[tuple[str, ...]] = ("E2B_API_KEY",)
+    credentials: ClassVar[tuple[str, ...]] = VENDOR_ERRORS.credentials
+    vendor_errors: ClassVar[VendorErrors] = VENDOR_ERRORS
     capabilities: ClassVar[Capabilities] = Capabilities(
         runtimes=("shell", "python", "node"),
         package_install=True,
@@ -327,7 +322,7 @@ class E2BCompute(Compute):
         Raises:
             ComputeError: E2B failed. NotConfigured: E2B refused the key.
         """
-        async with _translate("create a sandbox"):
+        async with VENDOR_ERRORS.translate("create a sandbox"):
             sbx = await self._sdk.create(
                 template=self._template,
                 timeout=spec.timeout_minutes * 60,
@@ -341,5 +336,5 @@ class E2BCompute(Compute):
 
     async def attach(self, sandbox_id: str) -> E2BSandbox:
         """Reconnect to a running sandbox. Raises NotFound when E2B no longer has it."""
-        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
             return E2BSandbox(await self._sdk.connect(sandbox_id, **self._opts))

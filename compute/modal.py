@@ -13,39 +13,32 @@ its own servers, which the test environment cannot reach.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
+from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
 from compute._remote import CommandSandbox, RawResult
-from compute.base import Capabilities, Compute, Profile, SandboxSpec
+from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["ModalCompute", "ModalSandbox"]
 
 APP_NAME = "cerver"
 
 
-@asynccontextmanager
-async def _translate(
-    what: str, *, missing: type[CerverError] = ComputeError
-) -> AsyncIterator[None]:
-    """Modal SDK errors → Cerver's (not found → ``missing``, auth → NotConfigured)."""
-    from modal import exception
-
-    try:
-        yield
-    except CerverError:
-        raise
-    except exception.NotFoundError as exc:
-        raise missing(f"Modal: could not {what}: {exc}") from exc
-    except exception.AuthError as exc:
-        raise NotConfigured(
-            f"Modal rejected the token ({exc}): set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET.",
-            context={"variables": ["MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"]},
-        ) from exc
-    except Exception as exc:  # modal.exception.Error and grpc transport errors
-        raise ComputeError(f"Modal: could not {what}: {type(exc).__name__}: {exc}") from exc
+VENDOR_ERRORS = VendorErrors(
+    "Modal",
+    {
+        "NotFoundError": (MISSING, False),
+        "AuthError": (NotConfigured, False),
+        "PermissionDeniedError": (NotConfigured, False),
+        "ResourceExhaustedError": (ComputeError, True),
+        "ConnectionError": (ComputeError, True),
+        "InternalFailure": (ComputeError, True),
+        "TimeoutError": (ComputeTimeout, True),  # modal.exception's: sandbox and exec timeouts
+        "SandboxTerminatedError": (SandboxGone, False),
+    },
+    credentials=("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"),
+)
+"""The modal SDK's exceptions as Cerver's (modal.exception.Error and grpc transport errors)."""
 
 
 class ModalSandbox(CommandSandbox):
@@ -57,7 +50,7 @@ class ModalSandbox(CommandSandbox):
         self.sandbox_id = handle.object_id
 
     async def _run(self, command: str, *, timeout: float) -> RawResult:
-        async with _translate("run a command"):
+        async with VENDOR_ERRORS.translate("run a command"):
             process = await self._sbx.exec.aio("bash", "-c", command, timeout=math.ceil(timeout))
             code = await process.wait.aio()
             stdout = await process.stdout.read.aio()
@@ -65,7 +58,7 @@ class ModalSandbox(CommandSandbox):
         return RawResult(stdout, stderr, int(code))
 
     async def delete(self) -> None:
-        async with _translate("terminate the sandbox"):
+        async with VENDOR_ERRORS.translate("terminate the sandbox"):
             await self._sbx.terminate.aio()
 
 
@@ -79,7 +72,8 @@ class ModalCompute(Compute):
 
     name: ClassVar[str] = "modal"
     sdk_module: ClassVar[str] = "modal"
-    credentials: ClassVar[tuple[str, ...]] = ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET")
+    credentials: ClassVar[tuple[str, ...]] = VENDOR_ERRORS.credentials
+    vendor_errors: ClassVar[VendorErrors] = VENDOR_ERRORS
     capabilities: ClassVar[Capabilities] = Capabilities(
         runtimes=("shell", "python"),
         package_install=True,
@@ -95,7 +89,7 @@ class ModalCompute(Compute):
         self._sdk = modal
 
     async def create(self, spec: SandboxSpec) -> ModalSandbox:
-        async with _translate("create a sandbox"):
+        async with VENDOR_ERRORS.translate("create a sandbox"):
             app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True)
             handle = await self._sdk.Sandbox.create.aio(
                 app=app,
@@ -107,5 +101,5 @@ class ModalCompute(Compute):
         return ModalSandbox(handle)
 
     async def attach(self, sandbox_id: str) -> ModalSandbox:
-        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
             return ModalSandbox(await self._sdk.Sandbox.from_id.aio(sandbox_id))

@@ -7,15 +7,14 @@ registered computes up in its store). Without a compute id (``SandboxSpec.comput
 None) the ``base_url``/``token`` given at construction are used, which is how a single relay is
 driven directly and how the conformance suite tests one.
 
-Transport failures (relay down, connection reset mid-command) raise
-:class:`~cerver.errors.ComputeError`; the relay's own errors keep their class (``NotFound``,
-``InvalidRequest``).
+Transport failures (relay down, connection reset mid-command) raise a retryable
+:class:`~cerver.errors.ComputeError` through :data:`VENDOR_ERRORS`; the relay's own errors
+keep their class (``NotFound``, ``InvalidRequest``, ``SandboxGone``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,9 +22,24 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 
-from cerver.errors import AuthenticationFailed, ComputeError, InvalidRequest, NotFound
+from cerver.errors import (
+    AuthenticationFailed,
+    CerverError,
+    ComputeError,
+    InvalidRequest,
+    NotFound,
+    SandboxGone,
+)
 from cerver.types import ExecResult
-from compute.base import Capabilities, Compute, ExecChunk, Profile, Sandbox, SandboxSpec
+from compute.base import (
+    Capabilities,
+    Compute,
+    ExecChunk,
+    Profile,
+    Sandbox,
+    SandboxSpec,
+    VendorErrors,
+)
 
 __all__ = ["RelayCompute", "RelayEndpoint", "RelaySandbox"]
 
@@ -41,11 +55,19 @@ class RelayEndpoint:
 
 Resolver = Callable[[str], Awaitable[RelayEndpoint]]
 
-_ERRORS: dict[int, type[Exception]] = {
+_ERRORS: dict[int, type[CerverError]] = {
     400: InvalidRequest,
     401: AuthenticationFailed,
     404: NotFound,
+    410: SandboxGone,
 }
+
+VENDOR_ERRORS = VendorErrors(
+    "Relay",
+    {"HTTPError": (ComputeError, True)},  # httpx: the relay is down or the connection broke
+    hint="Check that `cerver relay` is running there and reachable from the gateway.",
+)
+"""The relay client's (httpx's) exceptions as Cerver's."""
 
 
 def _raise_for(response: httpx.Response, what: str) -> None:
@@ -54,8 +76,9 @@ def _raise_for(response: httpx.Response, what: str) -> None:
     try:
         body = response.json()
         detail, context = body.get("detail", response.text), body.get("context", {})
+        body_retryable = body.get("retryable")
     except ValueError:
-        detail, context = response.text, {}
+        detail, context, body_retryable = response.text, {}, None
     if response.status_code == 401:
         raise ComputeError(
             f"The relay refused the gateway's token while trying to {what}: re-register the "
@@ -63,7 +86,7 @@ def _raise_for(response: httpx.Response, what: str) -> None:
             context={"status": 401},
         )
     cls = _ERRORS.get(response.status_code, ComputeError)
-    raise cls(f"Relay could not {what}: {detail}", context=context)
+    raise cls(f"Relay could not {what}: {detail}", context=context, retryable=body_retryable)
 
 
 class RelaySandbox(Sandbox):
@@ -77,17 +100,11 @@ class RelaySandbox(Sandbox):
         self._client = client
 
     async def _call(self, what: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
+        where = {"base_url": str(self._client.base_url)}
+        async with VENDOR_ERRORS.translate(what, context=where):
             response = await self._client.request(
                 method, f"/sandboxes/{self._remote}{path}", **kwargs
             )
-        except httpx.HTTPError as exc:
-            raise ComputeError(
-                f"Relay at {self._client.base_url} unreachable while trying to {what}: "
-                f"{type(exc).__name__}: {exc}. Check that `cerver relay` is running there.",
-                context={"base_url": str(self._client.base_url)},
-                retryable=True,
-            ) from exc
         _raise_for(response, what)
         return response
 
@@ -108,22 +125,18 @@ class RelaySandbox(Sandbox):
         body = {"command": command, "timeout": timeout, "env": dict(env or {})}
         path = f"/sandboxes/{self._remote}/exec/stream"
         ended = False
-        try:
-            async with self._client.stream(
-                "POST", path, json=body, timeout=timeout + _MARGIN_S
-            ) as response:
-                if not response.is_success:
-                    await response.aread()
-                    _raise_for(response, "stream a command")
-                async for line in response.aiter_lines():
-                    if line:
-                        chunk = ExecChunk(**orjson.loads(line))
-                        ended = chunk.stream == "exit"
-                        yield chunk
-        except httpx.HTTPError as exc:
-            raise ComputeError(
-                f"Relay stream broke: {type(exc).__name__}: {exc}.", retryable=True
-            ) from exc
+        async with (
+            VENDOR_ERRORS.translate("stream a command"),
+            self._client.stream("POST", path, json=body, timeout=timeout + _MARGIN_S) as response,
+        ):
+            if not response.is_success:
+                await response.aread()
+                _raise_for(response, "stream a command")
+            async for line in response.aiter_lines():
+                if line:
+                    chunk = ExecChunk(**orjson.loads(line))
+                    ended = chunk.stream == "exit"
+                    yield chunk
         if not ended:
             raise ComputeError("The relay closed the stream before the command exited.")
 
@@ -219,17 +232,9 @@ class RelayCompute(Compute):
             "timeout_minutes": spec.timeout_minutes,
             "env": dict(spec.env),
         }
-        started = time.perf_counter()
-        try:
+        where = {"base_url": str(client.base_url), "compute_id": compute_id}
+        async with VENDOR_ERRORS.translate("create a sandbox", context=where):
             response = await client.post("/sandboxes", json=body)
-        except httpx.HTTPError as exc:
-            raise ComputeError(
-                f"Relay at {client.base_url} unreachable ({type(exc).__name__}: {exc}) after "
-                f"{(time.perf_counter() - started) * 1000:.0f} ms. Check that `cerver relay` "
-                "is running and reachable from the gateway.",
-                context={"base_url": str(client.base_url), "compute_id": compute_id},
-                retryable=True,
-            ) from exc
         _raise_for(response, "create a sandbox")
         remote = response.json()["sandbox_id"]
         return RelaySandbox(f"{compute_id}/{remote}", remote, client)

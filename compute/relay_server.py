@@ -39,18 +39,20 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from cerver.errors import AuthenticationFailed, CerverError, ComputeError, InvalidRequest, NotFound
+from cerver.errors import (
+    AuthenticationFailed,
+    CerverError,
+    InvalidRequest,
+    NotFound,
+    SandboxGone,
+)
+from cerver.failures import Failure
 from compute.base import SandboxSpec
 from compute.local import LocalCompute, LocalSandbox
 
 __all__ = ["create_relay_app"]
 
 Handler = Callable[[Request], Awaitable[Response]]
-
-
-class _Gone(ComputeError):
-    code = "sandbox_gone"
-    status_code = 410
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -96,7 +98,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
                     )
                 return await handler(request)
             except CerverError as exc:
-                return _json(exc.to_dict(), exc.status_code)
+                return _json(Failure.from_error(exc).to_json(), exc.status_code)
 
         return endpoint
 
@@ -106,7 +108,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
         try:
             return await compute.attach(request.path_params["sandbox_id"])
         except NotFound as exc:
-            raise _Gone(exc.message, context=exc.context) from exc
+            raise SandboxGone(exc.message, context=exc.context) from exc
 
     async def health(request: Request) -> Response:
         caps = dataclasses.asdict(compute.capabilities)

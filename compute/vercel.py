@@ -13,41 +13,27 @@ Vercel account is reachable from the test environment.
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from cerver.errors import CerverError, ComputeError, NotConfigured, NotFound
+from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound
 from compute._remote import CommandSandbox, RawResult
-from compute.base import Capabilities, Compute, Profile, SandboxSpec
+from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["VercelCompute", "VercelSandbox"]
 
-CREDENTIALS = ("VERCEL_TOKEN", "VERCEL_TEAM_ID", "VERCEL_PROJECT_ID")
-
-
-@asynccontextmanager
-async def _translate(
-    what: str, *, missing: type[CerverError] = ComputeError
-) -> AsyncIterator[None]:
-    """Vercel SDK errors → Cerver's: a missing path/sandbox → ``missing``, bad credentials →
-    NotConfigured, anything else → ComputeError."""
-    from vercel import sandbox as sdk
-
-    try:
-        yield
-    except CerverError:
-        raise
-    except sdk.SandboxPathNotFoundError as exc:
-        raise missing(f"Vercel: could not {what}: {exc}") from exc
-    except sdk.SandboxCredentialsError as exc:
-        raise NotConfigured(
-            f"Vercel rejected the credentials ({exc}): set {', '.join(CREDENTIALS)}.",
-            context={"variables": list(CREDENTIALS)},
-        ) from exc
-    except Exception as exc:  # the SDK's errors do not share one base class with transport errors
-        raise ComputeError(f"Vercel: could not {what}: {type(exc).__name__}: {exc}") from exc
+VENDOR_ERRORS = VendorErrors(
+    "Vercel",
+    {
+        "SandboxPathNotFoundError": (MISSING, False),
+        "SandboxCredentialsError": (NotConfigured, False),
+        "SandboxTimeoutError": (ComputeTimeout, True),
+        "SandboxStreamError": (ComputeError, True),
+    },
+    credentials=("VERCEL_TOKEN", "VERCEL_TEAM_ID", "VERCEL_PROJECT_ID"),
+)
+"""The vercel SDK's exceptions as Cerver's (its errors share no base class with the
+transport's, which TRANSPORT_ERRORS catch)."""
 
 
 class VercelSandbox(CommandSandbox):
@@ -59,24 +45,24 @@ class VercelSandbox(CommandSandbox):
         self.sandbox_id = handle.name
 
     async def _run(self, command: str, *, timeout: float) -> RawResult:
-        async with _translate("run a command"):
+        async with VENDOR_ERRORS.translate("run a command"):
             done = await self._sbx.run_process(
                 "bash", ["-c", command], capture_output=True, kill_after=timeout
             )
         return RawResult(_text(done.stdout), _text(done.stderr), int(done.returncode))
 
     async def _read_bytes(self, absolute: str) -> bytes:
-        async with _translate(f"read {absolute!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"read {absolute!r}", missing=NotFound):
             return bytes(await self._sbx.fs.read_bytes(absolute))
 
     async def _write_bytes(self, absolute: str, data: bytes) -> None:
         parent = shlex.quote(absolute.rsplit("/", 1)[0] or "/")
         await self._run(f"mkdir -p -- {parent}", timeout=30)
-        async with _translate(f"write {absolute!r}"):
+        async with VENDOR_ERRORS.translate(f"write {absolute!r}"):
             await self._sbx.fs.write_bytes(absolute, data)
 
     async def delete(self) -> None:
-        async with _translate("destroy the sandbox"):
+        async with VENDOR_ERRORS.translate("destroy the sandbox"):
             await self._sbx.destroy()
 
 
@@ -96,7 +82,8 @@ class VercelCompute(Compute):
 
     name: ClassVar[str] = "vercel"
     sdk_module: ClassVar[str] = "vercel"
-    credentials: ClassVar[tuple[str, ...]] = CREDENTIALS
+    credentials: ClassVar[tuple[str, ...]] = VENDOR_ERRORS.credentials
+    vendor_errors: ClassVar[VendorErrors] = VENDOR_ERRORS
     capabilities: ClassVar[Capabilities] = Capabilities(
         runtimes=("shell", "node", "python"),
         package_install=True,
@@ -112,7 +99,7 @@ class VercelCompute(Compute):
         self._sdk = sandbox
 
     async def create(self, spec: SandboxSpec) -> VercelSandbox:
-        async with _translate("create a sandbox"):
+        async with VENDOR_ERRORS.translate("create a sandbox"):
             handle = await self._sdk.create_sandbox(
                 execution_time_limit=timedelta(minutes=spec.timeout_minutes),
                 env=dict(spec.env),
@@ -123,5 +110,5 @@ class VercelCompute(Compute):
         return sandbox
 
     async def attach(self, sandbox_id: str) -> VercelSandbox:
-        async with _translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
+        async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
             return VercelSandbox(await self._sdk.get_sandbox(name=sandbox_id))

@@ -27,10 +27,18 @@ from __future__ import annotations
 import shlex
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, Final, Protocol
 
-from cerver.errors import CerverError
+from cerver.errors import (
+    CerverError,
+    HarnessError,
+    HarnessTimeout,
+    InvalidRequest,
+    MissingDependency,
+    NotConfigured,
+)
+from cerver.failures import Failure
 from cerver.types import Entry, ToolResultPart
 from compute._proxy_bridge import FORWARDER_FAILED_EXIT, forwarder_prelude
 from compute.base import Sandbox
@@ -132,7 +140,7 @@ class CliHarness(Harness):
             run = await self._plan(turn, sandbox)
             script, env = await self._script(turn, run, program)
         except CerverError as exc:
-            yield Error(exc.message, code=exc.code, retryable=exc.retryable)
+            yield Error.of(exc)
             return
         assert turn.proxy.socket_path is not None
         command = "\n".join(
@@ -151,31 +159,37 @@ class CliHarness(Harness):
 
     def _problem(self, turn: TurnContext, program: str | None) -> Error | None:
         if turn.sandbox is None:
-            return Error(
-                f"The {self.name!r} harness runs its CLI inside the session's compute, and "
-                'this session has none (it was created with "compute": null). Create the '
-                'session with a compute, e.g. "compute": {"provider": "local"}.',
-                code="invalid_request",
+            return Error.of(
+                InvalidRequest(
+                    f"The {self.name!r} harness runs its CLI inside the session's compute, and "
+                    'this session has none (it was created with "compute": null). Create the '
+                    'session with a compute, e.g. "compute": {"provider": "local"}.'
+                )
             )
         if turn.sandbox.provider not in _COMPUTES:
-            return Error(
-                f"The {self.name!r} harness runs only in the local compute for now: a "
-                f"{turn.sandbox.provider!r} sandbox has neither the CLI installed nor a way to "
-                "the gateway's model proxy. Move the session to local compute, or use an SDK "
-                "harness.",
-                code="invalid_request",
+            return Error.of(
+                InvalidRequest(
+                    f"The {self.name!r} harness runs only in the local compute for now: a "
+                    f"{turn.sandbox.provider!r} sandbox has neither the CLI installed nor a way "
+                    "to the gateway's model proxy. Move the session to local compute, or use an "
+                    "SDK harness.",
+                    context={"provider": turn.sandbox.provider},
+                )
             )
         if turn.proxy is None or turn.proxy.socket_path is None:
-            return Error(
-                f"The {self.name!r} harness needs the gateway's model proxy, which this "
-                "gateway did not provide for the run.",
-                code="not_configured",
+            return Error.of(
+                NotConfigured(
+                    f"The {self.name!r} harness needs the gateway's model proxy, which this "
+                    "gateway did not provide for the run."
+                )
             )
         if program is None:
-            return Error(
-                f"The {self.name!r} CLI is not installed on this gateway. Install it with: "
-                f"{self.install_step}",
-                code="missing_dependency",
+            return Error.of(
+                MissingDependency(
+                    f"The {self.name!r} CLI is not installed on this gateway. Install it with: "
+                    f"{self.install_step}",
+                    context={"harness": self.name},
+                )
             )
         return None
 
@@ -227,10 +241,9 @@ class CliHarness(Harness):
                             _track(event.entry, open_calls)
                         yield event
         except CerverError as exc:
+            failure = Failure.from_error(exc)
             final_error = Error(
-                f"The {self.name!r} CLI could not be run: {exc.message}",
-                code=exc.code,
-                retryable=exc.retryable,
+                replace(failure, message=f"The {self.name!r} CLI could not be run: {exc.message}")
             )
         for call_id, name in open_calls.items():
             output = f"{name} did not complete: the {self.name} run ended first"
@@ -245,19 +258,24 @@ class CliHarness(Harness):
     def _exit_error(self, parser: EventParser, exit_code: int | None, stderr: str) -> Error | None:
         tail = stderr.strip()[-_STDERR_KEPT:]
         if exit_code == _TIMEOUT_EXIT and not parser.finished:
-            return Error(
-                f"The {self.name} CLI did not finish within {self.timeout:g} s and was "
-                f"stopped. {tail}".strip(),
-                code="timeout",
-                retryable=True,
+            return Error.of(
+                HarnessTimeout(
+                    f"The {self.name} CLI did not finish within {self.timeout:g} s and was "
+                    f"stopped. {tail}".strip(),
+                    context={"timeout_s": self.timeout},
+                )
             )
         if exit_code == FORWARDER_FAILED_EXIT:
-            return Error(f"The model proxy could not be reached from the sandbox: {tail}")
+            return Error.of(
+                HarnessError(f"The model proxy could not be reached from the sandbox: {tail}")
+            )
         if exit_code != 0 or not parser.finished:
-            return Error(
-                f"The {self.name} CLI exited with code {exit_code} before finishing the turn."
-                + (f" Its last output on stderr: {tail}" if tail else ""),
-                code="harness_error",
+            return Error.of(
+                HarnessError(
+                    f"The {self.name} CLI exited with code {exit_code} before finishing the "
+                    "turn." + (f" Its last output on stderr: {tail}" if tail else ""),
+                    context={"exit_code": exit_code},
+                )
             )
         return None
 

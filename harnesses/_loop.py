@@ -20,18 +20,22 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
-from cerver.errors import MissingDependency, UpstreamError
+from cerver.errors import MissingDependency, StepLimitReached, UpstreamError
 from cerver.pricing import price
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.replay import REASONING_ITEM_ID_KEY
-from harnesses.retry import RetryPolicy, retry_after_seconds
+from harnesses.retry import (
+    RETRYABLE_ERROR_TYPES,
+    RetryPolicy,
+    retry_after_seconds,
+    status_is_retryable,
+)
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
     "CONNECT_TIMEOUT",
-    "RETRYABLE_ERROR_TYPES",
     "StepResult",
     "ToolLoopHarness",
     "import_sdk",
@@ -49,12 +53,6 @@ CONNECT_TIMEOUT = 10.0
 
 _USAGE_OWNER = {"text": 0, "tool_call": 1}
 """Which of a step's entries records the step's usage: its first text, else its first call."""
-_RETRYABLE_STATUS = frozenset({408, 409, 429})
-RETRYABLE_ERROR_TYPES = frozenset(
-    {"overloaded_error", "rate_limit_error", "api_error", "server_error", "rate_limit_exceeded"}
-)
-"""Provider error types / codes worth retrying (Anthropic ``type``, OpenAI ``type``/``code``),
-for errors reported inside a stream, where the HTTP status is 200."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,19 +86,20 @@ class ToolLoopHarness(Harness):
        latency). A tool failure is an error *result* the model sees, not a turn failure.
     4. Without tool calls the turn is complete. Otherwise the loop goes back to 1, at most
        ``options.max_steps`` model calls in all. When the last allowed step still made tool
-       calls, their results are recorded and the turn ends with ``Error(code="max_steps")``:
-       the work done is kept, and the next turn's model sees the results.
+       calls, their results are recorded and the turn ends with an ``Error`` of
+       :class:`~cerver.errors.StepLimitReached` (``max_steps``): the work done is kept, and the
+       next turn's model sees the results.
 
     Each model call goes through the one retry layer (:attr:`retry`, SDK retries being off): a
     retryable failure before the first text chunk (429, 5xx/529, overload, timeouts and
     connection failures) is retried with backoff honouring ``Retry-After``; when the model
     stays down, the turn's ``fallback_models`` are tried in order, and one that answers keeps
     the rest of the turn. Any other failure, or one after text was streamed, ends the turn
-    with ``Error(code="upstream_error")``; streamed text is first kept as an ``incomplete``
-    entry. Each step's usage is priced (:func:`cerver.pricing.price`: a cost, or ``None``
-    with a ``cost_reason``). The tools are offered only when the session has a sandbox. Every
-    entry carries ``harness``, ``model`` (the model that answered) and ``provider``; the
-    gateway fills in the run id and sequence numbers.
+    with an ``Error`` of code ``upstream_error``; streamed text is first kept as an
+    ``incomplete`` entry. Each step's usage is priced (:func:`cerver.pricing.price`: a cost,
+    or ``None`` with a ``cost_reason``). The tools are offered only when the session has a
+    sandbox. Every entry carries ``harness``, ``model`` (the model that answered) and
+    ``provider``; the gateway fills in the run id and sequence numbers.
 
     Subclasses implement :meth:`_stream_step` and :meth:`aclose`.
     """
@@ -151,7 +150,7 @@ class ToolLoopHarness(Harness):
                 if streamed:
                     partial = text_entry("".join(streamed), status="incomplete")
                     yield Message(self._stamp(partial, route[0]))
-                yield Error(exc.message, code=exc.code, retryable=exc.retryable)
+                yield Error.of(exc)
                 return
             if answer is None:
                 raise RuntimeError(f"{type(self).__name__}._stream_step yielded no StepResult")
@@ -181,11 +180,13 @@ class ToolLoopHarness(Harness):
                 entry = self._stamp(entry, model)
                 conversation.append(entry)
                 yield Message(entry)
-        yield Error(
-            f"The turn stopped after max_steps={turn.options.max_steps} model calls while the "
-            "model was still calling tools; their results are recorded. Send another turn to "
-            "continue, or raise max_steps.",
-            code="max_steps",
+        yield Error.of(
+            StepLimitReached(
+                f"The turn stopped after max_steps={turn.options.max_steps} model calls while "
+                "the model was still calling tools; their results are recorded. Send another "
+                "turn to continue, or raise max_steps.",
+                context={"max_steps": turn.options.max_steps},
+            )
         )
 
     def provider_for(self, model: str) -> str:
@@ -333,11 +334,7 @@ def upstream_error(provider: str, exc: Exception) -> UpstreamError:
     else:
         where = "in the response stream" if status < 400 else str(status)
         message = f"{provider} API error {where}: {detail}"
-        retryable = (
-            status in _RETRYABLE_STATUS
-            or status >= 500
-            or not RETRYABLE_ERROR_TYPES.isdisjoint(kinds)
-        )
+        retryable = status_is_retryable(status) or not RETRYABLE_ERROR_TYPES.isdisjoint(kinds)
     context: dict[str, Any] = {"provider": provider.lower(), "status": status, "type": kind}
     response = getattr(exc, "response", None)
     retry_after = retry_after_seconds(getattr(response, "headers", None))

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+from cerver.errors import CerverError, ErrorCode
+from cerver.failures import Failure
 from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
 
@@ -61,11 +63,31 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Error:
-    """The turn failed; the harness yields this last instead of raising."""
+    """The turn failed; the harness yields this last instead of raising.
 
-    message: str
-    code: str = "harness_error"
-    retryable: bool = False
+    It carries the failure as a value (code, message, retryable, context), which the gateway
+    records in the transcript and passes on unchanged to the SSE ``error`` event, the turn's
+    result and the HTTP error body. Build it from the exception that describes the failure:
+    ``Error.of(StepLimitReached("…"))``.
+    """
+
+    failure: Failure
+
+    @classmethod
+    def of(cls, exc: CerverError) -> Self:
+        return cls(Failure.from_error(exc))
+
+    @property
+    def message(self) -> str:
+        return self.failure.message
+
+    @property
+    def code(self) -> ErrorCode:
+        return self.failure.code
+
+    @property
+    def retryable(self) -> bool:
+        return self.failure.retryable
 
 
 HarnessEvent = TextDelta | Message | Usage | Error

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cerver.errors import HarnessError, UpstreamError
 from cerver.types import Entry, ReasoningPart, ToolCallPart, ToolResultPart
 from harnesses.base import Error, HarnessEvent, Message, TextDelta
+from harnesses.retry import status_is_retryable
 
 __all__ = ["ClaudeCodeParser", "parse_lines"]
 
@@ -138,10 +140,14 @@ class ClaudeCodeParser:
             detail = event.get("result") or event.get("subtype") or "unknown error"
             where = f" (API status {status})" if status else ""
             events.append(
-                Error(
-                    f"Claude Code ended the turn with an error{where}: {detail}",
-                    code="upstream_error" if status else "harness_error",
-                    retryable=bool(status) and int(status) in (408, 429, 500, 502, 503, 529),
+                Error.of(
+                    UpstreamError(
+                        f"Claude Code ended the turn with an error{where}: {detail}",
+                        context={"status": int(status)},
+                        retryable=status_is_retryable(int(status)),
+                    )
+                    if status
+                    else HarnessError(f"Claude Code ended the turn with an error: {detail}")
                 )
             )
         return events

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cerver.errors import UpstreamError
 from cerver.types import Entry, ReasoningPart, ToolCallPart, ToolResultPart
 from harnesses.base import Error, HarnessEvent, Message, TextDelta
 
@@ -70,7 +71,7 @@ class CodexParser:
             self.finished = self.failed = True
             error = event.get("error") if isinstance(event.get("error"), dict) else {}
             message = error.get("message") or self.last_error or "unknown error"
-            return [Error(f"Codex ended the turn with an error: {message}", "upstream_error")]
+            return [Error.of(UpstreamError(f"Codex ended the turn with an error: {message}"))]
         return []
 
     def _call_id(self, item: dict[str, Any]) -> str:

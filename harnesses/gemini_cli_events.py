@@ -31,13 +31,14 @@ import json
 import re
 from typing import Any, Final
 
+from cerver.errors import HarnessError, UpstreamError
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from harnesses.base import Error, HarnessEvent, Message, TextDelta
+from harnesses.retry import status_is_retryable
 
 __all__ = ["GeminiCliParser", "parse_lines"]
 
 _API_STATUS: Final = re.compile(r'"code"\s*:\s*(\d{3})')
-_RETRYABLE: Final = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class GeminiCliParser:
@@ -111,14 +112,12 @@ class GeminiCliParser:
         api_error = "API Error" in message
         found = _API_STATUS.search(message) if api_error else None
         # Without a code it is one the CLI rewrote in its own words: a 429 or 503.
-        retryable = int(found.group(1)) in _RETRYABLE if found else True
-        return [
-            Error(
-                f"Gemini CLI ended the turn with an error: {message}",
-                code="upstream_error" if api_error else "harness_error",
-                retryable=api_error and retryable,
-            )
-        ]
+        retryable = status_is_retryable(int(found.group(1))) if found else True
+        text = f"Gemini CLI ended the turn with an error: {message}"
+        if not api_error:
+            return [Error.of(HarnessError(text))]
+        context = {"status": int(found.group(1))} if found else {}
+        return [Error.of(UpstreamError(text, context=context, retryable=retryable))]
 
 
 def parse_lines(lines: list[str]) -> tuple[list[HarnessEvent], GeminiCliParser]:

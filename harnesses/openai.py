@@ -22,7 +22,6 @@ from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import (
     CONNECT_TIMEOUT,
-    RETRYABLE_ERROR_TYPES,
     StepResult,
     ToolLoopHarness,
     import_sdk,
@@ -34,6 +33,7 @@ from harnesses._loop import (
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.replay import to_responses_input
+from harnesses.retry import RETRYABLE_ERROR_TYPES
 from harnesses.tools import ToolSpec, parse_arguments
 
 if TYPE_CHECKING:

@@ -25,14 +25,14 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from cerver.errors import InvalidRequest, UpstreamError
+from cerver.errors import InvalidRequest, StepLimitReached, UpstreamError
 from cerver.pricing import price
 from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
 from harnesses.replay import _Call, _normalise, _Result, _Text
-from harnesses.retry import RetryPolicy, retry_after_seconds
+from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = ["MODEL_PREFIXES", "PydanticAIHarness"]
@@ -99,7 +99,7 @@ class PydanticAIHarness(Harness):
         try:
             model = self._model(turn.model)
         except InvalidRequest as exc:
-            yield Error(exc.message, code=exc.code)
+            yield Error.of(exc)
             return
         attempt = 1
         while True:
@@ -112,15 +112,18 @@ class PydanticAIHarness(Harness):
             except UpstreamError as exc:
                 delay = None if streamed else self.retry.delay(exc, attempt)
                 if delay is None:
-                    yield Error(exc.message, code=exc.code, retryable=exc.retryable)
+                    yield Error.of(exc)
                     return
                 await self.retry.sleep(delay)
                 attempt += 1
             except self._exceptions.UsageLimitExceeded:
-                yield Error(
-                    f"The turn stopped after max_steps={turn.options.max_steps} model calls "
-                    "while the model was still calling tools; their results are recorded.",
-                    code="max_steps",
+                yield Error.of(
+                    StepLimitReached(
+                        f"The turn stopped after max_steps={turn.options.max_steps} model "
+                        "calls while the model was still calling tools; their results are "
+                        "recorded.",
+                        context={"max_steps": turn.options.max_steps},
+                    )
                 )
                 return
 
@@ -319,7 +322,7 @@ def _result_entry(part: Any, results: dict[str, ToolResultPart]) -> Entry:
 
 def _upstream_error(provider: str, exc: Exception, *, streamed: bool) -> UpstreamError:
     status: int | None = getattr(exc, "status_code", None)
-    retryable = status is None or status in (408, 409, 429) or status >= 500
+    retryable = status is None or status_is_retryable(status)
     where = "in the response stream" if streamed else (str(status) if status else "connection")
     context: dict[str, Any] = {"provider": provider, "status": status}
     # pydantic-ai keeps the SDK's exception (with the HTTP response) as the cause.

@@ -17,7 +17,29 @@ from dataclasses import dataclass, field
 
 from cerver.errors import UpstreamError
 
-__all__ = ["RetryPolicy", "retry_after_seconds"]
+__all__ = [
+    "RETRYABLE_ERROR_TYPES",
+    "RETRYABLE_STATUSES",
+    "RetryPolicy",
+    "retry_after_seconds",
+    "status_is_retryable",
+]
+
+#: HTTP statuses below 500 that a later, identical request may get past (every 5xx may).
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
+def status_is_retryable(status: int) -> bool:
+    """Whether a provider's HTTP ``status`` is worth retrying: 408, 409, 429 and every 5xx
+    (529 "overloaded" included). The one rule for every harness, SDK or CLI."""
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
+#: Provider error types / codes worth retrying (Anthropic ``type``, OpenAI ``type``/``code``),
+#: for errors reported inside a stream, where the HTTP status is 200.
+RETRYABLE_ERROR_TYPES = frozenset(
+    {"overloaded_error", "rate_limit_error", "api_error", "server_error", "rate_limit_exceeded"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 from starlette.routing import Match
 
+from cerver.api.schemas.errors import FailurePublic
 from cerver.errors import (
     AuthenticationFailed,
     BudgetExceeded,
@@ -31,21 +32,31 @@ from cerver.errors import (
     ComputeTimeout,
     Conflict,
     HarnessError,
+    HarnessTimeout,
     InvalidRequest,
+    JudgeError,
+    NoOutput,
+    NoProviderQualifies,
     NotConfigured,
     NotFound,
     PayloadTooLarge,
+    RunCancelled,
+    RunInterrupted,
+    SandboxGone,
     SessionBusy,
     SessionClosed,
+    StepLimitReached,
     UpstreamError,
+    VariantTimeout,
 )
 
 __all__ = [
+    "FANOUT",
     "PLACEMENT",
     "SANDBOX",
     "SESSION_WRITE",
     "TURN",
-    "ErrorBody",
+    "ValidationFailurePublic",
     "allowed_methods",
     "document_errors",
     "errors",
@@ -54,31 +65,49 @@ __all__ = [
 # What groups of routes raise, beyond what their shape implies (see document_errors).
 #: Changing a session: it may be closed, paused (``conflict``), or busy with a turn.
 SESSION_WRITE: tuple[type[CerverError], ...] = (Conflict, SessionClosed, SessionBusy)
-#: Placing a session on a compute: nothing may qualify (409), the provider may fail or lack
+#: Placing a session on a compute: nothing may qualify, the provider may fail or lack
 #: credentials.
-PLACEMENT: tuple[type[CerverError], ...] = (Conflict, ComputeError, ComputeTimeout, NotConfigured)
+PLACEMENT: tuple[type[CerverError], ...] = (
+    NoProviderQualifies,
+    ComputeError,
+    ComputeTimeout,
+    NotConfigured,
+)
 #: Work in a session's sandbox.
-SANDBOX: tuple[type[CerverError], ...] = (*SESSION_WRITE, *PLACEMENT[1:])
-#: A model turn (or a fan-out of them): budgets, the harness's provider, the upstream.
+SANDBOX: tuple[type[CerverError], ...] = (
+    *SESSION_WRITE,
+    ComputeError,
+    ComputeTimeout,
+    SandboxGone,
+    NotConfigured,
+)
+#: A model turn: budgets, the harness's provider, the upstream, the sandbox its tools use; a
+#: failed turn answers with its failure's class.
 TURN: tuple[type[CerverError], ...] = (
     *SESSION_WRITE,
+    RunCancelled,
     BudgetExceeded,
     NotConfigured,
+    RunInterrupted,
     HarnessError,
     UpstreamError,
-    ComputeTimeout,
+    StepLimitReached,
+    NoOutput,
+    HarnessTimeout,
+    *SANDBOX[3:],
 )
+#: A fan-out: N turns, then a judge.
+FANOUT: tuple[type[CerverError], ...] = (*TURN, *PLACEMENT, JudgeError, VariantTimeout)
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-class ErrorBody(BaseModel):
-    """Every error answer: a message for people, a stable code for programs, and the values
-    involved. ``detail`` is FastAPI's list of problems for a 422 validation error."""
+class ValidationFailurePublic(FailurePublic):
+    """A 422: FastAPI's list of problems as ``detail``, with the other keys of every error."""
 
-    detail: str | list[dict[str, Any]] = Field(description="What went wrong and how to fix it.")
-    code: str = Field(description="A stable machine-readable code, e.g. 'session_busy'.")
-    context: dict[str, Any] = Field(description="The values involved (ids, limits, fields).")
+    detail: list[dict[str, Any]] = Field(  # type: ignore[assignment]
+        description="Each problem: its location (loc), message (msg) and type."
+    )
 
 
 def errors(*classes: type[CerverError]) -> dict[int | str, dict[str, Any]]:
@@ -87,7 +116,7 @@ def errors(*classes: type[CerverError]) -> dict[int | str, dict[str, Any]]:
     for cls in dict.fromkeys(classes):
         by_status.setdefault(cls.status_code, []).append(cls)
     return {
-        status: {"model": ErrorBody, "description": _describe(found)}
+        status: {"model": FailurePublic, "description": _describe(found)}
         for status, found in sorted(by_status.items())
     }
 
@@ -111,10 +140,11 @@ def document_errors(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-            schemas.setdefault(
-                "ErrorBody",
-                ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}"),
-            )
+            for model in (FailurePublic, ValidationFailurePublic):
+                found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                for name, definition in found.pop("$defs", {}).items():
+                    schemas.setdefault(name, definition)
+                schemas.setdefault(model.__name__, found)
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
                     _add_shape_errors(operation)
@@ -146,8 +176,9 @@ def _add_shape_errors(operation: dict[str, Any]) -> None:
     for status, description in implied:
         entry = responses.setdefault(str(status), {"description": description})
         if entry.get("description") == "Validation Error" or "content" not in entry:
+            model = ValidationFailurePublic if status == 422 else FailurePublic
             entry["content"] = {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
             }
         if description not in entry["description"]:
             entry["description"] = f"{entry['description']}; {description}"

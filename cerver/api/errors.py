@@ -1,7 +1,9 @@
 """The one place where exceptions become HTTP responses.
 
-Every error body is ``{"detail": message, "code": stable_code, "context": {...}}``; request
-validation keeps FastAPI's 422 shape (``detail`` is the list of problems) and adds ``code``.
+Every error body is :class:`~cerver.failures.Failure`'s JSON form, ``{"detail": message,
+"code": stable_code, "retryable": bool, "context": {...}}``, with the status the error's class
+declares (the tree in ``cerver/errors.py``). Request validation keeps FastAPI's 422 shape
+(``detail`` is the list of problems) and adds the same other keys.
 """
 
 from __future__ import annotations
@@ -14,33 +16,35 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cerver.api.contract import allowed_methods
-from cerver.errors import CerverError
+from cerver.errors import CerverError, ErrorCode, InvalidJSON, ValidationFailed
+from cerver.failures import Failure
 
-__all__ = ["install_error_handlers"]
+__all__ = ["failure_response", "install_error_handlers"]
 
 log = logging.getLogger("cerver.api")
 
-_HTTP_CODES = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}
+# Starlette's own refusals (no such route, wrong method) and the few FastAPI raises.
+_HTTP_CODES = {
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
 
 
-def error_response(
-    status: int,
-    detail: object,
-    code: str,
-    context: dict | None = None,
-    headers: dict[str, str] | None = None,
+def failure_response(
+    failure: Failure, status: int, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        {"detail": detail, "code": code, "context": context or {}},
-        status_code=status,
-        headers=headers,
-    )
+    return JSONResponse(failure.to_json(), status_code=status, headers=headers)
 
 
 async def _cerver_error(_: Request, exc: CerverError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s: %s", exc.code, exc.message)
-    return error_response(exc.status_code, exc.message, exc.code, exc.context)
+    return failure_response(Failure.from_error(exc), exc.status_code)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -48,29 +52,29 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     json_errors = [e for e in errors if e.get("type") == "json_invalid"]
     if json_errors:
         ctx = json_errors[0].get("ctx", {})
-        return error_response(
-            400,
+        invalid = InvalidJSON(
             f"The request body is not valid JSON ({ctx.get('error', 'parse error')}). "
             "Send a JSON object with Content-Type: application/json.",
-            "invalid_json",
-            {"position": json_errors[0].get("loc", [None, None])[-1]},
+            context={"position": json_errors[0].get("loc", [None, None])[-1]},
         )
-    return error_response(422, _jsonable(errors), "validation_error", {"errors": len(errors)})
+        return failure_response(Failure.from_error(invalid), invalid.status_code)
+    # FastAPI's shape: ``detail`` is the list of problems, not a sentence.
+    body = Failure(ErrorCode.VALIDATION_ERROR, "", context={"errors": len(errors)}).to_json()
+    return JSONResponse({**body, "detail": _jsonable(errors)}, ValidationFailed.status_code)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    fallback = ErrorCode.INVALID_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL_ERROR
+    code = _HTTP_CODES.get(exc.status_code, fallback)
     headers = exc.headers
     if exc.status_code == 405:  # RFC 9110: name every method the path answers
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
-    return error_response(exc.status_code, exc.detail, code, headers=headers)
+    return failure_response(Failure(code, str(exc.detail)), exc.status_code, headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
-    return error_response(
-        500, f"Internal error ({type(exc).__name__}); see the gateway log.", "internal_error"
-    )
+    return failure_response(Failure.from_exception(exc), 500)
 
 
 def _jsonable(errors: list[dict]) -> list[dict]:

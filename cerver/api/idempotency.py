@@ -15,7 +15,15 @@ import hashlib
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cerver.errors import AuthenticationFailed
+from cerver.errors import (
+    AuthenticationFailed,
+    CerverError,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    IdempotentStream,
+    InvalidRequest,
+)
+from cerver.failures import Failure
 from cerver.gateway import Gateway
 
 __all__ = ["IdempotencyMiddleware"]
@@ -38,11 +46,11 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not key or len(key) > _MAX_KEY_LENGTH:
-            await _answer(
+            await _refuse(
                 send,
-                400,
-                _error(
-                    f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters.", "invalid_request"
+                InvalidRequest(
+                    f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters.",
+                    context={"max_length": _MAX_KEY_LENGTH},
                 ),
             )
             return
@@ -95,7 +103,8 @@ class IdempotencyMiddleware:
                 "The first request with this Idempotency-Key was answered as a stream, which "
                 "cannot be replayed; read its events from GET /v2/sessions/{id}/events."
             )
-            await store.complete(account_id, key, 409, _error(detail, "idempotent_stream"))
+            refusal = IdempotentStream(detail)
+            await store.complete(account_id, key, refusal.status_code, _body(refusal))
         else:
             await store.complete(account_id, key, status, b"".join(chunks).decode())
 
@@ -111,30 +120,30 @@ async def _read_body(receive: Receive) -> bytes:
 
 async def _replay(send: Send, same_request: bool, status: int, body: str) -> None:
     if not same_request:
-        await _answer(
+        await _refuse(
             send,
-            422,
-            _error(
+            IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request. Use a new key for a new "
-                "request.",
-                "idempotency_key_reused",
+                "request."
             ),
         )
     elif status == 0:
-        await _answer(
+        await _refuse(
             send,
-            409,
-            _error(
-                "The first request with this Idempotency-Key is still running; retry later.",
-                "idempotency_key_in_use",
+            IdempotencyKeyInUse(
+                "The first request with this Idempotency-Key is still running; retry later."
             ),
         )
     else:
         await _answer(send, status, body, replayed=True)
 
 
-def _error(detail: str, code: str) -> str:
-    return orjson.dumps({"detail": detail, "code": code, "context": {}}).decode()
+def _body(error: CerverError) -> str:
+    return orjson.dumps(Failure.from_error(error).to_json()).decode()
+
+
+async def _refuse(send: Send, error: CerverError) -> None:
+    await _answer(send, error.status_code, _body(error))
 
 
 async def _answer(send: Send, status: int, body: str, *, replayed: bool = False) -> None:

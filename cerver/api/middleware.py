@@ -7,6 +7,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cerver.api.strict_json import find_unstorable
 from cerver.errors import CerverError, InvalidRequest, PayloadTooLarge
+from cerver.failures import Failure
 
 __all__ = ["RequestGuard"]
 
@@ -123,9 +124,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, error: CerverError) -> None:
-    payload = orjson.dumps(
-        {"detail": error.message, "code": str(error.code), "context": error.context}
-    )
+    payload = orjson.dumps(Failure.from_error(error).to_json())
     await send(
         {
             "type": "http.response.start",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cerver.errors import Conflict, InvalidRequest, did_you_mean
+from cerver.errors import InvalidRequest, NoProviderQualifies, did_you_mean
 from cerver.placement.catalog import ProviderEntry
 
 __all__ = ["PERSISTENCE", "NoProviderQualifies", "RoutingReport", "route", "score", "unmet"]
@@ -23,13 +23,6 @@ PERSISTENCE = {"low": 0, "medium": 1, "high": 2}
 DEFAULT_MINUTES = 60
 
 RoutingReport = dict[str, Any]
-
-
-class NoProviderQualifies(Conflict):
-    """409: no executable provider meets the requirements and policy; ``context`` holds the
-    full recommendation report."""
-
-    code = "no_provider_qualifies"
 
 
 def unmet(entry: ProviderEntry, req: dict[str, Any], policy: dict[str, Any]) -> str | None:

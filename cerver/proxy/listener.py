@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cerver.errors import CerverError
+from cerver.failures import Failure
 from cerver.proxy.handler import PROXY_PREFIX, handle
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def proxy_app(proxy: ModelProxy) -> Starlette:
 
     async def cerver_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, CerverError)
-        return JSONResponse(exc.to_dict(), status_code=exc.status_code)
+        return JSONResponse(Failure.from_error(exc).to_json(), status_code=exc.status_code)
 
     route = Route(f"{PROXY_PREFIX}/{{provider}}/{{path:path}}", endpoint, methods=["GET", "POST"])
     return Starlette(routes=[route], exception_handlers={CerverError: cerver_error})

@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 import orjson
 
-from cerver.errors import BudgetExceeded, InvalidRequest
+from cerver.errors import BudgetExceeded, CerverError, InvalidRequest, NoOutput, VariantTimeout
+from cerver.failures import Failure
 from cerver.ids import new_id
 from cerver.services.branching import BranchingService, Snapshot
 from cerver.services.budgets import BudgetService
@@ -387,8 +388,10 @@ class FanoutService:
             out.run_id = turn.run_id
             await self._await_turn(handle, turn, out, request.variant_timeout_s)
         except Exception as exc:
+            if not isinstance(exc, CerverError):
+                log.exception("variant %s failed", plan.variant_id)
             out.status = "failed"
-            out.error = {"detail": str(exc), "code": getattr(exc, "code", "internal_error")}
+            out.error = Failure.from_exception(exc)
         if not out.latency_ms:
             out.latency_ms = (time.perf_counter() - started) * 1000
         try:
@@ -401,7 +404,7 @@ class FanoutService:
                 output_tokens=out.usage.output_tokens,
                 cost_usd=out.usage.cost_usd,
                 latency_ms=out.latency_ms,
-                error=out.error,
+                error=out.error.to_json() if out.error else None,
                 started_at=started_at,
                 ended_at=utcnow(),
             )
@@ -426,10 +429,12 @@ class FanoutService:
             turn.task.cancel()  # the turn records itself as cancelled and releases its lock
             await asyncio.gather(turn.task, return_exceptions=True)
             out.status = "timeout"
-            out.error = {
-                "detail": f"The variant did not finish within {timeout_s:g} s; it was cancelled.",
-                "code": "variant_timeout",
-            }
+            out.error = Failure.from_error(
+                VariantTimeout(
+                    f"The variant did not finish within {timeout_s:g} s; it was cancelled.",
+                    context={"variant_timeout_s": timeout_s},
+                )
+            )
             return
         out.status = result.status
         out.usage = result.usage
@@ -438,7 +443,7 @@ class FanoutService:
         out.error = result.error
         if out.status == "completed" and result.message is None:
             out.status = "failed"
-            out.error = {"detail": "The turn produced no assistant text.", "code": "no_output"}
+            out.error = Failure.from_error(NoOutput("The turn produced no assistant text."))
 
     async def _judge(
         self,

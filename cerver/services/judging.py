@@ -72,10 +72,11 @@ class HarnessModelCall:
                     elif isinstance(event, UsageEvent):
                         usage = usage + event.usage
                     elif isinstance(event, Error):
+                        cause = event.failure
                         raise JudgeError(
-                            f"The judge model {name}:{model} failed: {event.message}",
-                            context={"model": model, "code": event.code},
-                            retryable=event.retryable,
+                            f"The judge model {name}:{model} failed: {cause.message}",
+                            context={"model": model, "cause": cause.to_json()},
+                            retryable=cause.retryable,
                         )
         except TimeoutError as exc:
             raise JudgeError(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cerver.errors import Conflict, InvalidRequest
+from cerver.failures import Failure
 from cerver.ids import new_id
 from cerver.services.locks import SessionLocks
 from cerver.services.sessions import ComputeChoice, SessionService
@@ -49,7 +50,7 @@ class VariantOutcome:
     output: str = ""
     usage: Usage = field(default_factory=Usage)
     latency_ms: float = 0.0
-    error: dict[str, Any] | None = None
+    error: Failure | None = None
 
     def to_json(self, *, output: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -61,7 +62,7 @@ class VariantOutcome:
             "status": self.status,
             "usage": self.usage.model_dump(),
             "latency_ms": round(self.latency_ms, 2),
-            "error": self.error,
+            "error": self.error.to_json() if self.error else None,
         }
         if output:
             data["output"] = self.output

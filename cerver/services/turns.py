@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from cerver.errors import CerverError
+from cerver.failures import Failure
 from cerver.ids import new_id
 from cerver.proxy import ModelProxy
 from cerver.services.admission import TurnAdmission
@@ -59,7 +60,8 @@ class TurnResult:
     message: Entry | None = None
     usage: Usage = field(default_factory=Usage)
     latency_ms: float = 0.0
-    error: dict[str, Any] | None = None
+    #: Why the turn failed (``status == "failed"``), as the harness or the gateway said.
+    error: Failure | None = None
     #: The model that answered last (a fallback model when the turn's model was down).
     answered_model: str | None = None
 
@@ -179,8 +181,10 @@ class TurnService:
             # Refused before the turn began (busy past the wait, closed or paused meanwhile):
             # nothing was written; tell the waiting client why.
             result.status = "failed"
-            result.error = {**exc.to_dict(), "retryable": exc.retryable}
-            handle._events.put_nowait(_unlogged_event(handle.session.id, "error", result.error))
+            result.error = Failure.from_error(exc)
+            handle._events.put_nowait(
+                _unlogged_event(handle.session.id, "error", result.error.to_json())
+            )
         finally:
             handle._events.put_nowait(None)
         return result
@@ -261,8 +265,8 @@ class TurnService:
         except Exception as exc:  # a bug or a store failure: the turn fails, the gateway lives
             log.exception("turn %s of session %s failed", handle.run_id, session.id)
             result.status = "failed"
-            result.error = {"detail": str(exc), "code": getattr(exc, "code", "internal_error")}
-            emit("error", result.error)
+            result.error = Failure.from_exception(exc)
+            emit("error", result.error.to_json())
         result.latency_ms = (time.perf_counter() - started) * 1000
         emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
         emit("turn.completed", self._completed_payload(result))
@@ -271,7 +275,7 @@ class TurnService:
                 handle.run_id,
                 result.status,
                 latency_ms=result.latency_ms,
-                error=(result.error or {}).get("detail"),
+                error=result.error.message if result.error else None,
                 answered_model=result.answered_model,
             )
         )
@@ -315,24 +319,24 @@ class TurnService:
             )
         elif isinstance(event, Error):
             result.status = "failed"
-            result.error = {
-                "detail": event.message,
-                "code": event.code,
-                "retryable": event.retryable,
-            }
+            result.error = failure = event.failure
             stored = await writer.append(
                 Entry(
                     role="event",
                     kind="error",
-                    content=event.message,
+                    content=failure.message,
                     run_id=handle.run_id,
                     harness=handle.harness,
                     model=handle.model,
                     provider=harness.provider,
-                    metadata={"code": event.code, "retryable": event.retryable},
+                    metadata={
+                        "code": failure.code.value,
+                        "retryable": failure.retryable,
+                        "context": dict(failure.context),
+                    },
                 )
             )
-            emit("error", {**result.error, "seq": stored.seq})
+            emit("error", {**failure.to_json(), "seq": stored.seq})
 
     @contextlib.asynccontextmanager
     async def _proxy_grant(
@@ -395,7 +399,7 @@ class TurnService:
             "harness": result.harness,
             "model": result.model,
             "answered_model": result.answered_model,
-            "error": result.error,
+            "error": result.error.to_json() if result.error else None,
         }
 
 

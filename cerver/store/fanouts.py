@@ -8,7 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
-from cerver.errors import NotFound
+from cerver.errors import NotFound, error_class
+from cerver.failures import Failure
 from cerver.store.database import Database
 from cerver.store.schema import fanout_variants, fanouts, utcnow
 
@@ -177,6 +178,8 @@ def _finish(
     conn: sa.Connection, fanout_ids: list[str], status: str, error: str, **values: Any
 ) -> None:
     now = utcnow()
+    # ``cancelled`` and ``interrupted`` are also the codes of the variants' failure.
+    failure = Failure.from_error(error_class(status)(error)).to_json()
     conn.execute(
         fanouts.update()
         .where(fanouts.c.id.in_(fanout_ids), fanouts.c.status == "running")
@@ -188,5 +191,5 @@ def _finish(
             fanout_variants.c.fanout_id.in_(fanout_ids),
             fanout_variants.c.status.in_(("pending", "running")),
         )
-        .values(status=status, error={"detail": error, "code": status}, ended_at=now)
+        .values(status=status, error=failure, ended_at=now)
     )

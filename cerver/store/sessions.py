@@ -13,6 +13,7 @@ from cerver.errors import InvalidRequest, NotFound
 from cerver.store.database import Database
 from cerver.store.records import SessionRecord, entry_from_row
 from cerver.store.schema import entries, sessions, utcnow
+from cerver.store.transcript_cache import TranscriptCache
 from cerver.types import Entry
 
 __all__ = ["SessionFilters", "SessionStore", "delete_session", "unlock_statement"]
@@ -59,6 +60,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 class SessionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._transcripts = TranscriptCache()
 
     async def create(self, values: dict[str, Any]) -> SessionRecord:
         now = utcnow()
@@ -148,6 +150,7 @@ class SessionStore:
     async def delete(self, session_id: str) -> None:
         query = delete_session(session_id)
         await self._db.write(lambda conn: conn.execute(query))
+        self._transcripts.forget(session_id)
 
     # -- turn lock ------------------------------------------------------------------------
 
@@ -169,18 +172,25 @@ class SessionStore:
             .values(lock_run_id=run_id, lock_expires_at=now + timedelta(seconds=ttl))
         )
         read_session = sessions.select().where(c.id == session_id)
-        read_transcript = (
-            entries.select().where(entries.c.session_id == session_id).order_by(entries.c.seq)
-        )
+        cache = self._transcripts
 
         def lock(conn: sa.Connection) -> tuple[SessionRecord, list[Entry]] | None:
             if conn.execute(take).rowcount != 1:
                 return None
             session = SessionRecord.model_validate(conn.execute(read_session).one())
-            transcript = []
-            if with_transcript:
-                transcript = [entry_from_row(r) for r in conn.execute(read_transcript).all()]
-            return session, transcript
+            if not with_transcript:
+                return session, []
+            # Only the rows the cache has not seen yet; none at all when it is up to date.
+            after = cache.last_seq(session_id)
+            newer = []
+            if after < session.next_seq - 1:
+                read_newer = (
+                    entries.select()
+                    .where(entries.c.session_id == session_id, entries.c.seq > after)
+                    .order_by(entries.c.seq)
+                )
+                newer = [entry_from_row(r) for r in conn.execute(read_newer).all()]
+            return session, cache.extend(session_id, newer)
 
         return await self._db.write(lock)
 

@@ -14,6 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import PRICES_FILE
+
+START_TIMEOUT_S = 90
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -37,7 +41,9 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
-    env.update(CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port))
+    env.update(
+        CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port), CERVER_PRICES_FILE=str(PRICES_FILE)
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "cerver", "serve"],
         env=env,
@@ -46,7 +52,8 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90  # a guard against a hang: loaded CI machines start slowly
+    # Generous: a loaded CI machine can take many seconds to import the server's modules.
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
@@ -57,7 +64,7 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
     else:
         proc.kill()
-        pytest.fail("cerver serve did not answer /healthz within 90 s")
+        pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
     try:
         yield url, tmp_path
     finally:

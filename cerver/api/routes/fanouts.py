@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, status
 
-from cerver.api.contract import PLACEMENT, SESSION_WRITE, TURN, errors
+from cerver.api.contract import FANOUT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.schemas.fanouts import (
     FanoutCreate,
@@ -19,7 +19,6 @@ from cerver.api.schemas.fanouts import (
     fanout_public,
 )
 from cerver.api.sse import sse_response, wants_stream
-from cerver.errors import JudgeError
 from cerver.gateway import Gateway
 from cerver.services.fanout import FanoutHandle
 
@@ -27,7 +26,7 @@ router = APIRouter(tags=["fanouts"])
 
 _STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"},
-    **errors(*TURN, JudgeError, *PLACEMENT),
+    **errors(*FANOUT),
 }
 
 

@@ -13,7 +13,6 @@ from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.sessions import harness_choice
 from cerver.api.schemas.turns import TurnCreate, TurnPublic
 from cerver.api.sse import encode_event, sse_response, wants_stream
-from cerver.errors import HarnessError, error_class
 from cerver.services.turns import TurnHandle, TurnRequest
 
 router = APIRouter(prefix="/v2/sessions", tags=["turns"])
@@ -38,8 +37,10 @@ async def run_llm(
     SSE events: ``turn.started``, ``text_delta``, ``tool_call``, ``tool_result``, ``message``,
     ``usage``, ``turn.completed`` (the final message) and ``error``. Streaming responses carry
     ``X-Cerver-Session-Id``, ``X-Cerver-Provider`` (the model provider), ``X-Cerver-Harness``,
-    ``X-Cerver-Model`` and ``X-Cerver-Stream-Latency-Ms``. A failed turn answers 502 as JSON
-    (its error is also recorded in the transcript).
+    ``X-Cerver-Model`` and ``X-Cerver-Stream-Latency-Ms``. A failed turn answers with its
+    failure's error body and status (502 for an upstream or harness failure, 504 for a time
+    limit, …; see ``cerver/errors.py``), the same code, message and ``retryable`` as its SSE
+    ``error`` event; the failure is also recorded in the transcript.
     """
     started = time.perf_counter()
     choice = None
@@ -68,18 +69,8 @@ async def run_llm(
         return sse_response(_sse(handle), headers)  # type: ignore[return-value]
     result = await handle.result()
     if result.status == "failed" and result.error is not None:
-        error = result.error
-        failure = error_class(error.get("code", ""), HarnessError)
-        if failure.status_code == 500:  # the harness could not run: a failed run, not a crash
-            failure = HarnessError
-        context = {
-            **(error.get("context") or {}),
-            "session_id": session_id,
-            "run_id": handle.run_id,
-            "code": error.get("code"),
-            "retryable": bool(error.get("retryable")),
-        }
-        raise failure(error["detail"], context=context, retryable=bool(error.get("retryable")))
+        # The failure as the harness reported it: same code, message and retryability.
+        result.error.with_context(session_id=session_id, run_id=handle.run_id).raise_()
     return TurnPublic(
         session_id=session_id,
         run_id=result.run_id,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cerver.api.schemas.errors import FailurePublic
 from cerver.api.schemas.sessions import ComputeSpec, HarnessSpec, harness_choice
 from cerver.services.fanout import FanoutRequest, VariantRequest
 from cerver.services.sessions import ComputeChoice
@@ -159,7 +160,7 @@ class VariantPublic(BaseModel):
     usage: Usage
     cost_estimate_usd: float | None
     latency_ms: float | None
-    error: dict[str, Any] | None
+    error: FailurePublic | None
     started_at: datetime | None
     ended_at: datetime | None
 
@@ -213,7 +214,7 @@ def fanout_public(record: FanoutRecord) -> FanoutPublic:
             usage=_usage(v),
             cost_estimate_usd=v.cost_usd,
             latency_ms=v.latency_ms,
-            error=v.error,
+            error=FailurePublic.model_validate(v.error) if v.error else None,
             started_at=v.started_at,
             ended_at=v.ended_at,
         )

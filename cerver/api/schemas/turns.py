@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cerver.api.schemas.errors import FailurePublic
 from cerver.api.schemas.sessions import HarnessSpec
 from cerver.types import Entry, Usage
 
@@ -41,4 +42,4 @@ class TurnPublic(BaseModel):
     answered_model: str | None = Field(
         default=None, description="The model that answered (a fallback when `model` was down)."
     )
-    error: dict | None = None
+    error: FailurePublic | None = None

@@ -1,0 +1,152 @@
+"""Requests per second and CPU per request: a bare relay and Cerver's ``run-llm``, one run.
+
+Every path serves the same Anthropic Messages call from the same mock upstream (a test double,
+its own process) under the same closed-loop load: ``--connections`` clients, each sending its
+next request as soon as the last one answered, for ``--seconds`` per path.
+
+* ``relay``: the bare FastAPI relay of ``bench/_relay.py`` (the reference of DESIGN §7);
+* ``cerver``: ``POST /v2/sessions/{id}/run-llm`` on transcript-only sessions (auth, turn lock,
+  user message and reply persisted, ledger, history from the store), each client on its own
+  session, a new one every 20 turns;
+* ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it.
+
+CPU per request is the server process's (and its workers') user + system time over the
+measured window divided by the requests answered. Printed ratios are against the relay and
+against one Cerver worker; DESIGN §7 budgets ``--workers 2`` at ≥ 1.7 × one worker.
+
+    python -m bench.throughput [--seconds 10] [--connections 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+
+import httpx
+
+from bench._servers import ADMIN_KEY, ServerURL, bare_relay, cpu_seconds, gateway, mock_upstream
+
+MODEL = "claude-sonnet-4-6"
+TURNS_PER_SESSION = 20
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+MESSAGE = {"model": MODEL, "max_tokens": 256, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _offers_workers() -> bool:
+    helped = subprocess.run(
+        [sys.executable, "-m", "cerver", "serve", "--help"], capture_output=True, text=True
+    )
+    return "--workers" in helped.stdout
+
+
+async def _load(
+    connections: int, seconds: float, make_client: Callable[[], Callable[[int], Awaitable[None]]]
+) -> int:
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        send = make_client()
+        i = 0
+        while time.perf_counter() < deadline:
+            await send(i)
+            i += 1
+            done += 1
+
+    await asyncio.gather(*(client() for _ in range(connections)))
+    return done
+
+
+async def _measure(
+    name: str, server: ServerURL, connections: int, seconds: float, make_client
+) -> dict[str, float]:
+    await _load(connections, min(2.0, seconds), make_client)  # warm pools, imports, pages
+    cpu_before = cpu_seconds(server.process.pid)
+    started = time.perf_counter()
+    done = await _load(connections, seconds, make_client)
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(server.process.pid) - cpu_before
+    return {"rps": done / elapsed, "cpu_ms": cpu * 1000 / max(done, 1), "requests": done}
+
+
+async def run(seconds: float, connections: int) -> None:
+    results: dict[str, dict[str, float]] = {}
+    with ExitStack() as stack:
+        upstream = stack.enter_context(mock_upstream())
+        relay = stack.enter_context(bare_relay(upstream))
+        http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections))
+
+        def relay_client() -> Callable[[int], Awaitable[None]]:
+            async def send(i: int) -> None:
+                response = await http.post(
+                    f"{relay}/v1/messages", json=MESSAGE, headers={"x-api-key": "bench"}
+                )
+                response.raise_for_status()
+
+            return send
+
+        results["relay"] = await _measure("relay", relay, connections, seconds, relay_client)
+
+        gateways = [("cerver", ())]
+        if _offers_workers():
+            gateways.append(("cerver x2", ("--workers", "2")))
+        for name, serve_args in gateways:
+            with gateway(upstream, *serve_args) as url:
+
+                def cerver_client(url: str = url) -> Callable[[int], Awaitable[None]]:
+                    session = ""
+
+                    async def send(i: int) -> None:
+                        nonlocal session
+                        if i % TURNS_PER_SESSION == 0:
+                            created = await http.post(
+                                f"{url}/v2/sessions",
+                                json={"user": "bench", "compute": None},
+                                headers=AUTH,
+                            )
+                            created.raise_for_status()
+                            session = created.json()["session_id"]
+                        response = await http.post(
+                            f"{url}/v2/sessions/{session}/run-llm",
+                            json={"input": "hello"},
+                            headers=AUTH,
+                        )
+                        response.raise_for_status()
+
+                    return send
+
+                results[name] = await _measure(name, url, connections, seconds, cerver_client)
+        await http.aclose()
+
+    print(f"throughput, {connections} connections, {seconds:.0f} s per path, same mock upstream")
+    print(f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9}")
+    for name, r in results.items():
+        print(f"{name:<10} {r['rps']:8.1f} {r['cpu_ms']:11.2f} {r['requests']:9.0f}")
+    relay, cerver = results["relay"], results["cerver"]
+    print(
+        f"cerver/relay req/s: {cerver['rps'] / relay['rps']:.2f}x; "
+        f"CPU per request: {cerver['cpu_ms'] / relay['cpu_ms']:.2f}x the relay's"
+    )
+    if "cerver x2" in results:
+        ratio = results["cerver x2"]["rps"] / cerver["rps"]
+        print(f"--workers 2 / one worker req/s: {ratio:.2f}x (budget >= 1.7)")
+    else:
+        print("--workers: not offered by this gateway (cerver serve --help)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    asyncio.run(run(args.seconds, args.connections))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The transcript cache: a turn's lock reads only the entries it has not seen, and none twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from cerver.events import EventHub
+from cerver.store import SessionWriter, Store
+from cerver.store import sessions as sessions_module
+from cerver.store.records import entry_from_row
+from cerver.store.transcript_cache import TranscriptCache
+from cerver.types import Entry
+from tests.store.helpers import make_session
+
+
+async def _writer(store: Store, session_id: str, run_id: str) -> SessionWriter:
+    locked = await store.sessions.try_lock(session_id, run_id, ttl=30, with_transcript=True)
+    assert locked is not None
+    session, transcript = locked
+    return SessionWriter(store.db, EventHub(), session, run_id, transcript=transcript)
+
+
+def _entries(*seqs: int) -> list[Entry]:
+    return [Entry(seq=seq, role="user", content=f"m{seq}") for seq in seqs]
+
+
+def test_extend_appends_to_the_cached_prefix_and_hands_out_copies() -> None:
+    cache = TranscriptCache()
+    first = cache.extend("s", _entries(1, 2))
+    first.append(Entry(seq=99, role="user"))  # a caller's own list, not the cache
+    assert [e.seq for e in cache.extend("s", _entries(3))] == [1, 2, 3]
+    assert cache.last_seq("s") == 3 and cache.last_seq("other") == 0
+
+
+def test_least_recently_used_sessions_are_dropped_past_the_bounds() -> None:
+    cache = TranscriptCache(max_sessions=2, max_entries=5)
+    cache.extend("a", _entries(1))
+    cache.extend("b", _entries(1))
+    cache.extend("a", [])  # touched: now the most recent
+    cache.extend("c", _entries(1))
+    assert (cache.last_seq("a"), cache.last_seq("b"), cache.last_seq("c")) == (1, 0, 1)
+    cache.extend("d", _entries(1, 2, 3, 4, 5))
+    assert cache.last_seq("d") == 5 and cache.last_seq("a") == 0 and cache.last_seq("c") == 0
+
+
+async def test_the_lock_reads_only_rows_it_has_not_seen(
+    store: Store, database_url: str, account_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await make_session(store, account_id)
+    converted: list[int] = []
+
+    def counting(row):
+        converted.append(row.seq)
+        return entry_from_row(row)
+
+    monkeypatch.setattr(sessions_module, "entry_from_row", counting)
+    writer = await _writer(store, session.id, "run_1")
+    await writer.append(Entry(role="user", content="hello"))
+    await writer.release()
+    # Another gateway process (its own store, its own cache) appends behind this one's back.
+    other = Store(database_url)
+    await other.open()
+    try:
+        writer = await _writer(other, session.id, "run_2")
+        assert [e.content for e in writer.transcript] == ["hello"]
+        await writer.append(Entry(role="assistant", content="there"))
+        await writer.release()
+    finally:
+        await other.close()
+    converted.clear()
+
+    writer = await _writer(store, session.id, "run_3")
+    assert [e.content for e in writer.transcript] == ["hello", "there"]
+    await writer.release()
+    writer = await _writer(store, session.id, "run_4")
+    assert [e.content for e in writer.transcript] == ["hello", "there"]
+    await writer.release()
+    assert converted == [1, 2]  # run_3 read both rows once; run_4 read none
