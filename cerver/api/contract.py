@@ -55,6 +55,7 @@ __all__ = [
     "PLACEMENT",
     "SANDBOX",
     "SESSION_WRITE",
+    "SSE",
     "TURN",
     "ValidationFailurePublic",
     "allowed_methods",
@@ -96,8 +97,21 @@ TURN: tuple[type[CerverError], ...] = (
     HarnessTimeout,
     *SANDBOX[3:],
 )
-#: A fan-out: N turns, then a judge.
-FANOUT: tuple[type[CerverError], ...] = (*TURN, *PLACEMENT, JudgeError, VariantTimeout)
+#: A fan-out: N turns (in new sessions, on computes it names), then a judge.
+FANOUT: tuple[type[CerverError], ...] = (
+    *TURN,
+    *PLACEMENT,
+    NotFound,
+    JudgeError,
+    VariantTimeout,
+)
+#: A route that answers a stream of server-sent events.
+SSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
+from cerver.api.contract import SSE
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.sse import encode_event, sse_response
 from cerver.api.strict_json import INT64_MAX
@@ -21,7 +22,7 @@ _KEEPALIVE = b": keep-alive\n\n"
 _PAGE = 1000
 
 
-@router.get("/{session_id}/events", response_class=StreamingResponse)
+@router.get("/{session_id}/events", response_class=StreamingResponse, responses=SSE)
 async def tail_events(
     session: SessionDep,
     gateway: GatewayDep,

@@ -12,7 +12,7 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from cerver.api.contract import SANDBOX, errors
+from cerver.api.contract import SANDBOX, SSE, errors
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.schemas.execs import (
     ExecCreate,
@@ -45,7 +45,9 @@ async def run_code(body: ExecCreate, session: SessionDep, gateway: GatewayDep) -
 
 
 @router.post(
-    "/{session_id}/run/stream", response_class=StreamingResponse, responses=errors(*SANDBOX)
+    "/{session_id}/run/stream",
+    response_class=StreamingResponse,
+    responses={**SSE, **errors(*SANDBOX)},
 )
 async def run_code_stream(
     body: ExecCreate, session: SessionDep, gateway: GatewayDep

@@ -8,8 +8,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.responses import StreamingResponse
 
-from cerver.api.contract import PLACEMENT, SANDBOX, errors
+from cerver.api.contract import PLACEMENT, SANDBOX, SSE, errors
 from cerver.api.routes import execs, providers, sessions, stress_tests
 from cerver.errors import NotFound
 
@@ -32,6 +33,10 @@ router.add_api_route(
     "/sessions/{session_id}/run", execs.run_code, methods=["POST"], responses=_SANDBOX
 )
 router.add_api_route(
-    "/sessions/{session_id}/run/stream", execs.run_code_stream, methods=["POST"], responses=_SANDBOX
+    "/sessions/{session_id}/run/stream",
+    execs.run_code_stream,
+    methods=["POST"],
+    response_class=StreamingResponse,
+    responses={**SSE, **_SANDBOX},
 )
 router.add_api_route("/sessions/{session_id}/metrics", sessions.get_metrics, methods=["GET"])

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Query, Response, StreamingResponse, status
 
-from cerver.api.contract import PLACEMENT, SANDBOX, errors
+from cerver.api.contract import PLACEMENT, SANDBOX, SSE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.routes import execs
 from cerver.api.schemas.execs import ExecResultPublic
@@ -140,7 +141,11 @@ async def install(
 _SANDBOX = errors(*SANDBOX)
 router.add_api_route("/{session_id}/run", execs.run_code, methods=["POST"], responses=_SANDBOX)
 router.add_api_route(
-    "/{session_id}/run/stream", execs.run_code_stream, methods=["POST"], responses=_SANDBOX
+    "/{session_id}/run/stream",
+    execs.run_code_stream,
+    methods=["POST"],
+    response_class=StreamingResponse,
+    responses={**SSE, **_SANDBOX},
 )
 router.add_api_route("/{session_id}/files", execs.write_file, methods=["PUT"], responses=_SANDBOX)
 router.add_api_route(
