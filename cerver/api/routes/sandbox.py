@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.responses import Query, Response, StreamingResponse, status
+from starlette.responses import StreamingResponse
 
 from cerver.api.contract import PLACEMENT, SANDBOX, SSE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
