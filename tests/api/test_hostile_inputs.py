@@ -3,14 +3,22 @@ with the error shape, and changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
+from cerver.api import create_app
 from cerver.api.strict_json import INT64_MAX
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
+from cerver.store.storable import REPLACEMENT
+from cerver.testing.mock_upstream import MockUpstream, Reply
+from cerver.testing.mock_upstream.script import ToolCallSpec
+from tests.conftest import ADMIN_KEY, make_settings
 
 JSON = {"Content-Type": "application/json"}
+NUL_COMMAND = "printf 'a\\0b'"
 
 
 @pytest.fixture
@@ -111,3 +119,25 @@ async def test_an_empty_compute_name_is_422(http: httpx.AsyncClient, compute: di
     ):
         response = await http.post(path, json=body)
         assert response.status_code == 422, (path, response.text)
+
+
+async def test_a_tool_that_prints_nul_completes_its_turn_on_every_store(
+    tmp_path: Path, database_url: str, mock_upstream: MockUpstream
+) -> None:
+    """PostgreSQL cannot hold a NUL: the turn failed with a 500 and left a dangling call."""
+    gateway = Gateway(make_settings(tmp_path, database_url, mock_upstream))
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        async with AsyncClient("http://t", ADMIN_KEY, transport=transport) as client:
+            sid = (await client.create_session(compute={"provider": "local"}))["session_id"]
+            mock_upstream.script(
+                Reply(tool_calls=[ToolCallSpec(name="bash", arguments={"command": NUL_COMMAND})]),
+                Reply(text="done"),
+            )
+            assert (await client.run_llm(sid, "print a NUL"))["status"] == "completed"
+            result = (await client.messages(sid))["messages"][2]
+            assert result["kind"] == "tool_result"
+            assert result["parts"][0]["output"] == f"a{REPLACEMENT}b"
+    finally:
+        await gateway.stop()
