@@ -47,6 +47,7 @@ from cerver.errors import (
     SessionClosed,
     StepLimitReached,
     UpstreamError,
+    ValidationFailed,
     VariantTimeout,
 )
 
@@ -185,12 +186,19 @@ def _add_shape_errors(operation: dict[str, Any]) -> None:
     if any(p.get("in") == "path" for p in parameters):
         implied.append((NotFound.status_code, "`not_found`: no such object in this account"))
     if parameters or has_body:
-        implied.append((422, "`validation_error`: a parameter or the body breaks the schema"))
+        implied.append(
+            (
+                ValidationFailed.status_code,
+                "`validation_error`: a parameter or the body breaks the schema",
+            )
+        )
     responses = operation.setdefault("responses", {})
     for status, description in implied:
         entry = responses.setdefault(str(status), {"description": description})
         if entry.get("description") == "Validation Error" or "content" not in entry:
-            model = ValidationFailurePublic if status == 422 else FailurePublic
+            model = (
+                ValidationFailurePublic if status == ValidationFailed.status_code else FailurePublic
+            )
             entry["content"] = {
                 "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
             }

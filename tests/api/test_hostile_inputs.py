@@ -3,15 +3,16 @@ with the error shape, and changes nothing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from cerver.api import create_app
-from cerver.api.strict_json import INT64_MAX
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
+from cerver.store.schema import MAX_INTEGER
 from cerver.store.storable import REPLACEMENT
 from cerver.testing.mock_upstream import MockUpstream, Reply
 from cerver.testing.mock_upstream.script import ToolCallSpec
@@ -19,6 +20,34 @@ from tests.conftest import ADMIN_KEY, make_settings
 
 JSON = {"Content-Type": "application/json"}
 NUL_COMMAND = "printf 'a\\0b'"
+
+
+@pytest.fixture
+async def store_gateway(
+    tmp_path: Path, database_url: str, mock_upstream: MockUpstream
+) -> AsyncIterator[Gateway]:
+    """A gateway on SQLite, then on PostgreSQL (whose columns are the stricter)."""
+    gateway = Gateway(make_settings(tmp_path, database_url, mock_upstream))
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+
+
+@pytest.fixture
+async def store_client(store_gateway: Gateway) -> AsyncIterator[AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(store_gateway))
+    async with AsyncClient("http://t", ADMIN_KEY, transport=transport) as client:
+        yield client
+
+
+@pytest.fixture
+async def store_http(store_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(store_gateway))
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
+        yield c
 
 
 @pytest.fixture
@@ -61,17 +90,37 @@ async def test_nul_in_the_url_is_400(http: httpx.AsyncClient, sid: str) -> None:
         assert response.status_code == 400 and response.json()["code"] == "invalid_request"
 
 
-async def test_integer_query_parameters_are_bounded(http: httpx.AsyncClient, sid: str) -> None:
+async def test_integer_query_parameters_are_bounded_on_every_store(
+    store_http: httpx.AsyncClient,
+) -> None:
+    """Seqs and event ids are 32-bit columns: a larger value was a 500 (an overflow)."""
+    sid = (await store_http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
     for url in (
         f"/v2/sessions/{sid}/messages?after_seq={2**70}",
-        f"/v2/sessions/{sid}/messages?after_seq={INT64_MAX + 1}",
-        f"/v2/sessions/{sid}/events?follow=false&after={2**70}",
+        f"/v2/sessions/{sid}/messages?after_seq={MAX_INTEGER + 1}",
+        f"/v2/sessions/{sid}/events?follow=false&after={2**40}",
     ):
-        response = await http.get(url)
+        response = await store_http.get(url)
         assert response.status_code == 422, (url, response.text)
         assert response.json()["code"] == "validation_error"
-    ok = await http.get(f"/v2/sessions/{sid}/messages?after_seq={INT64_MAX}")
+    ok = await store_http.get(f"/v2/sessions/{sid}/messages?after_seq={MAX_INTEGER}")
     assert ok.status_code == 200 and ok.json()["messages"] == []
+    tail = await store_http.get(f"/v2/sessions/{sid}/events?follow=false&after={MAX_INTEGER}")
+    assert tail.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [{"cost_usd": -1000}, {"input_tokens": -1}, {"output_tokens": MAX_INTEGER + 1}],
+)
+async def test_reported_usage_is_bounded(http: httpx.AsyncClient, usage: dict) -> None:
+    """A negative cost lowered a budget's spend; a token count over 32 bits failed on
+    PostgreSQL."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    body = {"role": "assistant", "content": "done", "model": "m", "usage": usage}
+    response = await http.post(f"/v2/sessions/{sid}/input", json=body)
+    assert response.status_code == 422, response.text
+    assert (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"] == []
 
 
 async def test_usage_by_session_answers(client: AsyncClient, sid: str) -> None:
@@ -122,22 +171,30 @@ async def test_an_empty_compute_name_is_422(http: httpx.AsyncClient, compute: di
 
 
 async def test_a_tool_that_prints_nul_completes_its_turn_on_every_store(
-    tmp_path: Path, database_url: str, mock_upstream: MockUpstream
+    store_client: AsyncClient, mock_upstream: MockUpstream
 ) -> None:
     """PostgreSQL cannot hold a NUL: the turn failed with a 500 and left a dangling call."""
-    gateway = Gateway(make_settings(tmp_path, database_url, mock_upstream))
-    await gateway.start()
-    try:
-        transport = httpx.ASGITransport(app=create_app(gateway))
-        async with AsyncClient("http://t", ADMIN_KEY, transport=transport) as client:
-            sid = (await client.create_session(compute={"provider": "local"}))["session_id"]
-            mock_upstream.script(
-                Reply(tool_calls=[ToolCallSpec(name="bash", arguments={"command": NUL_COMMAND})]),
-                Reply(text="done"),
-            )
-            assert (await client.run_llm(sid, "print a NUL"))["status"] == "completed"
-            result = (await client.messages(sid))["messages"][2]
-            assert result["kind"] == "tool_result"
-            assert result["parts"][0]["output"] == f"a{REPLACEMENT}b"
-    finally:
-        await gateway.stop()
+    sid = (await store_client.create_session(compute={"provider": "local"}))["session_id"]
+    mock_upstream.script(
+        Reply(tool_calls=[ToolCallSpec(name="bash", arguments={"command": NUL_COMMAND})]),
+        Reply(text="done"),
+    )
+    assert (await store_client.run_llm(sid, "print a NUL"))["status"] == "completed"
+    result = (await store_client.messages(sid))["messages"][2]
+    assert result["kind"] == "tool_result"
+    assert result["parts"][0]["output"] == f"a{REPLACEMENT}b"
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00"]
+)
+async def test_extreme_datetimes_in_filters_answer_on_every_store(
+    store_http: httpx.AsyncClient, moment: str
+) -> None:
+    for url, params in (
+        ("/v2/sessions", {"created_after": moment}),
+        ("/v2/sessions", {"created_before": moment}),
+        ("/v2/usage", {"since": moment, "until": moment}),
+    ):
+        response = await store_http.get(url, params=params)
+        assert response.status_code in (200, 422), (url, params, response.text)

@@ -12,8 +12,8 @@ from starlette.responses import StreamingResponse
 from cerver.api.contract import SSE
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.sse import encode_event, sse_response
-from cerver.api.strict_json import INT64_MAX
 from cerver.gateway import Gateway
+from cerver.store.schema import MAX_INTEGER
 
 router = APIRouter(prefix="/v2/sessions", tags=["events"])
 
@@ -26,9 +26,9 @@ _PAGE = 1000
 async def tail_events(
     session: SessionDep,
     gateway: GatewayDep,
-    last_event_id: Annotated[int | None, Header(ge=0, le=INT64_MAX)] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INTEGER)] = None,
     after: Annotated[
-        int | None, Query(ge=0, le=INT64_MAX, description="Same as Last-Event-ID.")
+        int | None, Query(ge=0, le=MAX_INTEGER, description="Same as Last-Event-ID.")
     ] = None,
     follow: bool = True,
 ) -> StreamingResponse:

@@ -18,9 +18,9 @@ from cerver.api.schemas.sessions import (
     SessionsPublic,
     harness_choice,
 )
-from cerver.api.strict_json import INT64_MAX
 from cerver.errors import ComputeError, NotConfigured, NotFound, SessionBusy
 from cerver.store import SessionFilters, SessionRecord
+from cerver.store.schema import MAX_INTEGER
 from cerver.types import Entry, SessionStatus
 
 router = APIRouter(prefix="/v2/sessions", tags=["sessions"])
@@ -135,7 +135,7 @@ async def get_session(
 async def list_messages(
     session: SessionDep,
     gateway: GatewayDep,
-    after_seq: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagesPublic:
     entries = await gateway.sessions.transcript(session.id, after_seq=after_seq, limit=limit)
