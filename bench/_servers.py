@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited early with code {proc.returncode}")
@@ -32,7 +32,7 @@ def _wait(url: str, proc: subprocess.Popen, what: str) -> None:
             httpx.get(url, timeout=1)
             return
         time.sleep(0.05)
-    raise RuntimeError(f"{what} did not start within 30 s")
+    raise RuntimeError(f"{what} did not start within 90 s")
 
 
 @contextlib.contextmanager
@@ -95,7 +95,7 @@ def gateway(upstream_url: str, *serve_args: str, **extra_env: str) -> Iterator[s
         url = f"http://127.0.0.1:{port}"
         args = [sys.executable, "-m", "cerver", "serve", "--log-level", "warning", *serve_args]
         with process(args, env, f"{url}/healthz", "cerver serve") as proc:
-            yield ServerURL(url, proc)
+            yield ServerURL(url, proc, env)
 
 
 @contextlib.contextmanager
@@ -105,15 +105,16 @@ def bare_relay(upstream_url: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "bench._relay", upstream_url, str(port)]
     with process(args, dict(os.environ), f"{url}/health", "bare relay") as proc:
-        yield ServerURL(url, proc)
+        yield ServerURL(url, proc, {})
 
 
 class ServerURL(str):
-    """A server's base URL that also knows the server's process."""
+    """A server's base URL that also knows the server's process and environment."""
 
     process: subprocess.Popen
+    env: dict[str, str]
 
-    def __new__(cls, url: str, proc: subprocess.Popen) -> ServerURL:
+    def __new__(cls, url: str, proc: subprocess.Popen, env: dict[str, str]) -> ServerURL:
         made = super().__new__(cls, url)
-        made.process = proc
+        made.process, made.env = proc, env
         return made

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NoReturn, Self
 
 from cerver.errors import ERROR_CLASSES, CerverError, ErrorCode
@@ -31,7 +32,7 @@ class Failure:
         code: the stable code; a plain string is checked against :class:`ErrorCode`.
         message: what went wrong, for people (``detail`` in JSON).
         retryable: whether the same request may succeed later.
-        context: JSON-ready values naming what failed (treat it as read-only).
+        context: JSON-ready values naming what failed (a read-only copy of what it was given).
     """
 
     code: ErrorCode
@@ -42,6 +43,7 @@ class Failure:
     def __post_init__(self) -> None:
         # A code outside the enum fails here, where it is made, not at a client.
         object.__setattr__(self, "code", ErrorCode(self.code))
+        object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
 
     @classmethod
     def from_error(cls, exc: CerverError) -> Self:

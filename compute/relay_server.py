@@ -6,8 +6,8 @@ it (``POST /v2/computes/register``) creates sandboxes on it through
 The sandboxes themselves are :class:`compute.local.LocalCompute` workspaces on the relay's
 machine. Every route but ``GET /healthz`` needs ``Authorization: Bearer <token>``.
 
-Wire format (JSON unless noted; errors are ``{"detail", "code", "context"}`` with the status
-of the :mod:`cerver.errors` class):
+Wire format (JSON unless noted; errors are ``{"detail", "code", "retryable", "context"}`` with
+the status of the :mod:`cerver.errors` class):
 
     GET    /healthz                           {"status": "ok", "capabilities": {...}}
     POST   /sandboxes                         {session_id, network, timeout_minutes, env}

@@ -4,12 +4,15 @@ Numbering is gapless and costs no extra round trip: the lock hands over the sess
 its ``next_seq`` / ``next_event_id``, the writer numbers rows in memory, and every flush writes
 the rows together with the advanced counters in one transaction. Events are published to live
 subscribers at once and written in batches: with each transcript append, when
-:meth:`maybe_flush` finds them older than ``flush_interval``, and on :meth:`release`.
+:meth:`maybe_flush` finds them older than ``flush_interval`` (in the background, so a stream of
+deltas never waits on the database), and on :meth:`release`. Writes are serialized, so the
+counters on the session row only ever move forward.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
     from cerver.events import EventHub
 
 __all__ = ["SessionWriter"]
+
+log = logging.getLogger("cerver.store")
 
 
 class SessionWriter:
@@ -64,6 +69,8 @@ class SessionWriter:
         self._session_values: dict[str, Any] = {}
         self._oldest_event = 0.0
         self._flush_interval = flush_interval
+        self._write_lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     def emit(self, event: str, data: Any) -> StoredEvent:
         """Number an event, publish it to live subscribers and queue it for the log."""
@@ -142,8 +149,18 @@ class SessionWriter:
         return stored
 
     async def maybe_flush(self) -> None:
-        if self._events and time.monotonic() - self._oldest_event >= self._flush_interval:
-            await self.flush()
+        """Start writing the queued events in the background once the oldest is
+        ``flush_interval`` old. Never waits for the database; a failed background write puts
+        its rows back, and the next write (at the latest :meth:`release`) persists them."""
+        if self._background is not None and self._background.done():
+            self._background = None  # its failure, if any, was logged by _log_failure
+        if (
+            self._background is None
+            and self._events
+            and time.monotonic() - self._oldest_event >= self._flush_interval
+        ):
+            self._background = asyncio.create_task(self._write(release=False))
+            self._background.add_done_callback(_log_failure)
 
     async def flush(self) -> None:
         """Write everything queued now."""
@@ -163,6 +180,10 @@ class SessionWriter:
         caller waits for the transaction to finish (it cannot be stopped half-way); what was
         queued is put back only if the transaction did not commit.
         """
+        async with self._write_lock:
+            await self._write_queued(release=release)
+
+    async def _write_queued(self, *, release: bool) -> None:
         batch = _Batch(
             self._entries, self._events, self._ledger, self._statements, self._session_values
         )
@@ -202,6 +223,11 @@ class SessionWriter:
         self._ledger = batch.ledger + self._ledger
         self._statements = batch.statements + self._statements
         self._session_values = {**batch.session_values, **self._session_values}
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("A background flush failed (its rows stay queued): %r", exc)
 
 
 @dataclass(slots=True)

@@ -49,8 +49,8 @@ async def test_unknown_session_is_404(http: httpx.AsyncClient) -> None:
     assert response.json() == {
         "detail": "Session 'sess_nope' not found. List your sessions with GET /v2/sessions.",
         "code": "not_found",
-        "context": {"session_id": "sess_nope"},
         "retryable": False,
+        "context": {"session_id": "sess_nope"},
     }
 
 

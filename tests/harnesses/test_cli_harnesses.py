@@ -13,7 +13,7 @@ import json
 import pytest
 
 from cerver.client import AsyncClient
-from cerver.errors import HarnessError, UpstreamError
+from cerver.errors import MissingDependency, UpstreamError
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
@@ -162,7 +162,7 @@ async def test_cli_failures_fail_the_run_and_keep_the_session_usable(
     with pytest.raises(UpstreamError) as caught:
         await client.run_llm(sid, "hello")
     assert "refused by test" in caught.value.message
-    assert caught.value.context["retryable"] is True  # a 500 is worth retrying
+    assert caught.value.retryable is True  # a 500 is worth retrying
     entries = (await client.messages(sid))["messages"]
     assert kinds(entries)[-1] == ("event", "error")
 
@@ -176,7 +176,7 @@ async def test_a_missing_cli_names_its_install_step(
 ) -> None:
     monkeypatch.setattr("harnesses.codex.codex_entry", lambda: None)
     sid = (await client.create_session(user="u1", harness="codex"))["session_id"]
-    with pytest.raises(HarnessError) as caught:
+    with pytest.raises(MissingDependency) as caught:  # the failure keeps its class
         await client.run_llm(sid, "hello")
     assert "Install it with: cerver setup" in caught.value.message
     entries = (await client.messages(sid))["messages"]

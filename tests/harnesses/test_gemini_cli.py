@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from cerver.client import AsyncClient
-from cerver.errors import HarnessError, UpstreamError
+from cerver.errors import MissingDependency, UpstreamError
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
@@ -124,7 +124,7 @@ async def test_an_upstream_error_fails_the_run_and_keeps_the_session_usable(
     with pytest.raises(UpstreamError) as caught:
         await client.run_llm(sid, "hello")
     assert "refused by test" in caught.value.message
-    assert caught.value.context["retryable"] is True
+    assert caught.value.retryable is True
     assert len(gemini_requests(mock_upstream)) == 1  # the CLI does not retry on its own
     entries = (await client.messages(sid))["messages"]
     assert kinds(entries)[-1] == ("event", "error")
@@ -139,6 +139,6 @@ async def test_a_missing_gemini_cli_names_its_install_step(
 ) -> None:
     monkeypatch.setattr("harnesses.gemini_cli.gemini_cli_entry", lambda: None)
     sid = (await client.create_session(user="u1", harness="gemini-cli"))["session_id"]
-    with pytest.raises(HarnessError) as caught:
+    with pytest.raises(MissingDependency) as caught:  # the failure keeps its class
         await client.run_llm(sid, "hello")
     assert "Install it with: cerver setup" in caught.value.message

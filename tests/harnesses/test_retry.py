@@ -10,7 +10,7 @@ from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._loop import ToolLoopHarness
 from harnesses.anthropic import AnthropicHarness
 from harnesses.base import Error, TurnContext, Usage
-from harnesses.retry import RetryPolicy, retry_after_seconds
+from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
 from tests.harnesses.test_sdk_harnesses import collect, make_turn, messages
 
 
@@ -132,3 +132,13 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
     assert retry_after_seconds(None) is None
+
+
+def test_one_status_rule_for_every_harness() -> None:
+    # The SDK loop, pydantic-ai and the CLI event parsers all ask status_is_retryable.
+    assert [s for s in (400, 401, 403, 404, 408, 409, 422, 429) if status_is_retryable(s)] == [
+        408,
+        409,
+        429,
+    ]
+    assert all(status_is_retryable(s) for s in (500, 502, 503, 504, 529))

@@ -157,3 +157,41 @@ async def test_a_writer_whose_lease_was_taken_over_writes_nothing(
     with pytest.raises(SessionBusy):
         await stale.append(Entry(role="user", content="late"))
     assert await store.transcript.entries(session.id) == []
+
+
+async def test_maybe_flush_writes_in_the_background_in_order(store: Store, account_id: str) -> None:
+    session = await make_session(store, account_id)
+    locked = await store.sessions.try_lock(session.id, "run_1", ttl=30)
+    writer = SessionWriter(store.db, EventHub(), locked[0], "run_1", flush_interval=0)
+    for i in range(3):
+        writer.emit("text_delta", {"i": i})
+    await writer.maybe_flush()  # returns at once; the write runs on its own
+    assert writer._background is not None
+    writer.emit("text_delta", {"i": 3})
+    await writer.append(Entry(role="assistant", content="done"))  # waits behind it, in order
+    await writer.release()
+    logged = await store.transcript.events(session.id)
+    assert [e.id for e in logged] == [1, 2, 3, 4]
+    assert [e.content for e in await store.transcript.entries(session.id)] == ["done"]
+
+
+async def test_a_failed_background_flush_keeps_its_rows_for_the_next_write(
+    store: Store, account_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = await make_session(store, account_id)
+    locked = await store.sessions.try_lock(session.id, "run_1", ttl=30)
+    writer = SessionWriter(store.db, EventHub(), locked[0], "run_1", flush_interval=0)
+    real_write = store.db.write
+    failures = [OSError("database went away")]
+
+    async def flaky(query):
+        if failures:
+            raise failures.pop()
+        return await real_write(query)
+
+    monkeypatch.setattr(store.db, "write", flaky)
+    writer.emit("text_delta", {"i": 0})
+    await writer.maybe_flush()
+    await asyncio.wait([writer._background])
+    await writer.release()
+    assert [e.id for e in await store.transcript.events(session.id)] == [1]
