@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
 from cerver.api.contract import PLACEMENT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
+from cerver.api.params import Timestamp
 from cerver.api.schemas.sessions import (
     HarnessSwitch,
     InputCreate,
@@ -93,8 +93,8 @@ async def list_sessions(
     model: str | None = None,
     provider: str | None = None,
     parent_session_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 
 from cerver.api.deps import AccountDep, GatewayDep
+from cerver.api.params import Timestamp
 from cerver.api.schemas.usage import UsagePublic, UsageRow
 from cerver.services.metrics import unpriced_note
 from cerver.store.ledger import UsageGroup
@@ -19,8 +18,8 @@ async def get_usage(
     gateway: GatewayDep,
     account: AccountDep,
     group_by: UsageGroup = "user",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     user: str | None = None,
 ) -> UsagePublic:
     """Tokens and USD per ``group_by`` value (``user``, ``model``, ``harness``, ``provider``,
