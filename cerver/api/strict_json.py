@@ -15,16 +15,15 @@ duplicated it:
 
 :func:`find_unstorable` finds the first such value in a request body and says where it is;
 :class:`cerver.api.middleware.RequestGuard` refuses the request with it before any handler
-runs, so the rule holds for every route. The full check parses the body a second time, so it
-runs only on bodies that a byte scan (:data:`_SUSPECT`) flags: an ordinary body costs one
-regular-expression pass.
+runs, so the rule holds for every route. It costs one more parse of the body by the C scanner
+(its number hooks catch the numbers); the Python walk over the document runs only when the
+parse met a bad number or the bytes show a string escape, a raw surrogate or deep nesting.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +32,6 @@ __all__ = ["INT64_MAX", "INT64_MIN", "MAX_DEPTH", "Unstorable", "find_unstorable
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_DEPTH = 64
-
-# Every unstorable value leaves one of these byte patterns in the body (a false alarm only
-# costs the full check): a NUL or surrogate escape, a raw UTF-8-encoded surrogate, a NaN or
-# Infinity literal, 19+ digits in a row (INT64_MAX has 19), a 3-digit exponent, or brackets.
-_SUSPECT = re.compile(
-    rb"\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]|NaN|Infinity|\d{19}|[eE][+-]?\d{3}"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,42 +72,44 @@ class _Number:
         self.problem = problem
 
 
-def _parse_int(text: str) -> int | _Number:
-    # Length first: int() of a 5,000-digit literal raises ValueError (CPython's digit limit).
-    if len(text) <= 20 and INT64_MIN <= (value := int(text)) <= INT64_MAX:
-        return value
-    return _Number(text, "integer_out_of_range")
-
-
-def _parse_float(text: str) -> float | _Number:
-    value = float(text)
-    return value if math.isfinite(value) else _Number(text, "number_not_finite")
-
-
-def _parse_constant(text: str) -> _Number:
-    return _Number(text, "number_not_finite")
-
-
 def find_unstorable(body: bytes) -> Unstorable | None:
     """The first value of the JSON ``body`` the store cannot hold, or ``None``.
 
     ``None`` too when ``body`` is not JSON at all: the route's own parsing reports that, with
     the position of the syntax error.
     """
-    if not _SUSPECT.search(body) and body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
-        return None
+    numbers: list[_Number] = []
+
+    def bad(text: str, problem: str) -> _Number:
+        numbers.append(number := _Number(text, problem))
+        return number
+
+    def parse_int(text: str) -> int | _Number:
+        # Length first: int() of a 5,000-digit literal raises (CPython's digit limit).
+        if len(text) <= 20 and INT64_MIN <= (value := int(text)) <= INT64_MAX:
+            return value
+        return bad(text, "integer_out_of_range")
+
+    def parse_float(text: str) -> float | _Number:
+        value = float(text)
+        return value if math.isfinite(value) else bad(text, "number_not_finite")
+
     try:
         document = json.loads(
             body,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
+            parse_int=parse_int,
+            parse_float=parse_float,
+            parse_constant=lambda text: bad(text, "number_not_finite"),
         )
     except RecursionError:
         return Unstorable(("body",), "too_deep", _too_deep())
     except ValueError:  # not JSON (JSONDecodeError, UnicodeDecodeError): the route says so
         return None
-    return _walk(document)
+    # A NUL or a surrogate reaches a string only through a \u escape or raw surrogate bytes.
+    strings_suspect = b"\\u" in body or b"\xed" in body
+    if numbers or strings_suspect or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        return _walk(document)
+    return None
 
 
 def _walk(document: Any) -> Unstorable | None:
