@@ -18,6 +18,7 @@ boundary, one table per SDK (``compute.base.VendorErrors``, ``harnesses._loop``)
     │   ├── AuthenticationFailed       401 unauthenticated
     │   ├── PermissionDenied           403 forbidden
     │   ├── NotFound                   404 not_found
+    │   │   └── UnknownModel           404 model_not_found (the /v1 surfaces' ``model``)
     │   ├── MethodNotAllowed           405 method_not_allowed
     │   ├── Conflict                   409 conflict
     │   │   ├── SessionBusy            409 session_busy (retryable)
@@ -85,6 +86,7 @@ __all__ = [
     "SessionBusy",
     "SessionClosed",
     "StepLimitReached",
+    "UnknownModel",
     "UnknownPlugin",
     "UpstreamError",
     "UserError",
@@ -105,6 +107,7 @@ class ErrorCode(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
+    MODEL_NOT_FOUND = "model_not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     CONFLICT = "conflict"
     SESSION_BUSY = "session_busy"
@@ -194,6 +197,12 @@ class PermissionDenied(UserError):
 class NotFound(UserError):
     code = ErrorCode.NOT_FOUND
     status_code = 404
+
+
+class UnknownModel(NotFound):
+    """A model name that no harness serves (the compatibility surfaces' ``model``)."""
+
+    code = ErrorCode.MODEL_NOT_FOUND
 
 
 class MethodNotAllowed(UserError):
@@ -359,6 +368,7 @@ ERROR_CLASSES: Mapping[ErrorCode, type[CerverError]] = {
     ErrorCode.UNAUTHENTICATED: AuthenticationFailed,
     ErrorCode.FORBIDDEN: PermissionDenied,
     ErrorCode.NOT_FOUND: NotFound,
+    ErrorCode.MODEL_NOT_FOUND: UnknownModel,
     ErrorCode.METHOD_NOT_ALLOWED: MethodNotAllowed,
     ErrorCode.CONFLICT: Conflict,
     ErrorCode.SESSION_BUSY: SessionBusy,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cerver.events import EventHub
 from cerver.placement import Catalog
@@ -18,11 +18,13 @@ from cerver.services.metrics import MetricsService
 from cerver.services.moves import MoveService
 from cerver.services.placement import PlacementService
 from cerver.services.plugins import ComputePool, HarnessPool, Upstreams
+from cerver.services.sandbox_policy import SandboxPolicy
 from cerver.services.sessions import SessionService
 from cerver.services.stress import StressService
 from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
+from cerver.telemetry import tracing
 from harnesses._cli_tools import cli_tool_dirs
 
 if TYPE_CHECKING:
@@ -53,14 +55,27 @@ class Gateway:
         self.proxy = ModelProxy(ProxyForwarder(self._upstream_route), runtime_dir())
         # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
         shared = [self.proxy.socket_dir, *cli_tool_dirs()]
-        self.computes = ComputePool(
-            {
-                "local": {"root": sandboxes, "shared": shared},
-                "relay": {"resolve": self.registered_computes.endpoint},
-            }
+        sandbox_policy = SandboxPolicy(
+            self.settings.sandbox_limits,
+            self.settings.sandbox_limits_max,
+            self.settings.sandbox_egress,
         )
+        compute_options: dict[str, dict[str, Any]] = {
+            "local": {
+                "root": sandboxes,
+                "shared": shared,
+                "limits": sandbox_policy.defaults,
+                "egress": sandbox_policy.egress,
+            },
+            "relay": {"resolve": self.registered_computes.endpoint},
+        }
+        self.computes = ComputePool(compute_options)
         self.placement = PlacementService(
-            self.store, self.computes, self.registered_computes, Catalog()
+            self.store,
+            self.computes,
+            self.registered_computes,
+            Catalog(options=compute_options),
+            sandbox_policy,
         )
         self.harnesses = HarnessPool(Upstreams.from_settings(self.settings))
         self.locks = SessionLocks(
@@ -93,6 +108,7 @@ class Gateway:
         )
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
+        self._owns_tracing = False
 
     def _upstream_route(self, provider: str) -> tuple[str | None, str]:
         """The model proxy's upstream for ``provider`` (raises NotConfigured without a key)."""
@@ -106,6 +122,7 @@ class Gateway:
     async def start(self) -> None:
         """Migrate the store, create the admin account on first start, reclaim dead runs and
         fan-outs, and start the mock upstream when no provider key is configured."""
+        self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
         await self.store.open()
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
@@ -142,3 +159,6 @@ class Gateway:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self._owns_tracing:
+            tracing.reset()
+            self._owns_tracing = False

@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cerver.errors import MissingDependency, UnknownPlugin, did_you_mean
+from cerver.options import PluginOptions, validate_options
 
 __all__ = [
     "ALIAS_MODEL_PREFIXES",
@@ -109,6 +110,15 @@ class Registry(Generic[T]):
             target = getattr(module, attr)
         self._loaded[name] = target
         return target
+
+    def options(self, name: str, raw: Mapping[str, Any] | None) -> PluginOptions:
+        """``raw`` validated against the ``Options`` of the plug-in ``name`` (or an alias).
+
+        Raises:
+            UnknownPlugin / MissingDependency: as :meth:`load`.
+            InvalidRequest: a bad option; the message names the field and the plug-in.
+        """
+        return validate_options(self.kind, self.canonical(name), self.load(name), raw)
 
     def extra(self, name: str) -> str | None:
         """The ``cerver[extra]`` that installs ``name``'s optional SDK, if it has one."""

@@ -26,10 +26,12 @@ __all__ = [
     "EntryKind",
     "EntryStatus",
     "ExecResult",
+    "LimitName",
     "Part",
     "ReasoningPart",
     "Role",
     "RunStatus",
+    "SandboxLimits",
     "SessionStatus",
     "TextPart",
     "ToolCallPart",
@@ -51,7 +53,7 @@ EntryKind = Literal[
 ]
 EntryStatus = Literal["complete", "incomplete", "cancelled"]
 SessionStatus = Literal["ready", "running", "paused", "closed", "failed"]
-RunStatus = Literal["running", "completed", "failed", "interrupted", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "interrupted", "cancelled", "requires_action"]
 
 
 class TextPart(BaseModel):
@@ -152,14 +154,43 @@ class Entry(BaseModel):
         return self.role != "event"
 
 
+LimitName = Literal["pids", "memory", "cpu_time", "disk", "open_files", "wall_time"]
+"""Which :class:`SandboxLimits` limit ended a command (``pids`` is ``processes``)."""
+
+
+class SandboxLimits(BaseModel):
+    """What one sandbox command (its whole process tree) may use; hitting a limit ends it.
+
+    The gateway holds a default set and a maximum set (``CERVER_SANDBOX_LIMITS`` and
+    ``CERVER_SANDBOX_LIMITS_MAX``); a session may ask for other values up to the maxima with
+    ``requirements.limits``. How each is enforced depends on the host (cgroups, rlimits):
+    ``GET /v2/providers`` says, for the ``local`` compute.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    processes: int = Field(default=256, ge=8, description="Processes and threads at once.")
+    memory_mb: int = Field(default=1024, ge=32, description="Resident memory, tmpfs included.")
+    cpu_seconds: int = Field(default=600, ge=1, description="CPU time of the command.")
+    cpus: float = Field(default=1.0, gt=0, description="CPU cores the command may keep busy.")
+    disk_mb: int = Field(default=2048, ge=1, description="Size of the workspace.")
+    open_files: int = Field(default=1024, ge=16, description="Open files per process.")
+    wall_seconds: int = Field(default=3600, ge=1, description="Longest timeout of a command.")
+
+
 class ExecResult(BaseModel):
-    """The outcome of one command. A non-zero ``exit_code`` is a result, not an error."""
+    """The outcome of one command. A non-zero ``exit_code`` is a result, not an error.
+
+    ``limit`` names the :class:`SandboxLimits` limit that ended the command, if one did
+    (``wall_time`` whenever ``timed_out``).
+    """
 
     stdout: str = ""
     stderr: str = ""
     exit_code: int
     duration_ms: float
     timed_out: bool = False
+    limit: LimitName | None = None
 
 
 def _sum_source(a: str | None, b: str | None) -> str | None:

@@ -14,8 +14,8 @@ Python: the gateway's own interpreter (``sys.base_prefix``, e.g. ``/root/.pyenv/
 ``python3`` in a sandbox is the gateway's version (with its base ``site-packages``, but never
 a virtualenv's). An interpreter under ``/usr`` needs no extra bind.
 
-The argument list is built once per :class:`~compute.local.LocalCompute` and network
-setting; an exec only appends the workspace bind and the command.
+The argument list is built once per :class:`~compute.local.LocalCompute` and sandbox
+shape (egress, ``/tmp`` size); an exec only appends the workspace bind and the command.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Final
 
 __all__ = [
-    "INSTALL_HINT",
     "SAFE_PATH",
     "WORKSPACE",
     "find_bwrap",
@@ -43,8 +42,6 @@ __all__ = [
 
 WORKSPACE: Final = "/workspace"
 """Where the workspace appears inside the sandbox; also its ``HOME``."""
-
-INSTALL_HINT: Final = "run `cerver setup` or `apt-get install -y bubblewrap`"
 
 SANDBOX_UID: Final = 1000
 """The uid and gid commands run as when the gateway runs as root."""
@@ -70,7 +67,6 @@ _ROOT_DIRS: Final = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # What a shell, Python, Node and TLS clients need from /etc; every bind costs ~0.15 ms per
 # exec, so nothing more (no localtime: sandboxes run in UTC unless given TZ).
 _ETC: Final = ("alternatives", "hosts", "ld.so.cache", "nsswitch.conf", "ssl/certs")
-_ETC_NETWORK: Final = ("gai.conf", "host.conf", "resolv.conf")
 
 
 def find_bwrap() -> str | None:
@@ -95,6 +91,7 @@ def write_identity(directory: Path) -> Path:
 
     They name only the sandbox user (home :data:`WORKSPACE`) and ``nobody``, so ``whoami``,
     ``getpass`` and Node's ``os.userInfo()`` work without exposing the host's accounts.
+    Also ``masked``, an empty file nobody may read, bound over ``/proc/1/environ``.
     """
     uid, gid = _identity()
     files = {
@@ -110,25 +107,36 @@ def write_identity(directory: Path) -> Path:
             staging = directory / f".{name}.{os.getpid()}"
             staging.write_text(content)
             staging.replace(path)
+    masked = directory / "masked"
+    if not masked.is_file():
+        staging = directory / f".masked.{os.getpid()}"
+        staging.write_text("")
+        staging.chmod(0)
+        staging.replace(masked)
     return directory
 
 
 def sandbox_args(
-    bwrap: str, *, network: bool, identity: Path | None, shared: Sequence[Path] = ()
+    bwrap: str,
+    *,
+    identity: Path | None,
+    shared: Sequence[Path] = (),
+    tmp_bytes: int | None = None,
 ) -> list[str]:
     """The ``bwrap`` options shared by every sandbox (see :func:`workspace_args` for the rest).
 
     Args:
         bwrap: the ``bwrap`` executable.
-        network: share the host's network and its resolver configuration.
         identity: a directory from :func:`write_identity`, bound as ``/etc/passwd`` and
             ``/etc/group``; ``None`` leaves the sandbox without them.
         shared: host directories bound read-only at the same path, skipped when missing
             (``--ro-bind-try``, checked at each exec).
+        tmp_bytes: the size of the private ``/tmp`` tmpfs; unlimited (half the RAM) if
+            ``None``.
     """
+    # Never --share-net: a sandbox that may use the network reaches it through the egress
+    # proxy (compute._egress), so the host's own services stay out of reach.
     args = [bwrap, "--unshare-all"]
-    if network:
-        args.append("--share-net")
     # --die-with-parent: the sandbox dies with the gateway. --new-session: no TIOCSTI
     # injection into a terminal the gateway might hold.
     args += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -144,14 +152,21 @@ def sandbox_args(
             args += ["--ro-bind", str(host), str(host)]
     if _NEEDS_INTERPRETER_BIND:
         args += ["--ro-bind", _INTERPRETER, _INTERPRETER]
-    for entry in (*_ETC, *(_ETC_NETWORK if network else ())):
+    for entry in _ETC:
         host = Path("/etc", entry)
         if host.exists():
             args += ["--ro-bind", str(host), str(host)]
     if identity is not None:
         args += ["--ro-bind", str(identity / "passwd"), "/etc/passwd"]
         args += ["--ro-bind", str(identity / "group"), "/etc/group"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc"]
+    if identity is not None:
+        # PID 1 is bubblewrap's own init: what it was started with is nobody's business.
+        args += ["--ro-bind", str(identity / "masked"), "/proc/1/environ"]
+    args += ["--dev", "/dev"]
+    if tmp_bytes is not None:
+        args += ["--size", str(tmp_bytes)]
+    args += ["--tmpfs", "/tmp"]
     for directory in shared:  # after the /tmp tmpfs, which would hide binds below it
         args += ["--ro-bind-try", str(directory), str(directory)]
     return args
@@ -177,7 +192,7 @@ def probe(bwrap: str) -> str | None:
     A ``bwrap`` that is installed can still be unusable, e.g. in a container whose seccomp
     profile forbids new namespaces.
     """
-    argv = [*sandbox_args(bwrap, network=False, identity=None), "--remount-ro", "/"]
+    argv = [*sandbox_args(bwrap, identity=None), "--remount-ro", "/"]
     argv += ["--", shell(), "-c", "true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=10, check=False, env={})

@@ -66,13 +66,14 @@ asyncio.run(main())
 """
 
 
-def forwarder_prelude(socket_path: str, port_file: str) -> str:
-    """Shell lines that start the forwarder and set :data:`PROXY_URL_VARIABLE`.
+def forwarder_prelude(socket_path: str, port_file: str, variable: str = PROXY_URL_VARIABLE) -> str:
+    """Shell lines that start the forwarder and set ``variable`` to its URL.
 
     Args:
         socket_path: the proxy's unix socket (the same path inside and outside).
         port_file: a writable path (in the run's directory) where the forwarder reports its
             port; it is removed first.
+        variable: the shell variable to set (:data:`PROXY_URL_VARIABLE` by default).
 
     The lines exit with :data:`FORWARDER_FAILED_EXIT` and a message on stderr when the
     forwarder has not reported a port after 5 s.
@@ -83,8 +84,8 @@ def forwarder_prelude(socket_path: str, port_file: str) -> str:
             f"rm -f {port}",
             f"python3 -c {shlex.quote(FORWARDER)} {sock} {port} &",
             f"for _ in $(seq 250); do [ -s {port} ] && break; sleep 0.02; done",
-            f"[ -s {port} ] || {{ echo 'cerver: the model proxy forwarder did not start' >&2; "
+            f"[ -s {port} ] || {{ echo 'cerver: the proxy forwarder did not start' >&2; "
             f"exit {FORWARDER_FAILED_EXIT}; }}",
-            f'{PROXY_URL_VARIABLE}="http://127.0.0.1:$(cat {port})"',
+            f'{variable}="http://127.0.0.1:$(cat {port})"',
         ]
     )

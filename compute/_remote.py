@@ -31,9 +31,11 @@ from cerver.types import ExecResult
 from compute import _remote_paths as paths
 from compute.base import Sandbox
 
-__all__ = ["OUTPUT_CAP", "CommandSandbox", "RawResult"]
+__all__ = ["IMAGE_NAME", "OUTPUT_CAP", "CommandSandbox", "RawResult"]
 
 OUTPUT_CAP = 1 << 20
+IMAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,254}$"
+"""What a vendor's image, snapshot or template name option may be (no spaces, no flags)."""
 _CHUNK = 64 * 1024  # bytes of file data per command when writing through commands
 _MISSING = 44
 

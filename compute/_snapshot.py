@@ -1,8 +1,9 @@
 """Workspace snapshots for the ``local`` compute: how a session's files travel.
 
 :func:`pack_workspace` makes the archive :meth:`Sandbox.get_state` returns;
-:func:`unpack_workspace` restores one, checking every member before anything is written and
-again as it is extracted, so that no absolute or ``..`` path, link pointing outside, path
+:func:`unpack_workspace` restores one, checking every member before anything is written (with
+:func:`compute._archive.check_member`, the rule every compute shares) and again as it is
+extracted, so that no absolute or ``..`` path, link pointing outside, path
 through such a link, device or FIFO lands in (or escapes) the workspace.
 """
 
@@ -12,10 +13,11 @@ import io
 import os
 import posixpath
 import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from cerver.errors import ComputeError, InvalidRequest
 from compute import _bwrap
+from compute._archive import check_member, link_target, refuse
 
 __all__ = ["pack_workspace", "unpack_workspace"]
 
@@ -37,37 +39,6 @@ def _portable(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return member
 
 
-def _refuse(member: tarfile.TarInfo, rule: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"Refusing state archive member {member.name!r}: {rule}.",
-        context={"member": member.name, "rule": rule},
-    )
-
-
-def _link_target(member: tarfile.TarInfo) -> str:
-    """Where a link member points, relative to the workspace root (``..`` if outside)."""
-    if member.islnk():  # hard links name another member of the archive
-        return ".." if member.linkname.startswith("/") else posixpath.normpath(member.linkname)
-    if member.linkname.startswith("/"):
-        target = PurePosixPath(member.linkname)
-        if not target.is_relative_to(_bwrap.WORKSPACE):
-            return ".."
-        return posixpath.normpath(target.relative_to(_bwrap.WORKSPACE))
-    return posixpath.normpath(posixpath.join(posixpath.dirname(member.name), member.linkname))
-
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    """Refuse what no workspace snapshot contains, before anything is extracted."""
-    if member.name.startswith("/"):
-        raise _refuse(member, "absolute paths are not allowed")
-    if ".." in PurePosixPath(member.name).parts:
-        raise _refuse(member, "'..' components are not allowed")
-    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-        raise _refuse(member, "only files, directories and links are allowed")
-    if (member.issym() or member.islnk()) and _link_target(member).split("/")[0] == "..":
-        raise _refuse(member, f"its link target {member.linkname!r} is outside the workspace")
-
-
 def _restore_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     """The ``tarfile`` extraction filter: resolve against what is already on disk."""
     dest = os.path.realpath(dest)
@@ -77,9 +48,11 @@ def _restore_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
         return resolved == dest or resolved.startswith(dest + os.sep)
 
     if not inside(member.name):
-        raise _refuse(member, "it would be written through a link that leaves the workspace")
-    if (member.issym() or member.islnk()) and not inside(_link_target(member)):
-        raise _refuse(member, f"its link target {member.linkname!r} resolves outside")
+        raise refuse(member, "it would be written through a link that leaves the workspace")
+    if member.issym() or member.islnk():
+        target = posixpath.relpath(link_target(member, _bwrap.WORKSPACE), _bwrap.WORKSPACE)
+        if not inside(target):
+            raise refuse(member, f"its link target {member.linkname!r} resolves outside")
     # Like tarfile's "data" filter: no set-id bits, no group/other write, owner access; and
     # owned by the gateway's user, never by whoever the archive names.
     mode = member.mode  # symlinks: unused
@@ -97,7 +70,7 @@ def unpack_workspace(archive: bytes, workspace: Path) -> None:
         with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
             members = tar.getmembers()
             for member in members:
-                _check_member(member)
+                check_member(member, _bwrap.WORKSPACE)
             tar.extractall(workspace, members=members, filter=_restore_filter)
     except tarfile.TarError as exc:
         raise InvalidRequest(

@@ -27,7 +27,8 @@ from cerver.errors import (
     MissingDependency,
     NotConfigured,
 )
-from cerver.types import ExecResult
+from cerver.options import PluginOptions
+from cerver.types import ExecResult, LimitName, SandboxLimits
 
 __all__ = [
     "MISSING",
@@ -36,6 +37,7 @@ __all__ = [
     "Capabilities",
     "Compute",
     "ExecChunk",
+    "HostReport",
     "Profile",
     "Sandbox",
     "SandboxSpec",
@@ -63,6 +65,17 @@ class Profile:
 
 
 @dataclass(frozen=True, slots=True)
+class HostReport:
+    """What the gateway's host gives a provider, as ``GET /v2/providers`` shows it."""
+
+    problem: str | None = None
+    """Why the provider cannot run here, naming the fix (the catalog lists it as
+    ``needs_setup``); ``None`` when it can."""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    """Facts worth showing, e.g. the isolation and limits really in force."""
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxSpec:
     """What a session asks of its sandbox."""
 
@@ -72,15 +85,23 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     compute_id: str | None = None
     """A registered machine to create on, for providers that front several (``relay``)."""
+    limits: SandboxLimits | None = None
+    """What each command may use; ``None``: the provider's defaults. Providers that cannot
+    hold a limit say so in their docstring."""
+    options: PluginOptions | None = None
+    """The session's options for this provider: an instance of its ``Options``, validated
+    when the request arrived (``None``: none were given)."""
 
 
 @dataclass(frozen=True, slots=True)
 class ExecChunk:
-    """A piece of a streaming command's output, or (``stream == "exit"``) its end."""
+    """A piece of a streaming command's output, or (``stream == "exit"``) its end, with the
+    limit that ended the command if one did."""
 
     stream: Literal["stdout", "stderr", "exit"]
     data: str = ""
     exit_code: int | None = None
+    limit: LimitName | None = None
 
 
 class _Missing:
@@ -301,6 +322,13 @@ class Sandbox(ABC):
 class Compute(ABC):
     """A compute provider: creates sandboxes and re-attaches to existing ones.
 
+    Options: a provider that takes per-session options (an image, a template) declares them
+    as a nested ``Options`` model (a :class:`~cerver.options.PluginOptions`); ``compute:
+    {provider, options}`` is validated against it when the request arrives and reaches
+    :meth:`create` as ``spec.options``. Gateway-wide settings (a default template) come from
+    the provider's own settings model read with :func:`~cerver.options.plugin_settings`
+    (``CERVER_<PROVIDER>_<FIELD>``), not from the gateway.
+
     Errors:
         ComputeError: provisioning failed (the router may fall back to another provider).
         MissingDependency: the provider's SDK is not installed (raised on construction).
@@ -315,6 +343,12 @@ class Compute(ABC):
     vendor_errors: ClassVar[VendorErrors | None] = None
     """How the provider's SDK exceptions become Cerver's (one table per SDK, used by the
     provider and its sandboxes); ``None`` for a provider that raises Cerver's own."""
+
+    @classmethod
+    def host_report(cls, **options: Any) -> HostReport:
+        """Check, without side effects, what this host gives the provider built with
+        ``options`` (the gateway's constructor arguments). Default: nothing to report."""
+        return HostReport()
 
     @classmethod
     def _import_sdk(cls, module: str) -> ModuleType:

@@ -18,8 +18,11 @@ import secrets
 import shlex
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
-from compute._remote import CommandSandbox, RawResult
+from cerver.options import PluginOptions, PluginSettings, plugin_settings
+from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
 from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["DaytonaCompute", "DaytonaSandbox"]
@@ -104,11 +107,24 @@ class DaytonaCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=250, cost_per_hour_usd=0.08)  # prior
 
+    class Options(PluginOptions):
+        """Per session: ``compute: {"provider": "daytona", "options": {"snapshot": "…"}}``."""
+
+        snapshot: str | None = Field(
+            default=None, pattern=IMAGE_NAME, description="Daytona snapshot."
+        )
+
+    class Settings(PluginSettings):
+        """Gateway-wide default: ``CERVER_DAYTONA_SNAPSHOT``."""
+
+        snapshot: str | None = None
+
     def __init__(self, api_key: str | None = None, *, api_url: str | None = None) -> None:
         daytona = self._import_sdk("daytona")
         self._require_credentials("Daytona API key", {"DAYTONA_API_KEY": api_key})
         api_key = api_key or os.environ["DAYTONA_API_KEY"]
         self._sdk = daytona
+        self._settings = plugin_settings(self.name, self.Settings)
         self._client = daytona.AsyncDaytona(
             daytona.DaytonaConfig(
                 api_key=api_key, api_url=api_url or os.environ.get("DAYTONA_API_URL")
@@ -116,7 +132,9 @@ class DaytonaCompute(Compute):
         )
 
     async def create(self, spec: SandboxSpec) -> DaytonaSandbox:
+        options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         params = self._sdk.CreateSandboxFromSnapshotParams(
+            snapshot=options.snapshot or self._settings.snapshot,
             env_vars=dict(spec.env),
             labels={"cerver_session_id": spec.session_id},
             network_block_all=not spec.network,

@@ -22,7 +22,10 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from cerver.errors import ComputeError, ComputeTimeout, InvalidRequest, NotConfigured, NotFound
+from cerver.options import PluginOptions, PluginSettings, plugin_settings
 from cerver.types import ExecResult
 from compute import _remote_paths as paths
 from compute.base import (
@@ -40,6 +43,7 @@ from compute.base import (
 __all__ = ["E2BCompute", "E2BSandbox"]
 
 WORKSPACE = "/home/user/workspace"
+_TEMPLATE = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$"
 OUTPUT_CAP = 1 << 20
 _KILL = (
     "for f in /proc/[0-9]*/environ; do "
@@ -273,8 +277,10 @@ class E2BCompute(Compute):
 
     Args:
         api_key: default ``$E2B_API_KEY``.
-        template: the sandbox template (default: E2B's ``base``).
-        api_url, sandbox_url: override E2B's endpoints (a self-hosted E2B, or a test double).
+        template: the sandbox template (default: ``$CERVER_E2B_TEMPLATE``, else E2B's
+            ``base``); a session's ``options.template`` wins.
+        api_url, sandbox_url: override E2B's endpoints (a self-hosted E2B, or a test double;
+            default: ``$CERVER_E2B_API_URL``, ``$CERVER_E2B_SANDBOX_URL``).
         request_timeout: seconds for each control-plane request.
 
     Raises:
@@ -296,6 +302,19 @@ class E2BCompute(Compute):
     # Prior figures (E2B's published ~150 ms boot, 2 vCPU pricing); learned ones replace them.
     profile: ClassVar[Profile] = Profile(startup_ms=900, cost_per_hour_usd=0.10)
 
+    class Options(PluginOptions):
+        """Per session: ``compute: {"provider": "e2b", "options": {"template": "…"}}``."""
+
+        template: str | None = Field(default=None, pattern=_TEMPLATE, description="E2B template.")
+
+    class Settings(PluginSettings):
+        """Gateway-wide: ``CERVER_E2B_TEMPLATE``, ``CERVER_E2B_API_URL``,
+        ``CERVER_E2B_SANDBOX_URL``."""
+
+        template: str | None = None
+        api_url: str | None = None
+        sandbox_url: str | None = None
+
     def __init__(
         self,
         api_key: str | None = None,
@@ -308,13 +327,16 @@ class E2BCompute(Compute):
         e2b = self._import_sdk("e2b")
         self._require_credentials("E2B API key", {"E2B_API_KEY": api_key})
         api_key = api_key or os.environ["E2B_API_KEY"]
+        settings = plugin_settings(
+            self.name, self.Settings, template=template, api_url=api_url, sandbox_url=sandbox_url
+        )
         self._sdk = e2b.AsyncSandbox
-        self._template = template
+        self._template = settings.template
         self._opts: dict[str, Any] = {"api_key": api_key, "request_timeout": request_timeout}
-        if api_url:
-            self._opts["api_url"] = api_url
-        if sandbox_url:
-            self._opts["sandbox_url"] = sandbox_url
+        if settings.api_url:
+            self._opts["api_url"] = settings.api_url
+        if settings.sandbox_url:
+            self._opts["sandbox_url"] = settings.sandbox_url
 
     async def create(self, spec: SandboxSpec) -> E2BSandbox:
         """Create a sandbox living ``spec.timeout_minutes``, internet only if ``spec.network``.
@@ -322,9 +344,10 @@ class E2BCompute(Compute):
         Raises:
             ComputeError: E2B failed. NotConfigured: E2B refused the key.
         """
+        options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         async with VENDOR_ERRORS.translate("create a sandbox"):
             sbx = await self._sdk.create(
-                template=self._template,
+                template=options.template or self._template,
                 timeout=spec.timeout_minutes * 60,
                 allow_internet_access=spec.network,
                 envs=dict(spec.env),

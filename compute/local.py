@@ -2,10 +2,14 @@
 
 Each sandbox is a workspace directory, ``<root>/sbx_<hex>``, next to a small
 ``sbx_<hex>.json`` that remembers its spec for :meth:`LocalCompute.attach`. Commands run with
-``bash -c`` (never a login shell: it costs ~0.2 s) under bubblewrap when it is available (see
-:mod:`compute._bwrap` for exactly what a command can see), or as plain subprocesses with one
-warning per process when it is not. Either way a command gets a fixed environment, never the
-gateway's: its provider keys and ``CERVER_*`` settings stay out.
+``bash -c`` (never a login shell: it costs ~0.2 s) under bubblewrap (see :mod:`compute._bwrap`
+for exactly what a command can see) and within the sandbox's resource limits (see
+:mod:`compute._limits`). A command gets a fixed environment, never the gateway's: its provider
+keys and ``CERVER_*`` settings stay out.
+
+Confinement is not optional by accident: without a working bubblewrap the compute refuses
+to make or run sandboxes, naming :data:`SETUP_COMMAND`. Running commands unconfined, as the
+gateway's user, takes the explicit gateway setting ``CERVER_LOCAL_ISOLATION=none``.
 
 File operations, snapshots and deletion work on the workspace directly from the host, which
 is much faster than running a command for each; paths are mapped into the workspace and
@@ -24,21 +28,48 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import ClassVar, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
-from cerver.errors import ComputeError, InvalidRequest, NotFound
-from cerver.types import ExecResult
+from pydantic import ValidationError
+
+from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
+from cerver.options import PluginSettings, plugin_settings
+from cerver.types import ExecResult, SandboxLimits
 from compute import _bwrap
+from compute._egress import SETTING as EGRESS_SETTING
+from compute._egress import EgressProxy, egress_prelude
+from compute._limits import CommandLimits, Enforcement
 from compute._process import CommandRun
 from compute._snapshot import pack_workspace, unpack_workspace
-from compute.base import Capabilities, Compute, ExecChunk, Profile, Sandbox, SandboxSpec
+from compute.base import (
+    Capabilities,
+    Compute,
+    ExecChunk,
+    HostReport,
+    Profile,
+    Sandbox,
+    SandboxSpec,
+)
 
-__all__ = ["Isolation", "LocalCompute", "LocalSandbox", "default_root"]
+__all__ = [
+    "ISOLATION_SETTING",
+    "SETUP_COMMAND",
+    "Isolation",
+    "LocalCompute",
+    "LocalSandbox",
+    "default_root",
+]
 
 logger = logging.getLogger("cerver.compute.local")
 
-Isolation = Literal["auto", "bwrap", "none"]
+Isolation = Literal["bwrap", "none"]
 T = TypeVar("T")
+
+SETUP_COMMAND: Final = "uv run cerver setup --only bubblewrap"
+"""The one command that makes local sandboxes confinable on a Debian/Ubuntu host."""
+
+ISOLATION_SETTING: Final = "CERVER_LOCAL_ISOLATION"
+"""The gateway setting that opts into unconfined commands (``none``)."""
 
 _SANDBOX_ID: Final = re.compile(r"sbx_[0-9a-f]{16}")
 _PATH_RULE: Final = (
@@ -53,38 +84,68 @@ def default_root() -> Path:
     return Path(os.environ.get("CERVER_DATA_DIR") or "~/.cerver").expanduser() / "sandboxes"
 
 
-def _warn_unisolated(reason: str) -> None:
+def _warn_unisolated() -> None:
     global _warned_unisolated
     if _warned_unisolated:
         return
     _warned_unisolated = True
     logger.warning(
-        "Local sandbox commands are NOT isolated (%s): they run as the gateway's user, can "
-        "read and write its files and reach the network. To isolate them, install bubblewrap "
-        "(%s) and use isolation='auto'.",
-        reason,
-        _bwrap.INSTALL_HINT,
+        "Local sandbox commands are NOT confined (%s=none): they run as the gateway's user, "
+        "can read its files and environment and reach the network. To confine them, run "
+        "`%s` and unset %s.",
+        ISOLATION_SETTING,
+        SETUP_COMMAND,
+        ISOLATION_SETTING,
+    )
+
+
+def _confinement_problem() -> str | None:
+    """Why bubblewrap cannot confine commands here, naming the fix; ``None`` if it can."""
+    bwrap = _bwrap.find_bwrap()
+    if bwrap is None:
+        return (
+            f"Local sandboxes cannot be confined: bubblewrap is not installed. Run "
+            f"`{SETUP_COMMAND}` where the gateway runs (as root it installs it with apt-get; "
+            f"otherwise it prints the command), or set {ISOLATION_SETTING}=none to run "
+            "sandbox commands unconfined as the gateway's user."
+        )
+    problem = _bwrap.probe(bwrap)
+    if problem is None:
+        return None
+    return (
+        f"Local sandboxes cannot be confined: bubblewrap ({bwrap}) cannot create namespaces "
+        f"here: {problem}. Allow user namespaces for the gateway (e.g. run its container with "
+        f"a seccomp profile that permits them), or set {ISOLATION_SETTING}=none to run "
+        "sandbox commands unconfined as the gateway's user."
     )
 
 
 class LocalCompute(Compute):
-    """Sandboxes in directories under ``root``, isolated with bubblewrap.
+    """Sandboxes in directories on the gateway's machine, confined by bubblewrap.
 
     Args:
         root: where workspaces live; default :func:`default_root`.
-        isolation: ``"bwrap"`` requires bubblewrap; ``"none"`` runs plain subprocesses;
-            ``"auto"`` uses bubblewrap when it is installed and works, and otherwise warns
-            once and runs plain subprocesses.
+        isolation: ``"bwrap"`` confines every command with bubblewrap and refuses to work
+            without it; ``"none"`` runs plain subprocesses as the gateway's user (the
+            gateway's explicit opt-in). Default: ``$CERVER_LOCAL_ISOLATION``, else
+            ``"bwrap"``.
         shared: host directories every sandbox sees read-only at the same path (when they
             exist at exec time): the model proxy's socket directory and the CLI harnesses'
             installs (see :mod:`compute._proxy_bridge`).
+        limits: the limits of sandboxes whose spec has none.
+        egress: hosts a sandbox whose spec asks for the network may reach, through the
+            gateway's egress proxy (:mod:`compute._egress`); empty: no sandbox may ask.
 
     Raises:
-        ComputeError: ``isolation="bwrap"`` and bubblewrap is missing or cannot create
-            namespaces here (the message names the install step or bwrap's own error).
-        InvalidRequest: an unknown ``isolation``.
+        NotConfigured: ``isolation="bwrap"`` and bubblewrap is missing or cannot create
+            namespaces here; the message names :data:`SETUP_COMMAND` (or bwrap's own error).
+        InvalidRequest: an unknown ``isolation``; (on :meth:`create`) a spec asking for the
+            network when ``egress`` is empty.
 
     Construction runs ``bwrap`` once per process (a few ms) to check that it works.
+
+    Limits (:class:`~cerver.types.SandboxLimits`) hold for each command's whole process
+    tree, by cgroups where the host has them and rlimits otherwise (:mod:`compute._limits`).
     """
 
     name: ClassVar[str] = "local"
@@ -93,22 +154,62 @@ class LocalCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=5, cost_per_hour_usd=0.0)
 
+    class Settings(PluginSettings):
+        """Gateway-wide: ``CERVER_LOCAL_ISOLATION``, ``bwrap`` (the default: confined, or
+        refused) or ``none`` (unconfined: the operator's explicit opt-in, never a tenant's)."""
+
+        isolation: str = "bwrap"
+
     def __init__(
         self,
         root: Path | None = None,
         *,
-        isolation: Isolation = "auto",
+        isolation: Isolation | None = None,
         shared: Sequence[Path] = (),
+        limits: SandboxLimits | None = None,
+        egress: Sequence[str] = (),
     ) -> None:
         self.root = Path(os.path.realpath((root or default_root()).expanduser()))
         self._shared = tuple(shared)
-        self._bwrap = self._find_bwrap(isolation)
-        self._bwrap_args: dict[bool, list[str]] = {}
+        settings = plugin_settings(self.name, self.Settings, isolation=isolation)
+        self._bwrap = self._find_bwrap(settings.isolation)  # type: ignore[arg-type]
+        self._bwrap_args: dict[tuple[bool, int], list[str]] = {}
+        self.limits = limits or SandboxLimits()
+        self._enforcement = Enforcement.detect()
+        self.egress = tuple(egress)
+        self._egress_proxy: EgressProxy | None = None
+
+    async def _egress(self) -> EgressProxy:
+        """The egress proxy, started on first use."""
+        if self._egress_proxy is None:
+            self._egress_proxy = EgressProxy(self.egress)
+        await self._egress_proxy.start()
+        return self._egress_proxy
+
+    async def aclose(self) -> None:
+        if self._egress_proxy is not None:
+            await self._egress_proxy.aclose()
+            self._egress_proxy = None
 
     @property
-    def isolation(self) -> Literal["bwrap", "none"]:
+    def isolation(self) -> Isolation:
         """The isolation commands actually get."""
         return "bwrap" if self._bwrap else "none"
+
+    @classmethod
+    def host_report(cls, **options: Any) -> HostReport:
+        """Whether commands can be confined here, and how limits are held."""
+        isolation = plugin_settings(
+            cls.name, cls.Settings, isolation=options.get("isolation")
+        ).isolation
+        problem = None if isolation == "none" else _confinement_problem()
+        details: dict[str, Any] = {
+            "isolation": "none (unconfined: CERVER_LOCAL_ISOLATION=none)"
+            if isolation == "none"
+            else ("unavailable" if problem else "bubblewrap"),
+            "limits": Enforcement.detect().describe(),
+        }
+        return HostReport(problem=problem, details=details)
 
     async def create(self, spec: SandboxSpec) -> LocalSandbox:
         """Make an empty workspace ``<root>/sbx_<hex>``.
@@ -116,9 +217,21 @@ class LocalCompute(Compute):
         Raises:
             ComputeError: the directory could not be created.
         """
+        if spec.network and not self.egress:
+            raise InvalidRequest(
+                "This local compute allows no network: set the gateway's egress allow-list "
+                f"({EGRESS_SETTING}) to let sandboxes reach chosen hosts.",
+                context={"setting": EGRESS_SETTING},
+            )
         sandbox_id = f"sbx_{secrets.token_hex(8)}"
         workspace = self.root / sandbox_id
-        meta = {"session_id": spec.session_id, "network": spec.network, "env": dict(spec.env)}
+        limits = spec.limits or self.limits
+        meta = {
+            "session_id": spec.session_id,
+            "network": spec.network,
+            "env": dict(spec.env),
+            "limits": limits.model_dump(),
+        }
         # A few syscalls: cheaper inline than through a thread on this hot path.
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -129,7 +242,8 @@ class LocalCompute(Compute):
                 f"Could not create the workspace {str(workspace)!r}: {exc.strerror or exc}.",
                 context={"root": str(self.root)},
             ) from exc
-        return self._sandbox(sandbox_id, network=spec.network, env=spec.env)
+        egress = await self._egress() if spec.network else None
+        return self._sandbox(sandbox_id, egress=egress, env=spec.env, limits=limits)
 
     async def attach(self, sandbox_id: str) -> LocalSandbox:
         """Return a handle to the workspace ``sandbox_id``, with the spec it was created with.
@@ -146,26 +260,45 @@ class LocalCompute(Compute):
             meta = json.loads(self._meta_path(sandbox_id).read_text())
         except (OSError, ValueError):
             meta = {}
-        return self._sandbox(
-            sandbox_id, network=bool(meta.get("network")), env=meta.get("env") or {}
-        )
+        try:
+            limits = SandboxLimits.model_validate(meta.get("limits") or self.limits.model_dump())
+        except ValidationError:
+            limits = self.limits
+        # A sandbox made with network keeps it only while the gateway still allows egress.
+        egress = await self._egress() if meta.get("network") and self.egress else None
+        return self._sandbox(sandbox_id, egress=egress, env=meta.get("env") or {}, limits=limits)
 
     def _meta_path(self, sandbox_id: str) -> Path:
         return self.root / f"{sandbox_id}.json"
 
-    def _sandbox(self, sandbox_id: str, *, network: bool, env: Mapping[str, str]) -> LocalSandbox:
+    def _sandbox(
+        self,
+        sandbox_id: str,
+        *,
+        egress: EgressProxy | None,
+        env: Mapping[str, str],
+        limits: SandboxLimits,
+    ) -> LocalSandbox:
         workspace = self.root / sandbox_id
+        prelude = ""
         if self._bwrap is None:
             home, argv = str(workspace), [_bwrap.shell(), "-c"]
         else:
-            if network not in self._bwrap_args:
+            # /tmp is a private tmpfs, RAM counted by the memory limit, no larger than the
+            # workspace may grow. Egress: the proxy's socket, and the bridge to it.
+            key = (egress is not None, limits.disk_mb)
+            if key not in self._bwrap_args:
                 identity = _bwrap.write_identity(self.root / ".etc")
-                args = _bwrap.sandbox_args(
-                    self._bwrap, network=network, identity=identity, shared=self._shared
+                self._bwrap_args[key] = _bwrap.sandbox_args(
+                    self._bwrap,
+                    identity=identity,
+                    shared=(*self._shared, *([egress.directory] if egress else [])),
+                    tmp_bytes=limits.disk_mb * 1024 * 1024,
                 )
-                self._bwrap_args[network] = args
+            if egress is not None:
+                prelude = egress_prelude(str(egress.socket_path))
             home = _bwrap.WORKSPACE
-            argv = _bwrap.workspace_args(self._bwrap_args[network], workspace)
+            argv = _bwrap.workspace_args(self._bwrap_args[key], workspace)
         base_env = {
             "PATH": _bwrap.SAFE_PATH,
             "HOME": home,
@@ -176,31 +309,34 @@ class LocalCompute(Compute):
             **env,
         }
         return LocalSandbox(
-            sandbox_id, workspace, argv=argv, env=base_env, meta=self._meta_path(sandbox_id)
+            sandbox_id,
+            workspace,
+            argv=argv,
+            env=base_env,
+            meta=self._meta_path(sandbox_id),
+            limits=limits,
+            enforcement=self._enforcement,
+            prelude=prelude,
         )
 
     @staticmethod
     def _find_bwrap(isolation: Isolation) -> str | None:
-        if isolation not in ("auto", "bwrap", "none"):
+        if isolation not in ("bwrap", "none"):
             raise InvalidRequest(
-                f"Unknown isolation {isolation!r}; use 'auto', 'bwrap' or 'none'.",
+                f"Unknown isolation {isolation!r}; use 'bwrap' (the default) or 'none' "
+                f"({ISOLATION_SETTING}=none, commands run unconfined).",
                 context={"isolation": isolation},
             )
         if isolation == "none":
-            _warn_unisolated("isolation='none' was asked for")
+            _warn_unisolated()
             return None
-        bwrap = _bwrap.find_bwrap()
-        problem = "bubblewrap is not installed" if bwrap is None else _bwrap.probe(bwrap)
-        if problem is None:
-            return bwrap
-        if isolation == "bwrap":
-            hint = _bwrap.INSTALL_HINT if bwrap is None else "check that namespaces are allowed"
-            raise ComputeError(
-                f"isolation='bwrap' cannot be used: {problem}. To fix it, {hint}.",
-                context={"isolation": isolation, "bwrap": bwrap},
+        problem = _confinement_problem()
+        if problem is not None:
+            raise NotConfigured(
+                problem,
+                context={"fix": SETUP_COMMAND, "setting": ISOLATION_SETTING},
             )
-        _warn_unisolated(problem if bwrap is None else f"bubblewrap failed: {problem}")
-        return None
+        return _bwrap.find_bwrap()
 
 
 class LocalSandbox(Sandbox):
@@ -210,10 +346,13 @@ class LocalSandbox(Sandbox):
     ``/workspace`` under bubblewrap and at its host path otherwise. File methods accept
     paths relative to it, or absolute under either of those two places.
 
-    Limits: output past 1 MiB per stream is dropped with a marker; background processes are
-    killed when their command exits; the sandbox has no network unless its spec asked for it
-    (bubblewrap only). A command that races a host-side file call by swapping a directory for
-    a symlink is not defended against: the path check and the open are two steps.
+    Limits: each command runs within :attr:`limits` (the first one met ends it, and the
+    result's ``limit`` names it; its timeout is capped at ``wall_seconds``); output past
+    1 MiB per stream is dropped with a marker; background processes are killed when their
+    command exits; the sandbox has only a loopback interface, and one whose spec asked for
+    the network reaches the egress allow-list through the proxy (bubblewrap only). A
+    command that races a host-side file call by swapping a directory for a symlink is not
+    defended against: the path check and the open are two steps.
     """
 
     provider: ClassVar[str] = "local"
@@ -226,9 +365,15 @@ class LocalSandbox(Sandbox):
         argv: list[str],
         env: Mapping[str, str],
         meta: Path,
+        limits: SandboxLimits | None = None,
+        enforcement: Enforcement | None = None,
+        prelude: str = "",
     ) -> None:
         self.sandbox_id = sandbox_id
+        self._prelude = prelude
         self.workspace = workspace
+        self.limits = limits or SandboxLimits()
+        self._enforcement = enforcement or Enforcement.detect()
         self._argv = argv
         self._env = dict(env)
         self._meta = meta
@@ -246,10 +391,11 @@ class LocalSandbox(Sandbox):
                 context={"timeout": timeout},
             )
         return CommandRun(
-            [*self._argv, command],
+            [*self._argv, self._prelude + command],
             env={**self._env, **env} if env else self._env,
             cwd=str(self.workspace),
-            timeout=timeout,
+            timeout=min(timeout, self.limits.wall_seconds),
+            limits=CommandLimits(self.limits, self._enforcement, self.workspace, self.sandbox_id),
         )
 
     async def exec(
@@ -277,12 +423,14 @@ class LocalSandbox(Sandbox):
             exit_code=run.exit_code,
             duration_ms=(time.perf_counter() - started) * 1000,
             timed_out=run.timed_out,
+            limit=run.limit_met,
         )
 
     def exec_stream(
         self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
     ) -> AsyncIterator[ExecChunk]:
-        """Yield output as the command writes it; the last chunk is ``exit``.
+        """Yield output as the command writes it; the last chunk is ``exit`` (with the limit
+        that ended the command, if one did).
 
         On timeout the tree is killed and the exit code is 124. Closing the iterator early
         kills the tree. Raises as :meth:`exec` does.
@@ -360,10 +508,17 @@ class LocalSandbox(Sandbox):
 
         Raises:
             InvalidRequest: the path escapes the workspace, or it or a parent is in the way
-                (a directory where the file goes, a file where a directory goes).
+                (a directory where the file goes, a file where a directory goes), or the file
+                is larger than the workspace may be (``limits.disk_mb``).
             ComputeError: the sandbox was deleted, or the host refused the write.
         """
         host = self._host_path(path)
+        if len(data) > self.limits.disk_mb * 1024 * 1024:
+            raise InvalidRequest(
+                f"{path!r} ({len(data)} bytes) is larger than sandbox {self.sandbox_id}'s "
+                f"workspace may be ({self.limits.disk_mb} MiB, limits.disk_mb).",
+                context={"path": path, "bytes": len(data), "disk_mb": self.limits.disk_mb},
+            )
 
         def write() -> None:
             if not self.workspace.is_dir():

@@ -15,8 +15,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
-from compute._remote import CommandSandbox, RawResult
+from cerver.options import PluginOptions, PluginSettings, plugin_settings
+from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
 from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["ModalCompute", "ModalSandbox"]
@@ -83,16 +86,31 @@ class ModalCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=1500, cost_per_hour_usd=0.15)  # prior
 
+    class Options(PluginOptions):
+        """Per session: ``compute: {"provider": "modal", "options": {"image": "python:3.12"}}``
+        (a registry image)."""
+
+        image: str | None = Field(default=None, pattern=IMAGE_NAME, description="Registry image.")
+
+    class Settings(PluginSettings):
+        """Gateway-wide default: ``CERVER_MODALIMAGE_NAME``."""
+
+        image: str | None = None
+
     def __init__(self) -> None:
         modal = self._import_sdk("modal")
         self._require_credentials("Modal token")
         self._sdk = modal
+        self._settings = plugin_settings(self.name, self.Settings)
 
     async def create(self, spec: SandboxSpec) -> ModalSandbox:
+        options = spec.options if isinstance(spec.options, self.Options) else self.Options()
+        image = options.image or self._settings.image
         async with VENDOR_ERRORS.translate("create a sandbox"):
             app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True)
             handle = await self._sdk.Sandbox.create.aio(
                 app=app,
+                image=self._sdk.Image.from_registry(image) if image else None,
                 timeout=spec.timeout_minutes * 60,
                 env=dict(spec.env),
                 block_network=not spec.network,

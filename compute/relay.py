@@ -231,6 +231,7 @@ class RelayCompute(Compute):
             "network": spec.network,
             "timeout_minutes": spec.timeout_minutes,
             "env": dict(spec.env),
+            "limits": spec.limits.model_dump() if spec.limits else None,
         }
         where = {"base_url": str(client.base_url), "compute_id": compute_id}
         async with VENDOR_ERRORS.translate("create a sandbox", context=where):

@@ -10,7 +10,8 @@ Wire format (JSON unless noted; errors are ``{"detail", "code", "retryable", "co
 the status of the :mod:`cerver.errors` class):
 
     GET    /healthz                           {"status": "ok", "capabilities": {...}}
-    POST   /sandboxes                         {session_id, network, timeout_minutes, env}
+    POST   /sandboxes                         {session_id, network, timeout_minutes, env,
+                                               limits}
     GET    /sandboxes/{id}                    {"sandbox_id"} or 404
     DELETE /sandboxes/{id}
     POST   /sandboxes/{id}/exec               {command, timeout, env} -> ExecResult
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -47,12 +49,23 @@ from cerver.errors import (
     SandboxGone,
 )
 from cerver.failures import Failure
+from cerver.types import SandboxLimits
 from compute.base import SandboxSpec
 from compute.local import LocalCompute, LocalSandbox
 
 __all__ = ["create_relay_app"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _limits(value: Any) -> SandboxLimits | None:
+    """The ``limits`` of a create body (the gateway already held them to its maxima)."""
+    if value is None:
+        return None
+    try:
+        return SandboxLimits.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidRequest(f"Invalid limits: {exc.errors()[0]['msg']}.") from exc
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -84,6 +97,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
     """
     if not token:
         raise InvalidRequest("The relay needs a token: cerver relay --token <secret>.")
+    # Confined, or refused; CERVER_LOCAL_ISOLATION=none on this machine is the owner's opt-in.
     compute = LocalCompute(root)
     expected = f"Bearer {token}".encode()
 
@@ -121,6 +135,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
             network=bool(body.get("network", False)),
             timeout_minutes=int(body.get("timeout_minutes", 60)),
             env={str(k): str(v) for k, v in (body.get("env") or {}).items()},
+            limits=_limits(body.get("limits")),
         )
         created = await compute.create(spec)
         return _json({"sandbox_id": created.sandbox_id}, 201)

@@ -16,8 +16,11 @@ import shlex
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound
-from compute._remote import CommandSandbox, RawResult
+from cerver.options import PluginOptions, PluginSettings, plugin_settings
+from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
 from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
 
 __all__ = ["VercelCompute", "VercelSandbox"]
@@ -93,14 +96,30 @@ class VercelCompute(Compute):
     )
     profile: ClassVar[Profile] = Profile(startup_ms=800, cost_per_hour_usd=0.13)  # prior
 
+    class Options(PluginOptions):
+        """Per session: ``compute: {"provider": "vercel", "options": {"image": "…"}}``."""
+
+        image: str | None = Field(default=None, pattern=IMAGE_NAME, description="Sandbox image.")
+        region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
+
+    class Settings(PluginSettings):
+        """Gateway-wide defaults: ``CERVER_VERCELIMAGE_NAME``, ``CERVER_VERCEL_REGION``."""
+
+        image: str | None = None
+        region: str | None = None
+
     def __init__(self) -> None:
         sandbox = self._import_sdk("vercel.sandbox")
         self._require_credentials("Vercel credentials")
         self._sdk = sandbox
+        self._settings = plugin_settings(self.name, self.Settings)
 
     async def create(self, spec: SandboxSpec) -> VercelSandbox:
+        options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         async with VENDOR_ERRORS.translate("create a sandbox"):
             handle = await self._sdk.create_sandbox(
+                image=options.image or self._settings.image,
+                region=options.region or self._settings.region,
                 execution_time_limit=timedelta(minutes=spec.timeout_minutes),
                 env=dict(spec.env),
                 tags={"cerver_session_id": spec.session_id},

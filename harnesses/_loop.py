@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from cerver.errors import MissingDependency, StepLimitReached, UpstreamError
 from cerver.pricing import price
+from cerver.telemetry import metrics, tracing
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
@@ -32,7 +33,7 @@ from harnesses.retry import (
     retry_after_seconds,
     status_is_retryable,
 )
-from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
+from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -84,7 +85,10 @@ class ToolLoopHarness(Harness):
     3. Each tool call runs on the sandbox, one after another in the model's order, and its
        result is yielded as a ``tool`` / ``tool_result`` :class:`Message` (with the tool's
        latency). A tool failure is an error *result* the model sees, not a turn failure.
-    4. Without tool calls the turn is complete. Otherwise the loop goes back to 1, at most
+    4. Without tool calls the turn is complete. When the step called one of the app's own
+       tools (``turn.client_tools``, offered next to the sandbox tools), the turn ends there,
+       after the step's sandbox calls ran: the app runs its calls and sends the results, which
+       a later turn continues from. Otherwise the loop goes back to 1, at most
        ``options.max_steps`` model calls in all. When the last allowed step still made tool
        calls, their results are recorded and the turn ends with an ``Error`` of
        :class:`~cerver.errors.StepLimitReached` (``max_steps``): the work done is kept, and the
@@ -105,6 +109,7 @@ class ToolLoopHarness(Harness):
     """
 
     tools: ClassVar[tuple[ToolSpec, ...]] = SANDBOX_TOOLS
+    supports_client_tools: ClassVar[bool] = True
     retry: RetryPolicy = RetryPolicy()
     """How failed model calls are retried; set an instance's own to change it."""
 
@@ -131,8 +136,9 @@ class ToolLoopHarness(Harness):
 
     async def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
         """Write one turn; see the class docstring for the steps and the event contract."""
-        tools = self.tools if turn.sandbox is not None else ()
-        conversation = [*turn.history, Entry(role="user", content=turn.input)]
+        tools = (*(self.tools if turn.sandbox is not None else ()), *turn.client_tools)
+        client_names = {spec.name for spec in turn.client_tools}
+        conversation = turn.conversation()
         # The models still to try, current first. A fallback that answered keeps the turn.
         route = list(dict.fromkeys([turn.model, *turn.fallback_models]))
         for _ in range(max(turn.options.max_steps, 1)):
@@ -160,16 +166,29 @@ class ToolLoopHarness(Harness):
             yield Usage(model, provider, usage, latency_ms)
 
             calls: list[ToolCallPart] = []
+            handed_over = False
             for entry in self._account(answer.result.entries, usage, latency_ms, model):
+                call = entry.tool_call if entry.kind == "tool_call" else None
+                if call is not None and call.name in client_names:
+                    entry = entry.model_copy(
+                        update={"metadata": {**entry.metadata, CLIENT_TOOL_KEY: True}}
+                    )
+                    handed_over = True
+                elif call is not None:
+                    calls.append(call)
                 conversation.append(entry)
                 yield Message(entry)
-                if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
-                    calls.append(call)
-            if not calls:
+            if not calls and not handed_over:
                 return
             for call in calls:
                 started = time.perf_counter()
-                outcome = await run_tool(turn.sandbox, call)
+                with tracing.span(f"execute_tool {call.name}", _tool_attributes(call)) as span:
+                    outcome = await run_tool(turn.sandbox, call)
+                    if outcome.is_error:
+                        tracing.mark_error(span, "tool_error")
+                    if tracing.capture_content():
+                        result = tracing.content(outcome.output)
+                        span.set_attribute("gen_ai.tool.call.result", result)
                 entry = Entry(
                     role="tool",
                     kind="tool_result",
@@ -180,6 +199,8 @@ class ToolLoopHarness(Harness):
                 entry = self._stamp(entry, model)
                 conversation.append(entry)
                 yield Message(entry)
+            if handed_over:
+                return  # the app runs its tools; its results continue the turn later
         yield Error.of(
             StepLimitReached(
                 f"The turn stopped after max_steps={turn.options.max_steps} model calls while "
@@ -214,30 +235,56 @@ class ToolLoopHarness(Harness):
         while True:
             model, streamed = route[0], False
             step = dataclasses.replace(turn, model=model)
-            try:
-                async with aclosing(self._stream_step(step, conversation, tools)) as events:
-                    async for event in events:
-                        if isinstance(event, TextDelta):
-                            streamed = True
-                            yield event
-                        else:
-                            yield _Answer(event, model)
-                return
-            except UpstreamError as exc:
-                if streamed:
-                    raise
-                delay = self.retry.delay(exc, attempt)
-                if delay is not None:
-                    log.info("retrying %s in %.2fs after: %s", model, delay, exc.message)
-                    await self.retry.sleep(delay)
-                    attempt += 1
-                    continue
-                if exc.retryable and len(route) > 1:
-                    log.warning("falling back from %s to %s after: %s", model, route[1], exc)
-                    route.pop(0)
-                    attempt = 1
-                    continue
-                raise
+            provider = self.provider_for(model)
+            # One ``chat`` span per attempt, not current: this block yields to the consumer.
+            with tracing.span(
+                f"chat {model}", self._call_attributes(step, provider), client=True, current=False
+            ) as span:
+                try:
+                    async with aclosing(self._stream_step(step, conversation, tools)) as events:
+                        async for event in events:
+                            if isinstance(event, TextDelta):
+                                streamed = True
+                                yield event
+                            else:
+                                _record_call(span, event, conversation)
+                                yield _Answer(event, model)
+                    return
+                except UpstreamError as exc:
+                    code = _error_code(exc)
+                    tracing.mark_error(span, code, exc.message)
+                    if streamed:
+                        metrics.upstream_error(provider, code, retried=False)
+                        raise
+                    failure = exc
+            delay = self.retry.delay(failure, attempt)
+            falls_back = failure.retryable and len(route) > 1
+            metrics.upstream_error(provider, code, retried=delay is not None or falls_back)
+            if delay is not None:
+                log.info("retrying %s in %.2fs after: %s", model, delay, failure.message)
+                await self.retry.sleep(delay)
+                attempt += 1
+                continue
+            if falls_back:
+                log.warning("falling back from %s to %s after: %s", model, route[1], failure)
+                route.pop(0)
+                attempt = 1
+                continue
+            raise failure
+
+    def _call_attributes(self, turn: TurnContext, provider: str) -> dict[str, Any]:
+        """A ``chat`` span's request attributes (GenAI semantic conventions)."""
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.system": provider,
+            "gen_ai.request.model": turn.model,
+            "gen_ai.request.max_tokens": turn.options.max_tokens,
+            "gen_ai.request.temperature": turn.options.temperature,
+            "gen_ai.conversation.id": turn.session_id,
+            "cerver.harness": self.name,
+            "cerver.run_id": turn.run_id,
+        }
 
     def _account(
         self, entries: list[Entry], usage: UsageRecord, latency_ms: float, model: str
@@ -256,6 +303,46 @@ class ToolLoopHarness(Harness):
         return entry.model_copy(
             update={"harness": self.name, "model": model, "provider": self.provider_for(model)}
         )
+
+
+def _error_code(error: UpstreamError) -> str:
+    """A bounded label for a failed call: the HTTP status, the provider's error type, or
+    ``connection``."""
+    status = error.context.get("status")
+    if isinstance(status, int) and status >= 400:
+        return str(status)
+    kind = error.context.get("type")
+    return str(kind) if kind else "connection"
+
+
+def _record_call(span: Any, result: StepResult, conversation: Sequence[Entry]) -> None:
+    """A finished model call's response attributes, and its content when capture is on."""
+    span.set_attributes(
+        {
+            "gen_ai.usage.input_tokens": result.usage.input_tokens,
+            "gen_ai.usage.output_tokens": result.usage.output_tokens,
+            "gen_ai.response.finish_reasons": [
+                "tool_call" if any(e.kind == "tool_call" for e in result.entries) else "stop"
+            ],
+        }
+    )
+    if tracing.capture_content():
+        sent = [{"role": e.role, "content": e.content} for e in conversation]
+        answer = [{"role": e.role, "kind": e.kind, "content": e.content} for e in result.entries]
+        span.set_attribute("gen_ai.input.messages", tracing.content(json.dumps(sent)))
+        span.set_attribute("gen_ai.output.messages", tracing.content(json.dumps(answer)))
+
+
+def _tool_attributes(call: ToolCallPart) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": call.name,
+        "gen_ai.tool.call.id": call.id,
+        "gen_ai.tool.type": "function",
+    }
+    if tracing.capture_content():
+        attributes["gen_ai.tool.call.arguments"] = tracing.content(json.dumps(call.arguments))
+    return attributes
 
 
 @dataclass(frozen=True, slots=True)

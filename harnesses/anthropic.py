@@ -10,7 +10,9 @@ and are dropped for other providers.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import model_validator
 
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
@@ -26,6 +28,7 @@ from harnesses._loop import (
     upstream_exceptions,
 )
 from harnesses.base import TextDelta, TurnContext
+from harnesses.options import ReasoningEffort, SDKHarnessOptions, sampling
 from harnesses.replay import to_anthropic_messages
 from harnesses.tools import ToolSpec
 
@@ -34,7 +37,15 @@ if TYPE_CHECKING:
     from anthropic.types import Message as AnthropicMessage
     from anthropic.types import Usage as AnthropicUsage
 
-__all__ = ["AnthropicHarness"]
+__all__ = ["THINKING_BUDGETS", "AnthropicHarness"]
+
+THINKING_BUDGETS: dict[ReasoningEffort, int] = {
+    "minimal": 1024,  # the API's minimum
+    "low": 2048,
+    "medium": 8192,
+    "high": 24576,
+}
+"""``reasoning`` effort → extended-thinking ``budget_tokens``."""
 
 
 class AnthropicHarness(ToolLoopHarness):
@@ -60,6 +71,18 @@ class AnthropicHarness(ToolLoopHarness):
     name: ClassVar[str] = "anthropic"
     provider: ClassVar[str] = "anthropic"
     default_model: ClassVar[str] = "claude-sonnet-4-6"
+
+    class Options(SDKHarnessOptions):
+        """``reasoning`` turns on extended thinking with :data:`THINKING_BUDGETS` tokens."""
+
+        @model_validator(mode="after")
+        def _thinking_keeps_default_temperature(self) -> Self:
+            if self.reasoning is not None and self.temperature not in (None, 1):
+                raise ValueError(
+                    "Anthropic's extended thinking (reasoning) needs the default temperature: "
+                    "drop temperature or reasoning"
+                )
+            return self
 
     def __init__(
         self,
@@ -90,19 +113,25 @@ class AnthropicHarness(ToolLoopHarness):
         replay = to_anthropic_messages(
             conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
         )
+        chosen = sampling(turn)
         request: dict[str, Any] = {
             "model": turn.model,
-            "max_tokens": turn.options.max_tokens,
+            "max_tokens": chosen.max_tokens,
             "messages": replay.messages,
         }
         if replay.system:
             request["system"] = replay.system
         if tools:
             request["tools"] = [_tool_param(spec) for spec in tools]
-        if turn.options.temperature is not None:
+        if chosen.reasoning is not None:
+            budget = THINKING_BUDGETS[chosen.reasoning]
+            request["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            # Thinking counts against max_tokens: keep the answer's own allowance on top.
+            request["max_tokens"] = chosen.max_tokens + budget
+        if chosen.temperature is not None:
             # anthropic 2.x dropped ``temperature`` from its signatures; forward it as sent
             # and let the API accept or refuse it.
-            request["extra_body"] = {"temperature": turn.options.temperature}
+            request["extra_body"] = {"temperature": chosen.temperature}
         try:
             async with self._client.messages.stream(**request) as stream:
                 async for event in stream:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from cerver.errors import CerverError, ErrorCode
 from cerver.failures import Failure
+from cerver.options import PluginOptions
 from cerver.types import Entry
 from cerver.types import Usage as UsageRecord
 
 if TYPE_CHECKING:
     from cerver.proxy.grants import ProxyGrant
     from compute.base import Sandbox
+    from harnesses.tools import ToolSpec
 
 __all__ = [
     "Error",
@@ -95,8 +97,14 @@ HarnessEvent = TextDelta | Message | Usage | Error
 
 @dataclass(frozen=True, slots=True)
 class TurnOptions:
+    """What this one turn asks for (``run-llm``'s fields); ``None`` leaves it to the harness.
+
+    ``max_tokens`` and ``temperature`` win over the session's harness options for this turn
+    (see :func:`harnesses.options.sampling`).
+    """
+
     system_prompt: str | None = None
-    max_tokens: int = 4096
+    max_tokens: int | None = None
     temperature: float | None = None
     max_steps: int = 8
 
@@ -112,7 +120,9 @@ class TurnContext:
             entries written by other harnesses and ``event`` records to skip.
         input: the new user message (already persisted in the transcript).
         model: the model to call, as the harness's provider names it.
-        options: system prompt, token and step limits.
+        options: this turn's system prompt, token and step limits.
+        harness_options: the session's options for this harness, an instance of the
+            harness's ``Options`` already validated (``None``: none were given).
         sandbox: the session's compute handle, or ``None`` for a transcript-only session
             (the harness then offers no tools).
         proxy: for a harness with ``uses_model_proxy``, the run's model-proxy token and
@@ -120,6 +130,11 @@ class TurnContext:
         fallback_models: models to call, in order, when ``model`` stays unavailable after
             retries (the session's ``fallback_models``); entries record the model that
             answered.
+        client_tools: tools the app declared and runs itself (offered next to the sandbox
+            tools). Only harnesses with ``supports_client_tools`` get any: a call of one is
+            yielded as a ``tool_call`` :class:`Message` with ``metadata["client_tool"]`` set
+            and no result, and the turn ends after the step that made it; the app's results
+            arrive in a later turn's ``history``.
     """
 
     session_id: str
@@ -132,6 +147,15 @@ class TurnContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     proxy: ProxyGrant | None = None
     fallback_models: tuple[str, ...] = ()
+    harness_options: PluginOptions | None = None
+    client_tools: tuple[ToolSpec, ...] = ()
+
+    def conversation(self) -> list[Entry]:
+        """The history followed by the new input; just the history when ``input`` is empty
+        (a turn that continues from the app's tool results, already the last entries)."""
+        if not self.input:
+            return list(self.history)
+        return [*self.history, Entry(role="user", content=self.input)]
 
 
 class Harness(ABC):
@@ -151,12 +175,20 @@ class Harness(ABC):
 
     Instances are long-lived (one per gateway process and configuration) and may hold a
     pooled HTTP client; use them as async context managers or call :meth:`aclose`.
+
+    Options: a harness that takes per-session options declares them as a nested ``Options``
+    model (a :class:`~cerver.options.PluginOptions`); the gateway validates a session's
+    ``harness.options`` against it when the request arrives and hands the instance to every
+    turn as :attr:`TurnContext.harness_options`. A harness without ``Options`` takes none.
     """
 
     name: ClassVar[str]
     provider: ClassVar[str]
     default_model: ClassVar[str]
     uses_model_proxy: ClassVar[bool] = False
+    supports_client_tools: ClassVar[bool] = False
+    """True for harnesses that offer ``TurnContext.client_tools`` and can continue a turn
+    from its history alone (an empty ``input``). Others are never given either."""
     """True for harnesses whose model calls come from inside the sandbox (CLI harnesses):
     the gateway then issues ``TurnContext.proxy`` for each run. Their usage is metered by
     the proxy, so they yield :class:`Usage` only for what the proxy cannot see."""

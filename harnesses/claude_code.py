@@ -30,12 +30,14 @@ charged (it would count the same calls twice): the parser keeps it as
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import ClassVar, Final
 
 from harnesses._cli import CliHarness, CliRun
 from harnesses._cli_tools import CLAUDE_CODE_INSTALL, claude_code_binary
 from harnesses.base import TurnContext
 from harnesses.claude_code_events import ClaudeCodeParser
+from harnesses.options import CliFlag, CliHarnessOptions
 
 __all__ = ["ClaudeCodeHarness"]
 
@@ -55,6 +57,17 @@ class ClaudeCodeHarness(CliHarness):
     default_model: ClassVar[str] = "claude-sonnet-4-6"
     install_step: ClassVar[str] = CLAUDE_CODE_INSTALL
     resume_state: ClassVar[str] = ".claude/projects"
+
+    class Options(CliHarnessOptions):
+        """``extra_args`` may pass ``--effort``, ``--max-budget-usd``, ``--fallback-model``
+        and ``--disallowedTools`` (the proxy, permissions and output stay the harness's)."""
+
+        allowed: ClassVar[Mapping[str, CliFlag]] = {
+            "--effort": CliFlag(("low", "medium", "high", "xhigh", "max")),
+            "--max-budget-usd": CliFlag(r"\d{1,6}(\.\d{1,4})?"),
+            "--fallback-model": CliFlag(r"[A-Za-z0-9._:\-]{1,100}"),
+            "--disallowedTools": CliFlag(r"[A-Za-z0-9_,() *:\-]{1,500}"),
+        }
 
     def _program(self) -> str | None:
         binary = claude_code_binary()
@@ -84,6 +97,8 @@ class ClaudeCodeHarness(CliHarness):
         ]
         if run.resume:
             args += ["--resume", run.resume]
+        if isinstance(turn.harness_options, CliHarnessOptions):
+            args += turn.harness_options.args()
         system = "\n\n".join(p for p in (turn.options.system_prompt, run.preamble) if p)
         if system:
             path = f"{run.directory}/system.md"

@@ -25,16 +25,26 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
 from harnesses._cli import CliHarness, CliRun
 from harnesses._cli_tools import CODEX_INSTALL, codex_entry
 from harnesses.base import TurnContext
 from harnesses.codex_events import CodexParser
+from harnesses.options import CliFlag, CliHarnessOptions
 
 __all__ = ["CodexHarness"]
 
 _PROXY_URL = "@CERVER_PROXY_URL@"
+
+
+_CONFIG_OVERRIDES: Final = (
+    r"model_reasoning_effort=(minimal|low|medium|high|xhigh)"
+    r"|model_reasoning_summary=(auto|concise|detailed|none)"
+    r"|model_verbosity=(low|medium|high)"
+)
+"""The ``-c key=value`` overrides ``extra_args`` may pass to codex."""
 
 
 class CodexHarness(CliHarness):
@@ -45,6 +55,14 @@ class CodexHarness(CliHarness):
     default_model: ClassVar[str] = "gpt-5.5"
     install_step: ClassVar[str] = CODEX_INSTALL
     resume_state: ClassVar[str] = ".codex/sessions"
+
+    class Options(CliHarnessOptions):
+        """``extra_args`` may pass ``-c``/``--config`` for the reasoning and verbosity keys
+        only (a ``model_provider`` or ``base_url`` override would leave the model proxy)."""
+
+        allowed: ClassVar[Mapping[str, CliFlag]] = {
+            flag: CliFlag(_CONFIG_OVERRIDES) for flag in ("-c", "--config")
+        }
 
     def _program(self) -> str | None:
         entry = codex_entry()
@@ -67,8 +85,10 @@ class CodexHarness(CliHarness):
             "--json",
             "--skip-git-repo-check",
             "--dangerously-bypass-approvals-and-sandbox",
-            turn.input,
         ]
+        if isinstance(turn.harness_options, CliHarnessOptions):
+            exec_args += turn.harness_options.args()
+        exec_args.append(turn.input)
         script = "\n".join(
             [
                 f'export CODEX_HOME="$PWD/{codex_home}"',

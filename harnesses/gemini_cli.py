@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from harnesses._cli import CliHarness, CliRun
 from harnesses._cli_tools import GEMINI_CLI_INSTALL, gemini_cli_entry
 from harnesses.base import TurnContext
 from harnesses.gemini_cli_events import GeminiCliParser
+from harnesses.options import CliFlag, CliHarnessOptions
 
 __all__ = ["GeminiCliHarness"]
 
@@ -68,6 +70,14 @@ class GeminiCliHarness(CliHarness):
     resume_state: ClassVar[str] = ".gemini/tmp"
     native_resume: ClassVar[bool] = False
 
+    class Options(CliHarnessOptions):
+        """``extra_args`` may pass ``--approval-mode`` (``plan`` for a read-only turn), which
+        replaces the harness's ``yolo``; the proxy and output format stay the harness's."""
+
+        allowed: ClassVar[Mapping[str, CliFlag]] = {
+            "--approval-mode": CliFlag(("yolo", "auto_edit", "plan"), replaces=True),
+        }
+
     def _program(self) -> str | None:
         entry = gemini_cli_entry()
         return str(entry) if entry else None
@@ -79,6 +89,9 @@ class GeminiCliHarness(CliHarness):
         self, turn: TurnContext, run: CliRun, program: str
     ) -> tuple[str, dict[str, str]]:
         assert turn.proxy is not None and turn.sandbox is not None
+        options = turn.harness_options
+        if not isinstance(options, GeminiCliHarness.Options):
+            options = GeminiCliHarness.Options()
         settings = json.dumps(SETTINGS, indent=2).encode()
         await turn.sandbox.write_file(f"{run.home}/.gemini/settings.json", settings)
         context = "\n\n".join(p for p in (turn.options.system_prompt, run.preamble) if p)
@@ -90,9 +103,10 @@ class GeminiCliHarness(CliHarness):
             "--output-format",
             "stream-json",
             "--approval-mode",
-            "yolo",
+            options.value("--approval-mode") or "yolo",
             "-m",
             turn.model,
+            *options.args(),
         ]
         script = "\n".join(
             [

@@ -31,6 +31,7 @@ from harnesses._loop import (
     upstream_error,
 )
 from harnesses.base import TextDelta, TurnContext
+from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay_chat import to_chat_messages
 from harnesses.retry import retry_after_seconds
 from harnesses.tools import ToolSpec, parse_arguments
@@ -55,6 +56,7 @@ class LiteLLMHarness(ToolLoopHarness):
     name: ClassVar[str] = "litellm"
     provider: ClassVar[str] = "litellm"
     default_model: ClassVar[str] = "xai/grok-4"
+    Options = SDKHarnessOptions
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class LiteLLMHarness(ToolLoopHarness):
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[TextDelta | StepResult, None]:
+        chosen = sampling(turn)
         request: dict[str, Any] = {
             "model": turn.model,
             "messages": to_chat_messages(
@@ -91,15 +94,17 @@ class LiteLLMHarness(ToolLoopHarness):
             ),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "max_tokens": turn.options.max_tokens,
+            "max_tokens": chosen.max_tokens,
             "timeout": self._timeout,
             "num_retries": 0,
             "max_retries": 0,
         }
         if tools:
             request["tools"] = [_tool_param(spec) for spec in tools]
-        if turn.options.temperature is not None:
-            request["temperature"] = turn.options.temperature
+        if chosen.temperature is not None:
+            request["temperature"] = chosen.temperature
+        if chosen.reasoning is not None:
+            request["reasoning_effort"] = chosen.reasoning
         if self._base_url is not None:
             request["api_base"] = self._base_url
         if self._api_key is not None:

@@ -32,6 +32,7 @@ from harnesses._loop import (
     upstream_exceptions,
 )
 from harnesses.base import TextDelta, TurnContext
+from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay import to_responses_input
 from harnesses.retry import RETRYABLE_ERROR_TYPES
 from harnesses.tools import ToolSpec, parse_arguments
@@ -68,6 +69,7 @@ class OpenAIHarness(ToolLoopHarness):
     name: ClassVar[str] = "openai"
     provider: ClassVar[str] = "openai"
     default_model: ClassVar[str] = "gpt-5.5"
+    Options = SDKHarnessOptions
 
     def __init__(
         self,
@@ -107,19 +109,22 @@ class OpenAIHarness(ToolLoopHarness):
         replay = to_responses_input(
             conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
         )
+        chosen = sampling(turn)
         request: dict[str, Any] = {
             "model": turn.model,
             "input": replay.messages,
             "store": False,
             "stream": True,
-            "max_output_tokens": turn.options.max_tokens,
+            "max_output_tokens": chosen.max_tokens,
         }
         if replay.system:
             request["instructions"] = replay.system
         if tools:
             request["tools"] = [_tool_param(spec) for spec in tools]
-        if turn.options.temperature is not None:
-            request["temperature"] = turn.options.temperature
+        if chosen.temperature is not None:
+            request["temperature"] = chosen.temperature
+        if chosen.reasoning is not None:
+            request["reasoning"] = {"effort": chosen.reasoning}
         if turn.model.startswith(_REASONING_MODEL_PREFIXES):
             request["include"] = ["reasoning.encrypted_content"]
 

@@ -10,6 +10,10 @@ pydantic-ai 2.68, openai 3.x, anthropic 2.x against the mock upstream):
 Other pydantic-ai providers (Google, Groq, Mistral, Cohere…) need their own SDKs, which Cerver
 does not install; naming one gives an error that says so.
 
+The app's own tools (``TurnContext.client_tools``) are pydantic-ai *external* tools: a call
+of one ends the agent run with ``DeferredToolRequests``, and the turn with it; the app's
+results arrive in the next turn's history as tool returns.
+
 The agent runs its own tool loop; this harness streams its text, turns every model response
 and tool return into transcript entries as they complete, and prices each response with
 the gateway's pricer (:mod:`cerver.pricing`, the same numbers as every other harness). The SDK
@@ -31,9 +35,10 @@ from cerver.types import Entry, ToolCallPart, ToolResultPart
 from cerver.types import Usage as UsageRecord
 from harnesses._loop import import_sdk, text_entry, tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TextDelta, TurnContext, Usage
+from harnesses.options import SDKHarnessOptions, sampling
 from harnesses.replay import _Call, _normalise, _Result, _Text
 from harnesses.retry import RetryPolicy, retry_after_seconds, status_is_retryable
-from harnesses.tools import SANDBOX_TOOLS, ToolSpec, run_tool
+from harnesses.tools import CLIENT_TOOL_KEY, SANDBOX_TOOLS, ToolSpec, run_tool
 
 __all__ = ["MODEL_PREFIXES", "PydanticAIHarness"]
 
@@ -63,6 +68,8 @@ class PydanticAIHarness(Harness):
     name: ClassVar[str] = "pydantic-ai"
     provider: ClassVar[str] = "pydantic-ai"
     default_model: ClassVar[str] = "openai:gpt-5.5"
+    Options = SDKHarnessOptions
+    supports_client_tools: ClassVar[bool] = True
     retry: RetryPolicy = RetryPolicy()
 
     def __init__(
@@ -132,22 +139,34 @@ class PydanticAIHarness(Harness):
         m = self._messages
         results: dict[str, ToolResultPart] = {}
         specs = SANDBOX_TOOLS if turn.sandbox is not None else ()
+        client_names = {spec.name for spec in turn.client_tools}
+        answered = {r.tool_call_id for e in turn.history if (r := e.tool_result) is not None}
+        extra: dict[str, Any] = {}
+        if turn.client_tools:
+            extra = {
+                "toolsets": [self._external_tools(turn.client_tools)],
+                "output_type": [str, self._sdk.DeferredToolRequests],
+            }
         agent = self._sdk.Agent(
             model,
             instructions=turn.options.system_prompt,
             tools=[self._tool(spec, turn, results) for spec in specs],
+            **extra,
         )
-        history = self._history(turn.history, tools_as_text=not specs)
-        settings: dict[str, Any] = {"max_tokens": turn.options.max_tokens}
-        if turn.options.temperature is not None:
-            settings["temperature"] = turn.options.temperature
+        history = self._history(turn.history, tools_as_text=not (specs or turn.client_tools))
+        chosen = sampling(turn)
+        settings: dict[str, Any] = {"max_tokens": chosen.max_tokens}
+        if chosen.temperature is not None:
+            settings["temperature"] = chosen.temperature
+        if chosen.reasoning is not None:
+            settings["thinking"] = chosen.reasoning  # pydantic-ai maps it per provider
         limits = self._sdk.UsageLimits(request_limit=max(turn.options.max_steps, 1))
         provider = self.provider_for(turn.model)
         streamed: list[str] = []
         started = time.perf_counter()
         try:
             async with agent.iter(
-                turn.input,
+                turn.input or None,  # None: continue from the app's tool results in history
                 message_history=history,
                 model_settings=settings,
                 usage_limits=limits,
@@ -155,7 +174,11 @@ class PydanticAIHarness(Harness):
                 async for node in agent_run:
                     if self._sdk.Agent.is_model_request_node(node):
                         for part in node.request.parts:
-                            if isinstance(part, m.ToolReturnPart):
+                            # A continued turn's first request is the history's last
+                            # (the app's results): those are in the transcript already.
+                            if isinstance(part, m.ToolReturnPart) and part.tool_call_id not in (
+                                answered
+                            ):
                                 yield Message(self._stamp(_result_entry(part, results), turn))
                         started = time.perf_counter()
                         async with node.stream(agent_run.ctx) as stream:
@@ -176,7 +199,7 @@ class PydanticAIHarness(Harness):
                             ),
                         )
                         yield Usage(turn.model, provider, usage, latency_ms)
-                        entries = _response_entries(m, response)
+                        entries = _response_entries(m, response, client_names)
                         for index, entry in enumerate(entries):
                             if index == 0:
                                 entry = entry.model_copy(
@@ -248,6 +271,21 @@ class PydanticAIHarness(Harness):
             takes_ctx=True,
         )
 
+    def _external_tools(self, specs: Sequence[ToolSpec]) -> Any:
+        """The app's tools as a pydantic-ai external toolset (called by the app, not here)."""
+        toolsets = importlib.import_module("pydantic_ai.toolsets")
+        tools = importlib.import_module("pydantic_ai.tools")
+        return toolsets.ExternalToolset(
+            [
+                tools.ToolDefinition(
+                    name=spec.name,
+                    description=spec.description,
+                    parameters_json_schema=dict(spec.parameters),
+                )
+                for spec in specs
+            ]
+        )
+
     def _history(self, history: Sequence[Entry], *, tools_as_text: bool) -> list[Any]:
         """The neutral transcript as pydantic-ai messages (same normalisation as the others)."""
         m = self._messages
@@ -300,7 +338,7 @@ def _text_delta(m: Any, event: Any) -> str:
     return ""
 
 
-def _response_entries(m: Any, response: Any) -> list[Entry]:
+def _response_entries(m: Any, response: Any, client_names: set[str]) -> list[Entry]:
     entries: list[Entry] = []
     for part in response.parts:
         if isinstance(part, m.TextPart) and part.content:
@@ -309,7 +347,10 @@ def _response_entries(m: Any, response: Any) -> list[Entry]:
             call = ToolCallPart(
                 id=part.tool_call_id, name=part.tool_name, arguments=part.args_as_dict()
             )
-            entries.append(tool_call_entry(call))
+            entry = tool_call_entry(call)
+            if call.name in client_names:
+                entry = entry.model_copy(update={"metadata": {CLIENT_TOOL_KEY: True}})
+            entries.append(entry)
     return entries
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASH",
+    "CLIENT_TOOL_KEY",
     "INVALID_JSON_KEY",
     "MAX_OUTPUT_CHARS",
     "READ_FILE",
@@ -47,6 +48,10 @@ FILE_TIMEOUT = 60.0
 _TIMEOUT_GRACE = 15.0
 """Extra seconds given to ``Sandbox.exec`` past the command's own timeout before giving up on
 the backend (the sandbox reports a command timeout itself; this guards a hung backend)."""
+
+CLIENT_TOOL_KEY = "client_tool"
+"""``Entry.metadata`` key set (to ``True``) on calls of the app's own tools and on the results
+the app sent for them: the gateway stops the turn at such a call and hands it to the app."""
 
 INVALID_JSON_KEY = "_invalid_json"
 """Key under which a harness stores tool arguments the model sent as malformed JSON."""

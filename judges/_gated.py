@@ -12,11 +12,14 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Self
 
+from pydantic import Field
+
+from cerver.options import PluginOptions
 from judges.base import (
     Judge,
     JudgeBuilder,
     JudgeContext,
-    JudgeSpec,
+    JudgeRef,
     VariantOutput,
     VariantScore,
     Verdict,
@@ -36,10 +39,21 @@ class GatedJudge(Judge):
         self.threshold = threshold
         self.model = gate.model if gate is not None else None
 
+    class Options(PluginOptions):
+        """Rank only variants that score at least ``threshold`` under the ``gate`` judge."""
+
+        gate: JudgeRef | None = None
+        threshold: float = Field(default=0.5, ge=0, le=1)
+
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, build: JudgeBuilder) -> Self:
-        gate = build(spec.gate) if spec.gate is not None else None
-        return cls(gate=gate, threshold=spec.threshold)
+    def from_options(
+        cls, options: PluginOptions, *, model: str | None, build: JudgeBuilder
+    ) -> Self:
+        assert isinstance(options, GatedJudge.Options)
+        gate = build(options.gate.spec()) if options.gate is not None else None
+        judge = cls(gate=gate, threshold=options.threshold)
+        judge.options = options
+        return judge
 
     def check(self, contestants: Sequence[tuple[str, str]]) -> None:
         if self.gate is not None:

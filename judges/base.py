@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 
+from pydantic import Field
+
+from cerver.options import PluginOptions
 from cerver.types import Usage
 
 if TYPE_CHECKING:
@@ -16,6 +19,7 @@ __all__ = [
     "Judge",
     "JudgeBuilder",
     "JudgeContext",
+    "JudgeRef",
     "JudgeSpec",
     "ModelAnswer",
     "ModelCall",
@@ -75,42 +79,47 @@ class JudgeContext:
 
     input: str
     variants: list[VariantOutput]
-    rubric: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
     call_model: ModelCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class JudgeSpec:
-    """A judge as a request names it (``judge: {type, model?, rubric?, command?, weights?}``).
+    """A judge as a request names it: ``judge: {type, model?, options}``.
 
     Attributes:
         type: the judge's registry name (``llm``, ``tests``, ``consensus``, ``cheapest``,
-            ``fastest``, ``composite``).
-        model / harness: the ``llm`` judge's model and the harness that calls it.
-        rubric: what the ``llm`` judge scores against.
-        mode: ``pointwise`` (one call scores every answer) or ``pairwise`` (``llm``).
-        allow_contestant: let the ``llm`` judge's model also be one of the variants' models.
-        command / timeout_s: the ``tests`` judge's command and its time limit per variant.
-        weights: ``composite``'s judge names and weights.
-        gate / threshold: ``cheapest`` / ``fastest`` rank only variants that score at least
-            ``threshold`` under ``gate``.
+            ``fastest``, ``composite``, or one from the ``cerver.judges`` entry points).
+        model: the model that judges, for judges that call one (``llm``; ``composite`` hands
+            it to its parts).
+        options: validated against the judge class's ``Options`` when the judge is built.
     """
 
     type: str
     model: str | None = None
-    harness: str | None = None
-    rubric: str | None = None
-    mode: Literal["pointwise", "pairwise"] = "pointwise"
-    allow_contestant: bool = False
-    command: str | None = None
-    timeout_s: float = 300.0
-    weights: dict[str, float] = field(default_factory=dict)
-    gate: JudgeSpec | None = None
-    threshold: float = 0.5
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
-JudgeBuilder = Callable[[JudgeSpec], "Judge"]
+class JudgeRef(PluginOptions):
+    """A judge named inside another judge's options (``cheapest``'s ``gate``)."""
+
+    type: str
+    model: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def spec(self) -> JudgeSpec:
+        return JudgeSpec(self.type, self.model, self.options)
+
+
+class JudgeBuilder(Protocol):
+    """Builds the judges a judge is made of (``composite``'s parts, a gate)."""
+
+    def __call__(self, spec: JudgeSpec) -> Judge:
+        """The judge ``spec`` names. Raises InvalidRequest / UnknownPlugin for a bad one."""
+        ...
+
+    def option_names(self, type: str) -> frozenset[str]:
+        """The option names the judge ``type`` accepts."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +200,33 @@ class Judge(ABC):
           :class:`~cerver.errors.InvalidRequest` for a judge that may not judge these
           contestants (e.g. an ``llm`` judge whose model is one of them).
 
-    Judges are built per fan-out from a :class:`JudgeSpec` by :meth:`from_spec`; ``build``
+    Judges are built per fan-out from a :class:`JudgeSpec` by :meth:`from_options`, after
+    the spec's ``options`` were validated against the class's nested ``Options`` model (a
+    :class:`~cerver.options.PluginOptions`; a judge without one takes no options). ``build``
     builds the judges a judge is made of (``composite``'s parts, a gate).
     """
 
     name: ClassVar[str]
     #: The model that judges, if any (for the verdict's ``judge_model``).
     model: str | None = None
+    #: The options the judge was built with (set by the default :meth:`from_options`).
+    options: PluginOptions = PluginOptions()
 
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, build: JudgeBuilder) -> Self:
-        """Build the judge a request asked for. Raises InvalidRequest for a bad spec."""
-        return cls()
+    def from_options(
+        cls, options: PluginOptions, *, model: str | None, build: JudgeBuilder
+    ) -> Self:
+        """Build the judge a request asked for, from its validated ``Options`` instance.
+
+        The default calls ``cls()`` and sets :attr:`options`; a judge with constructor
+        arguments, or one that calls ``model``, overrides it.
+
+        Raises:
+            InvalidRequest: options that validate one by one but not together.
+        """
+        judge = cls()
+        judge.options = options
+        return judge
 
     def check(self, contestants: Sequence[tuple[str, str]]) -> None:  # noqa: B027 - optional
         """Refuse contestants (``(harness, model)`` pairs) this judge may not judge."""

@@ -1,19 +1,22 @@
 """A composite judge: a weighted blend of other judges' scores.
 
-``{"type": "composite", "weights": {"tests": 0.6, "consensus": 0.2, "fastest": 0.2},
-"command": "pytest -q"}``: each part is built from the same spec with its own ``type``, runs
-on the same variants, and a variant's score is the weighted mean of its parts' scores. A part
-that fails fails the composite (the verdict must not quietly drop a judge).
+``{"type": "composite", "options": {"weights": {"tests": 0.6, "consensus": 0.2, "fastest":
+0.2}, "command": "pytest -q"}}``: each part is built with the spec's ``model`` and the
+options it takes (``command`` goes to ``tests``; ``parts`` gives one part options of its own),
+runs on the same variants, and a variant's score is the weighted mean of its parts' scores. A
+part that fails fails the composite (the verdict must not quietly drop a judge).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
+from pydantic import ConfigDict, Field
+
 from cerver.errors import InvalidRequest
+from cerver.options import PluginOptions
 from cerver.types import Usage
 from judges.base import (
     Judge,
@@ -28,6 +31,13 @@ from judges.base import (
 __all__ = ["CompositeJudge"]
 
 
+def _invalid(field: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid option {field!r} for the judge 'composite': {problem}.",
+        context={"kind": "judge", "plugin": "composite", "field": field},
+    )
+
+
 class CompositeJudge(Judge):
     name: ClassVar[str] = "composite"
 
@@ -39,19 +49,41 @@ class CompositeJudge(Judge):
         self.parts = parts
         self.model = next((j.model for j, _ in parts.values() if j.model), None)
 
+    class Options(PluginOptions):
+        """``weights`` names the parts; ``parts`` gives a part its own options. Any other
+        option is shared: it goes to every part that takes it (and must suit one)."""
+
+        model_config = ConfigDict(extra="allow", frozen=True)
+
+        weights: dict[str, float] = Field(default_factory=dict)
+        parts: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, build: JudgeBuilder) -> Self:
-        if not spec.weights or "composite" in spec.weights:
+    def from_options(
+        cls, options: PluginOptions, *, model: str | None, build: JudgeBuilder
+    ) -> Self:
+        assert isinstance(options, cls.Options)
+        weights = options.weights
+        if not weights or "composite" in weights:
             raise InvalidRequest(
                 'composite needs "weights" naming other judges, e.g. {"type": "composite", '
                 '"weights": {"consensus": 0.5, "fastest": 0.5}}.',
-                context={"weights": spec.weights},
+                context={"weights": weights},
             )
-        parts = {
-            name: (build(dataclasses.replace(spec, type=name, weights={})), weight)
-            for name, weight in spec.weights.items()
-        }
-        return cls(parts)
+        if stray := sorted(set(options.parts) - set(weights)):
+            raise _invalid(f"parts.{stray[0]}", f"{stray[0]!r} is not one of its weights")
+        shared = dict(options.model_extra or {})
+        accepted = {name: build.option_names(name) for name in weights}
+        if unclaimed := sorted(k for k in shared if not any(k in a for a in accepted.values())):
+            raise _invalid(unclaimed[0], f"none of its parts ({', '.join(weights)}) takes it")
+        parts = {}
+        for name, weight in weights.items():
+            own = {k: v for k, v in shared.items() if k in accepted[name]}
+            spec = JudgeSpec(name, model, {**own, **options.parts.get(name, {})})
+            parts[name] = (build(spec), weight)
+        judge = cls(parts)
+        judge.options = options
+        return judge
 
     def check(self, contestants: Sequence[tuple[str, str]]) -> None:
         for judge, _ in self.parts.values():

@@ -14,15 +14,17 @@ import itertools
 import json
 import string
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import Field
 
 from cerver.errors import InvalidRequest, JudgeError
+from cerver.options import PluginOptions
 from cerver.types import Usage
 from judges.base import (
     Judge,
     JudgeBuilder,
     JudgeContext,
-    JudgeSpec,
     ModelAnswer,
     VariantOutput,
     VariantScore,
@@ -65,21 +67,36 @@ class LLMJudge(Judge):
         self.mode = mode
         self.allow_contestant = allow_contestant
 
+    class Options(PluginOptions):
+        """The ``llm`` judge's options; its ``model`` is the spec's own ``model``."""
+
+        harness: str | None = Field(default=None, description="The harness that calls it.")
+        rubric: str | None = Field(default=None, description="What the answers are scored on.")
+        mode: Literal["pointwise", "pairwise"] = "pointwise"
+        allow_contestant: bool = Field(
+            default=False, description="Allow the judge model to be one of the variants' models."
+        )
+
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, build: JudgeBuilder) -> Self:
-        if not spec.model:
+    def from_options(
+        cls, options: PluginOptions, *, model: str | None, build: JudgeBuilder
+    ) -> Self:
+        assert isinstance(options, cls.Options)
+        if not model:
             raise InvalidRequest(
                 'The llm judge needs a model, e.g. "judge": {"type": "llm", "model": '
                 '"claude-haiku-4-5"} (pick one that is not a contestant).',
                 context={"judge": "llm"},
             )
-        return cls(
-            model=spec.model,
-            harness=spec.harness,
-            rubric=spec.rubric,
-            mode=spec.mode,
-            allow_contestant=spec.allow_contestant,
+        judge = cls(
+            model=model,
+            harness=options.harness,
+            rubric=options.rubric,
+            mode=options.mode,
+            allow_contestant=options.allow_contestant,
         )
+        judge.options = options
+        return judge
 
     def check(self, contestants: Sequence[tuple[str, str]]) -> None:
         if self.allow_contestant:
@@ -183,7 +200,7 @@ class _Calls:
         assert ctx.call_model is not None
         self._judge = judge
         self._call = ctx.call_model
-        rubric = judge.rubric or ctx.rubric or DEFAULT_RUBRIC
+        rubric = judge.rubric or DEFAULT_RUBRIC
         self.header = f"Rubric: {rubric}\n\nRequest:\n<<<\n{ctx.input}\n>>>"
         self.audit: list[dict[str, Any]] = []
         self.usage = Usage()

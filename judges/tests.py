@@ -12,13 +12,15 @@ import asyncio
 import re
 from typing import ClassVar, Self
 
-from cerver.errors import CerverError, InvalidRequest
+from pydantic import Field
+
+from cerver.errors import CerverError
+from cerver.options import PluginOptions
 from cerver.types import ExecResult
 from judges.base import (
     Judge,
     JudgeBuilder,
     JudgeContext,
-    JudgeSpec,
     VariantOutput,
     VariantScore,
     Verdict,
@@ -42,15 +44,20 @@ class TestsJudge(Judge):
         self.command = command
         self.timeout_s = timeout_s
 
+    class Options(PluginOptions):
+        """``command`` runs in each variant's sandbox; exit 0 and passing tests score high."""
+
+        command: str = Field(min_length=1, description='e.g. "pytest -q"')
+        timeout_s: float = Field(default=300.0, gt=0, le=3600)
+
     @classmethod
-    def from_spec(cls, spec: JudgeSpec, build: JudgeBuilder) -> Self:
-        if not spec.command:
-            raise InvalidRequest(
-                'The tests judge needs a command, e.g. "judge": {"type": "tests", '
-                '"command": "pytest -q"}.',
-                context={"judge": "tests"},
-            )
-        return cls(command=spec.command, timeout_s=spec.timeout_s)
+    def from_options(
+        cls, options: PluginOptions, *, model: str | None, build: JudgeBuilder
+    ) -> Self:
+        assert isinstance(options, cls.Options)
+        judge = cls(command=options.command, timeout_s=options.timeout_s)
+        judge.options = options
+        return judge
 
     async def judge(self, ctx: JudgeContext) -> Verdict:
         scores = await asyncio.gather(*(self._score(v) for v in ctx.variants))

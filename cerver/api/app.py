@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cerver import __version__
+from cerver.api.compat import anthropic_messages, openai_chat, openai_responses
+from cerver.api.compat import models as compat_models
 from cerver.api.contract import document_errors
 from cerver.api.errors import install_error_handlers
 from cerver.api.idempotency import IdempotencyMiddleware
@@ -23,14 +25,18 @@ from cerver.api.routes import (
     gateway_compat,
     health,
     moves,
+    prometheus,
     providers,
     proxy,
     sandbox,
     sessions,
     stress_tests,
+    tool_results,
     turns,
     usage,
 )
+from cerver.api.telemetry import RequestTelemetry
+from cerver.console.pages import router as console_router
 from cerver.gateway import Gateway
 from cerver.settings import Settings
 
@@ -69,7 +75,7 @@ def create_app(
     app.state.gateway = gateway
     install_error_handlers(app)
     document_errors(app)
-    for module in (health, auth, sessions, turns, execs, events):
+    for module in (health, auth, sessions, turns, tool_results, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
         app.include_router(module.router)
@@ -78,8 +84,14 @@ def create_app(
     app.include_router(proxy.router)
     for module in (account, usage):
         app.include_router(module.router)
+    # OpenAI- and Anthropic-compatible surfaces (/v1), translated onto sessions.
+    for module in (openai_chat, openai_responses, anthropic_messages, compat_models):
+        app.include_router(module.router)
+    app.include_router(prometheus.router)
+    app.include_router(console_router)
     # The last added runs first: the request guard (size, unstorable JSON) sees everything,
     # idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
     app.add_middleware(RequestGuard, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestTelemetry)  # outermost: ids and the span cover everything
     return app

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cerver.console.auth import cookie_authorization
 from cerver.gateway import Gateway
 from cerver.store import AccountRecord, SessionRecord
 
@@ -29,11 +30,14 @@ _bearer = HTTPBearer(
 
 
 async def get_account(
-    gateway: GatewayDep,
     request: Request,
+    gateway: GatewayDep,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> AccountRecord:
-    return await gateway.auth.authenticate(request.headers.get("authorization"))
+    """The caller's account: from ``Authorization: Bearer``, else the console's cookie
+    (same-origin only for unsafe methods; see :mod:`cerver.console.auth`)."""
+    authorization = request.headers.get("authorization") or cookie_authorization(request)
+    return await gateway.auth.authenticate(authorization)
 
 
 AccountDep = Annotated[AccountRecord, Depends(get_account)]

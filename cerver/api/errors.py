@@ -4,6 +4,10 @@ Every error body is :class:`~cerver.failures.Failure`'s JSON form, ``{"detail": 
 "code": stable_code, "retryable": bool, "context": {...}}``, with the status the error's class
 declares (the tree in ``cerver/errors.py``). Request validation keeps FastAPI's 422 shape
 (``detail`` is the list of problems) and adds the same other keys.
+
+Under ``/v1`` (the OpenAI- and Anthropic-compatible surfaces) the same failure is rendered in
+the provider's own shape (:mod:`cerver.api.compat.errors`), so their SDKs raise their own
+error classes; a malformed body there is a 400 naming the field, as the providers answer.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cerver.api.compat.errors import compat_error_body
 from cerver.api.contract import allowed_methods
-from cerver.errors import CerverError, ErrorCode, InvalidJSON, ValidationFailed
+from cerver.errors import CerverError, ErrorCode, InvalidJSON, InvalidRequest, ValidationFailed
 from cerver.failures import Failure
 
 __all__ = ["failure_response", "install_error_handlers"]
@@ -41,13 +46,25 @@ def failure_response(
     return JSONResponse(failure.to_json(), status_code=status, headers=headers)
 
 
-async def _cerver_error(_: Request, exc: CerverError) -> JSONResponse:
+def _respond(
+    request: Request, failure: Failure, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """``failure_response``, or the compatibility surface's own shape under ``/v1``."""
+    body = compat_error_body(
+        request.url.path, status, failure.message, failure.code.value, dict(failure.context)
+    )
+    if body is None:
+        return failure_response(failure, status, headers)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _cerver_error(request: Request, exc: CerverError) -> JSONResponse:
     if exc.status_code >= 500:
         log.warning("%s: %s", exc.code, exc.message)
-    return failure_response(Failure.from_error(exc), exc.status_code)
+    return _respond(request, Failure.from_error(exc), exc.status_code)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     json_errors = [e for e in errors if e.get("type") == "json_invalid"]
     if json_errors:
@@ -57,7 +74,13 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
             "Send a JSON object with Content-Type: application/json.",
             context={"position": json_errors[0].get("loc", [None, None])[-1]},
         )
-        return failure_response(Failure.from_error(invalid), invalid.status_code)
+        return _respond(request, Failure.from_error(invalid), invalid.status_code)
+    if request.url.path.startswith("/v1/"):
+        first = errors[0]
+        param = ".".join(str(part) for part in first.get("loc", ())[1:])
+        message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg")
+        invalid = InvalidRequest(str(message), context={"param": param})
+        return _respond(request, Failure.from_error(invalid), invalid.status_code)
     # FastAPI's shape: ``detail`` is the list of problems, not a sentence.
     body = Failure(ErrorCode.VALIDATION_ERROR, "", context={"errors": len(errors)}).to_json()
     return JSONResponse({**body, "detail": _jsonable(errors)}, ValidationFailed.status_code)
@@ -69,7 +92,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     headers = exc.headers
     if exc.status_code == 405:  # RFC 9110: name every method the path answers
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
-    return failure_response(Failure(code, str(exc.detail)), exc.status_code, headers)
+    return _respond(request, Failure(code, str(exc.detail)), exc.status_code, headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -55,9 +55,7 @@ class IdempotencyMiddleware:
             )
             return
         try:
-            account = await self.gateway.auth.authenticate(
-                headers.get(b"authorization", b"").decode() or None
-            )
+            account = await self.gateway.auth.authenticate(_authorization(headers))
         except AuthenticationFailed:
             await self.app(scope, receive, send)  # the route answers the 401
             return
@@ -156,3 +154,11 @@ async def _answer(send: Send, status: int, body: str, *, replayed: bool = False)
         headers.append((b"idempotent-replayed", b"true"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _authorization(headers: dict[bytes, bytes]) -> str | None:
+    """The request's key as a bearer header; the ``anthropic`` SDK sends it as ``x-api-key``."""
+    if authorization := headers.get(b"authorization", b"").decode():
+        return authorization
+    api_key = headers.get(b"x-api-key", b"").decode()
+    return f"Bearer {api_key}" if api_key else None

@@ -4,6 +4,10 @@ It starts a real gateway (SQLite, local compute, the mock upstream when no provi
 set) on a free local port, then drives it over HTTP with :class:`cerver.AsyncClient`: a session
 for one end user, a turn that runs a command in the sandbox, a swap to another harness and
 model that answers from the earlier history, then the transcript with provenance and metrics.
+
+The sandbox is confined or the demo does not run it: when bubblewrap is missing the demo runs
+the ``bubblewrap`` step of ``cerver setup`` (which installs it as root with apt-get), and if
+it is still missing it stops with the local compute's refusal, which names the command.
 """
 
 from __future__ import annotations
@@ -62,10 +66,32 @@ async def running_gateway(settings: Settings) -> AsyncIterator[tuple[Gateway, st
         await task
 
 
+def ensure_confinement(console: Console) -> str | None:
+    """Install bubblewrap if the local sandbox needs it and this host allows it.
+
+    Returns:
+        ``None`` when local sandboxes can run (confined, or ``CERVER_LOCAL_ISOLATION=none``),
+        else the refusal naming the fix.
+    """
+    from cerver.cli.setup_tools import install_bubblewrap
+    from compute.local import LocalCompute
+
+    problem = LocalCompute.host_report().problem
+    if problem is not None and "not installed" in problem:
+        console.print("The local sandbox needs bubblewrap to confine commands: setting it up.")
+        install_bubblewrap(console)
+        problem = LocalCompute.host_report().problem
+    return problem
+
+
 async def run_demo(console: Console, user: str) -> None:
     data_dir = os.environ.get("CERVER_DATA_DIR") or tempfile.mkdtemp(prefix="cerver-demo-")
     settings = Settings(data_dir=Path(data_dir))
     console.rule("[bold]Cerver demo")
+    refusal = ensure_confinement(console)
+    if refusal is not None:
+        console.print(f"[red]The demo's sandbox would not be confined.[/] {escape(refusal)}")
+        raise SystemExit(1)
     async with running_gateway(settings) as (gateway, url):
         console.print(f"gateway: {url}  store: {gateway.store.db.dialect} in {data_dir}")
         if gateway.upstream_is_mock:

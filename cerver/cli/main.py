@@ -51,7 +51,10 @@ def serve(
 
     from cerver.api import create_app
     from cerver.settings import Settings
+    from cerver.telemetry import logs
 
+    # One line per request and per run, JSON when stderr is not a terminal.
+    logs.configure(log_level.upper())
     settings = Settings()
     application = create_app(settings=settings, on_started=_print_start_banner)
     uvicorn.run(
@@ -130,15 +133,31 @@ def relay(
 
 
 @app.command()
-def setup() -> None:
-    """Install the tools Cerver uses when they are missing: bubblewrap (sandboxes), the
-    Codex CLI and Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools
-    prefix)."""
-    from cerver.cli.setup_tools import install_bubblewrap, install_codex, install_gemini_cli
+def setup(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only these steps: bubblewrap, chromium, codex, gemini-cli (repeat it).",
+        ),
+    ] = None,
+) -> None:
+    """Install the tools Cerver uses when they are missing: bubblewrap (confines local
+    sandboxes), Chromium and chromedriver (the console's browser tests), the Codex CLI and
+    Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools prefix)."""
+    from cerver.cli.setup_tools import STEPS
 
-    ok = install_bubblewrap(console)
-    ok = install_codex(console) and ok
-    ok = install_gemini_cli(console) and ok
+    unknown = sorted(set(only or ()) - set(STEPS))
+    if unknown:
+        console.print(
+            f"[red]Unknown setup step {', '.join(map(repr, unknown))}.[/] "
+            f"Known: {', '.join(STEPS)}."
+        )
+        raise typer.Exit(2)
+    ok = True
+    for name, step in STEPS.items():
+        if not only or name in only:
+            ok = step(console) and ok
     raise typer.Exit(0 if ok else 1)
 
 

@@ -1,11 +1,12 @@
 """Host preparation behind ``cerver setup``: operating-system packages the gateway relies on.
 
-Today that is bubblewrap, which isolates the ``local`` compute's commands, the Codex CLI
-(npm ``@openai/codex``) for the ``codex`` harness and Gemini CLI (npm ``@google/gemini-cli``)
-for the ``gemini-cli`` harness, both installed into Cerver's own tools prefix
-(``$CERVER_TOOLS_DIR/npm``, default ``~/.cerver/tools/npm``), never globally. Each step checks
-first and changes nothing when the host is ready; when it cannot act (not root, no apt) it
-prints the exact command to run instead.
+Today that is bubblewrap, which isolates the ``local`` compute's commands; Chromium and its
+driver, for the console's browser tests; the Codex CLI (npm ``@openai/codex``) for the
+``codex`` harness and Gemini CLI (npm ``@google/gemini-cli``) for the ``gemini-cli`` harness,
+both installed into Cerver's own tools prefix (``$CERVER_TOOLS_DIR/npm``, default
+``~/.cerver/tools/npm``), never globally. Each step checks first and changes nothing when the
+host is ready; when it cannot act (not root, no apt) it prints the exact command to run
+instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["install_bubblewrap", "install_codex", "install_gemini_cli"]
+__all__ = ["STEPS", "install_bubblewrap", "install_chromium", "install_codex", "install_gemini_cli"]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -50,30 +51,60 @@ def install_bubblewrap(console: Console | None = None) -> bool:
     Returns:
         Whether ``bwrap`` is available afterwards.
     """
+    return _apt_install(
+        ("bubblewrap",),
+        ("bwrap",),
+        "bubblewrap is installed: local sandboxes are confined.",
+        console,
+    )
+
+
+def install_chromium(console: Console | None = None) -> bool:
+    """Make sure Chromium and its chromedriver are on ``PATH`` (Debian's ``chromium`` and
+    ``chromium-driver`` packages), for the console's browser tests.
+
+    Same steps and outcome as :func:`install_bubblewrap`.
+
+    Returns:
+        Whether ``chromium`` and ``chromedriver`` are available afterwards.
+    """
+    return _apt_install(
+        ("chromium", "chromium-driver"),
+        ("chromium", "chromedriver"),
+        "Chromium and chromedriver are installed: the console's browser tests can run.",
+        console,
+    )
+
+
+def _apt_install(
+    packages: tuple[str, ...], binaries: tuple[str, ...], ready: str, console: Console | None
+) -> bool:
+    """Install ``packages`` with apt-get unless every one of ``binaries`` is on ``PATH``."""
     console = console or Console(stderr=True)
-    if shutil.which("bwrap"):
-        console.print("bubblewrap is installed: local sandboxes are isolated.")
+    names = " ".join(packages)
+    if all(shutil.which(b) for b in binaries):
+        console.print(ready)
         return True
     if shutil.which("apt-get") is None:
         console.print(
-            "bubblewrap is not installed and apt-get is not available: install the "
-            "[bold]bubblewrap[/] package with your system's package manager."
+            f"{names} is not installed and apt-get is not available: install the "
+            f"[bold]{names}[/] package(s) with your system's package manager."
         )
         return False
     if os.geteuid() != 0:
         console.print(
-            "bubblewrap is not installed. Install it with:\n"
-            "  [bold]sudo apt-get install -y bubblewrap[/]"
+            f"{names} is not installed. Install it with:\n"
+            f"  [bold]sudo apt-get install -y {names}[/]"
         )
         return False
 
-    console.print("Installing bubblewrap: apt-get install -y bubblewrap")
+    console.print(f"Installing {names}: apt-get install -y {names}")
     try:
-        done = _apt_get("install", "-y", "bubblewrap")
+        done = _apt_get("install", "-y", *packages)
         if done.returncode != 0 and any(m in done.stderr for m in _MISSING_LISTS):
             console.print("The package lists are missing or stale: apt-get update")
             updated = _apt_get("update")
-            done = _apt_get("install", "-y", "bubblewrap") if updated.returncode == 0 else updated
+            done = _apt_get("install", "-y", *packages) if updated.returncode == 0 else updated
     except (OSError, subprocess.TimeoutExpired) as exc:
         console.print(f"[red]apt-get failed:[/] {escape(str(exc))}", highlight=False)
         return False
@@ -82,9 +113,9 @@ def install_bubblewrap(console: Console | None = None) -> bool:
             f"[red]apt-get failed (exit code {done.returncode}):[/]\n{escape(done.stderr.strip())}",
             highlight=False,
         )
-    installed = shutil.which("bwrap") is not None
+    installed = all(shutil.which(b) for b in binaries)
     if installed:
-        console.print("bubblewrap is installed: local sandboxes are isolated.")
+        console.print(ready)
     return installed
 
 
@@ -163,3 +194,12 @@ def _npm_install(
     if installed:
         console.print(f"{what} is installed under {prefix}.")
     return installed
+
+
+STEPS: dict[str, Callable[[Console | None], bool]] = {
+    "bubblewrap": install_bubblewrap,
+    "chromium": install_chromium,
+    "codex": install_codex,
+    "gemini-cli": install_gemini_cli,
+}
+"""The steps of ``cerver setup``, by the name ``--only`` takes, in the order they run."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ from compute.base import Capabilities, Profile
 
 __all__ = ["MODELLED", "Catalog", "ProviderEntry", "ProviderStatus"]
 
-ProviderStatus = Literal["live", "needs_credentials", "missing_sdk", "modelled"]
+ProviderStatus = Literal["live", "needs_credentials", "needs_setup", "missing_sdk", "modelled"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,8 @@ class ProviderEntry:
     observed: LearnedProfile | None = None
     missing: tuple[str, ...] = ()
     note: str = ""
+    host: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What the host gives the provider (``Compute.host_report``), e.g. local's isolation."""
 
     @property
     def executable(self) -> bool:
@@ -89,6 +92,7 @@ class ProviderEntry:
             "observed": observed,
             "missing": list(self.missing),
             "note": self.note,
+            "host": self.host,
         }
 
 
@@ -96,8 +100,14 @@ class Catalog:
     """Builds :class:`ProviderEntry` lists from the registry, the modelled backends and the
     learned profiles. Cheap: loading a provider class never imports its vendor SDK."""
 
-    def __init__(self, registry: Registry = compute_registry) -> None:
+    def __init__(
+        self,
+        registry: Registry = compute_registry,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.registry = registry
+        #: The gateway's constructor arguments per provider, for ``Compute.host_report``.
+        self.options = options or {}
 
     def entries(self, observed: dict[str, LearnedProfile]) -> list[ProviderEntry]:
         entries = [self._entry(name, observed.get(name)) for name in self.registry.names()]
@@ -128,4 +138,16 @@ class Catalog:
         elif missing:
             status = "needs_credentials"
             note = f"Set {', '.join(missing)} where the gateway runs."
-        return ProviderEntry(name, status, cls.capabilities, cls.profile, observed, missing, note)
+        report = cls.host_report(**self.options.get(name, {}))
+        if report.problem and status == "live":
+            status, note = "needs_setup", report.problem
+        return ProviderEntry(
+            name,
+            status,
+            cls.capabilities,
+            cls.profile,
+            observed,
+            missing,
+            note,
+            dict(report.details),
+        )

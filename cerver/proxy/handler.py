@@ -6,12 +6,16 @@ Both the gateway's API (``cerver.api.routes.proxy``) and the sandbox-facing list
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+
+from cerver.telemetry import metrics, tracing
+from cerver.types import Usage
 
 if TYPE_CHECKING:
     from cerver.proxy.service import ModelProxy
@@ -53,7 +57,43 @@ async def handle(
         NotConfigured: the gateway has no key for the provider (503).
         UpstreamError: the upstream could not be reached (502).
     """
-    call = proxy.grants.begin(token_of(request))
+    try:
+        call = proxy.grants.begin(token_of(request))
+    except BaseException as exc:
+        metrics.proxy_request(provider, getattr(exc, "status_code", "error"))
+        raise
+    # The model call's ``chat`` span lasts until the streamed body ends (not current: the
+    # body is an async generator the server iterates).
+    traced = contextlib.ExitStack()
+    span = traced.enter_context(
+        tracing.span(
+            "chat",
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": provider,
+                "gen_ai.system": provider,
+                "gen_ai.conversation.id": call.grant.session_id,
+                "cerver.harness": call.grant.harness,
+                "cerver.run_id": call.grant.run_id,
+            },
+            client=True,
+            current=False,
+        )
+    )
+
+    def on_usage(model: str, provider_name: str, usage: Usage, latency_ms: float) -> None:
+        if span.is_recording():
+            span.update_name(f"chat {model}")  # type: ignore[union-attr]
+            span.set_attributes(
+                {
+                    "gen_ai.request.model": model,
+                    "gen_ai.response.model": model,
+                    "gen_ai.usage.input_tokens": usage.input_tokens,
+                    "gen_ai.usage.output_tokens": usage.output_tokens,
+                }
+            )
+        call.on_usage(model, provider_name, usage, latency_ms)
+
     try:
         response = await proxy.forwarder.forward(
             provider,
@@ -62,11 +102,16 @@ async def handle(
             query=_upstream_query(request),
             headers=request.headers,
             body=await request.body(),
-            on_usage=call.on_usage,
+            on_usage=on_usage,
         )
-    except BaseException:
+    except BaseException as exc:
+        metrics.proxy_request(provider, getattr(exc, "status_code", "error"))
+        traced.__exit__(type(exc), exc, exc.__traceback__)
         call.end()
         raise
+    metrics.proxy_request(provider, response.status_code)
+    if response.status_code >= 400:
+        tracing.mark_error(span, str(response.status_code))
     response.headers["x-cerver-run-id"] = call.grant.run_id
 
     async def body() -> AsyncIterator[bytes]:
@@ -77,6 +122,7 @@ async def handle(
             # Closes the upstream response and reports the usage, also when the client left
             # before the end; then the run may be closed.
             await response.body.aclose()  # type: ignore[attr-defined]
+            traced.close()
             call.end()
 
     return StreamingResponse(body(), status_code=response.status_code, headers=response.headers)

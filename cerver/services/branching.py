@@ -95,15 +95,17 @@ class BranchingService:
         choice = harness or HarnessChoice()
         name = self._sessions.resolve_harness(HarnessChoice(choice.name or parent.harness))[0]
         model = choice.model or (parent.model if name == parent.harness else None)
+        # The parent's options were validated for the parent's harness: only it inherits them.
+        inherited = parent.harness_options if name == parent.harness else {}
         if compute is None:
             compute = (
-                ComputeChoice("provider", parent.provider)
+                ComputeChoice("provider", parent.provider, options=parent.compute_options or {})
                 if parent.provider
                 else ComputeChoice("none")
             )
         child = await self._sessions.create(
             account_id,
-            harness=HarnessChoice(name, model, choice.options or parent.harness_options),
+            harness=HarnessChoice(name, model, choice.options or inherited),
             compute=compute,
             user=parent.user,
             session_name=parent.session_name,

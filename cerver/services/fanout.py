@@ -33,10 +33,16 @@ from cerver.services.judging import HarnessModelCall, build_judge
 from cerver.services.keeping import FanoutKeeper, VariantOutcome, VariantPlan, verdict_json
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import ComputePool, HarnessPool
-from cerver.services.sessions import ComputeChoice, HarnessChoice, SessionService
+from cerver.services.sessions import (
+    ComputeChoice,
+    HarnessChoice,
+    SessionService,
+    stored_options,
+)
 from cerver.services.turns import TurnHandle, TurnRequest, TurnService
 from cerver.store import FanoutRecord, SessionRecord, Store, StoredEvent
 from cerver.store.schema import utcnow
+from cerver.telemetry import metrics, tracing
 from judges.base import Judge, JudgeContext, JudgeSpec, VariantOutput, Verdict
 
 __all__ = ["FanoutHandle", "FanoutRequest", "FanoutService", "VariantRequest"]
@@ -199,7 +205,7 @@ class FanoutService:
                 "parent_session_id": parent.id,
                 "status": "running",
                 "input": request.input,
-                "judge": dataclasses.asdict(request.judge) if request.judge else None,
+                "judge": _judge_json(request.judge) if request.judge else None,
                 "keep": request.keep,
                 "max_concurrency": request.max_concurrency,
                 "lease_expires_at": utcnow() + timedelta(seconds=self._lease_seconds),
@@ -218,7 +224,7 @@ class FanoutService:
                 for i, p in enumerate(plans)
             ],
         )
-        handle.task = asyncio.create_task(self._run(handle, request, plans, parent, judge))
+        handle.task = asyncio.create_task(self._traced(handle, request, plans, parent, judge))
         self._tasks.add(handle.task)
         handle.task.add_done_callback(self._tasks.discard)
         return handle
@@ -231,15 +237,18 @@ class FanoutService:
 
     def _plan(self, variant: VariantRequest) -> VariantPlan:
         name, model = self._sessions.resolve_harness(variant.harness)
+        options = self._sessions.harness_options(name, variant.harness)
         compute = variant.compute
         if compute is not None and compute.mode == "provider" and compute.provider:
-            compute = ComputeChoice("provider", self._computes.canonical(compute.provider))
+            provider = self._computes.canonical(compute.provider)
+            self._computes.registry.options(provider, compute.options)  # refuse bad ones now
+            compute = ComputeChoice("provider", provider, options=compute.options)
         return VariantPlan(
             variant_id=new_id("var"),
             harness=name,
             model=model,
             provider=self._harnesses.harness_class(name).provider,
-            options=variant.harness.options,
+            options=stored_options(options),
             compute=compute,
         )
 
@@ -250,6 +259,28 @@ class FanoutService:
         return compute.provider if compute.mode == "provider" else None
 
     # -- the orchestration loop ------------------------------------------------------------
+
+    async def _traced(
+        self,
+        handle: FanoutHandle,
+        request: FanoutRequest,
+        plans: list[VariantPlan],
+        parent: SessionRecord,
+        judge: Judge | None,
+    ) -> FanoutRecord:
+        """:meth:`_run` in a ``cerver.fanout`` span, counted in the process's metrics."""
+        attributes = {
+            "cerver.fanout.id": handle.fanout_id,
+            "gen_ai.conversation.id": parent.id,
+            "cerver.fanout.variants": len(plans),
+        }
+        with tracing.span("cerver.fanout", attributes) as span:
+            record = await self._run(handle, request, plans, parent, judge)
+            span.set_attribute("cerver.fanout.status", record.status)
+            if record.status != "completed":
+                tracing.mark_error(span, record.status, record.error or "")
+        metrics.fanout_finished(record.status, [(v.harness, v.status) for v in record.variants])
+        return record
 
     async def _run(
         self,
@@ -356,7 +387,23 @@ class FanoutService:
     async def _variant(
         self, handle: FanoutHandle, request: FanoutRequest, snapshot: Snapshot, out: VariantOutcome
     ) -> None:
-        """Run one variant; never raises (except cancellation of the whole fan-out)."""
+        """Run one variant in a ``cerver.fanout.variant`` span; never raises (except
+        cancellation of the whole fan-out)."""
+        attributes = {
+            "cerver.fanout.id": handle.fanout_id,
+            "cerver.variant.id": out.plan.variant_id,
+            "gen_ai.agent.name": out.plan.harness,
+            "gen_ai.request.model": out.plan.model,
+        }
+        with tracing.span("cerver.fanout.variant", attributes) as span:
+            await self._variant_run(handle, request, snapshot, out)
+            span.set_attribute("cerver.variant.status", out.status)
+            if out.status != "completed":
+                tracing.mark_error(span, out.status, out.error.message if out.error else "")
+
+    async def _variant_run(
+        self, handle: FanoutHandle, request: FanoutRequest, snapshot: Snapshot, out: VariantOutcome
+    ) -> None:
         plan = out.plan
         started = time.perf_counter()
         started_at = utcnow()
@@ -454,6 +501,22 @@ class FanoutService:
     ) -> tuple[Verdict | None, float]:
         if judge is None:
             return None, 0.0
+        with tracing.span(
+            "cerver.judge", {"cerver.judge.name": judge.name, "gen_ai.request.model": judge.model}
+        ) as span:
+            verdict, judge_ms = await self._judge_outcomes(request, judge, outcomes, parent_id)
+            span.set_attribute("cerver.judge.status", verdict.status)
+            if verdict.winner_variant_id:
+                span.set_attribute("cerver.judge.winner", verdict.winner_variant_id)
+        return verdict, judge_ms
+
+    async def _judge_outcomes(
+        self,
+        request: FanoutRequest,
+        judge: Judge,
+        outcomes: list[VariantOutcome],
+        parent_id: str,
+    ) -> tuple[Verdict, float]:
         done = [o for o in outcomes if o.status == "completed"]
         excluded = [o.plan.variant_id for o in outcomes if o.status != "completed"]
         started = time.perf_counter()
@@ -461,7 +524,6 @@ class FanoutService:
             ctx = JudgeContext(
                 input=request.input,
                 variants=[await self._variant_output(o) for o in done],
-                rubric=request.judge.rubric if request.judge else None,
                 call_model=HarnessModelCall(self._harnesses, self._sessions, parent_id),
             )
             if ctx.variants:
@@ -501,3 +563,8 @@ class FanoutService:
             latency_ms=out.latency_ms,
             sandbox=sandbox,
         )
+
+
+def _judge_json(spec: JudgeSpec) -> dict[str, Any]:
+    """The judge spec as the fan-out record keeps it."""
+    return {"type": spec.type, "model": spec.model, "options": dict(spec.options)}

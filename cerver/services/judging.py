@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cerver.errors import JudgeError
 from cerver.ids import new_id
+from cerver.options import options_model
 from cerver.registry import Registry, judge_registry
 from cerver.services.plugins import HarnessPool
 from cerver.services.sessions import HarnessChoice, SessionService
@@ -28,12 +29,29 @@ JUDGE_CALL_TIMEOUT_S = 300.0
 def build_judge(spec: JudgeSpec, registry: Registry = judge_registry) -> Judge:
     """The judge ``spec`` names, with the judges it is made of.
 
+    ``spec.options`` is validated against the judge class's ``Options`` first.
+
     Raises:
         UnknownPlugin: no judge has that name (with a did-you-mean).
-        InvalidRequest: the spec lacks what the judge needs (a model, a command, weights).
+        InvalidRequest: a bad option (the message names the field and the judge), or the
+            spec lacks what the judge needs (a model, weights).
     """
-    cls: type[Judge] = registry.load(spec.type)
-    return cls.from_spec(spec, lambda part: build_judge(part, registry))
+    return _Builder(registry)(spec)
+
+
+@dataclass(frozen=True, slots=True)
+class _Builder:
+    """The :class:`~judges.base.JudgeBuilder` judges get to build their parts."""
+
+    registry: Registry
+
+    def __call__(self, spec: JudgeSpec) -> Judge:
+        cls: type[Judge] = self.registry.load(spec.type)
+        options = self.registry.options(spec.type, spec.options)
+        return cls.from_options(options, model=spec.model, build=self)
+
+    def option_names(self, type: str) -> frozenset[str]:
+        return frozenset(options_model(self.registry.load(type)).model_fields)
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from cerver.ids import new_id
 from cerver.services.locks import SessionLocks
 from cerver.services.sessions import ComputeChoice, SessionService
 from cerver.store import FanoutRecord, SessionRecord, SessionWriter, Store
-from cerver.store.schema import fanouts, utcnow
+from cerver.store.fanouts import complete_fanout, record_pick
 from cerver.types import Entry, Usage
 from judges.base import Verdict
 
@@ -118,10 +118,8 @@ class FanoutKeeper:
             if usage is not None and verdict is not None:
                 writer.charge(kind="judge", usage=usage, run_id=None, model=verdict.judge_model)
             writer.defer(
-                fanouts.update()
-                .where(fanouts.c.id == fanout_id)
-                .values(
-                    status="completed",
+                complete_fanout(
+                    fanout_id,
                     verdict=verdict_json(verdict) if verdict else None,
                     winner_variant_id=verdict.winner_variant_id if verdict else None,
                     picked_by="judge" if verdict and verdict.winner_variant_id else None,
@@ -131,7 +129,6 @@ class FanoutKeeper:
                     judge_cost_usd=usage.cost_usd if usage else None,
                     judge_latency_ms=judge_ms if verdict else None,
                     wall_ms=wall_ms,
-                    completed_at=utcnow(),
                 )
             )
 
@@ -202,11 +199,7 @@ class FanoutKeeper:
         if stored[-1].role == "assistant":
             kept_seq = stored[-1].seq
             writer.emit("message", stored[-1].model_dump(mode="json"))
-        writer.defer(
-            fanouts.update()
-            .where(fanouts.c.id == record.id)
-            .values(winner_variant_id=variant_id, picked_by="human", kept_message_seq=kept_seq)
-        )
+        writer.defer(record_pick(record.id, variant_id, kept_seq))
 
 
 def _kept_entries(

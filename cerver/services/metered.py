@@ -1,7 +1,8 @@
 """A sandbox wrapper that counts every command in the session's metrics.
 
 Harness tool calls and ``/run`` requests go through the same wrapper, so ``total_exec_count``
-and the latency figures cover everything that ran in the session's compute.
+and the latency figures cover everything that ran in the session's compute — and so do the
+process's Prometheus exec histogram and the ``sandbox.exec`` spans (:mod:`cerver.telemetry`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 
 from cerver.store.sessions import SessionStore
+from cerver.telemetry import metrics, tracing
 from cerver.types import ExecResult
 from compute.base import ExecChunk, Sandbox
 
@@ -27,7 +29,10 @@ class MeteredSandbox(Sandbox):
     async def exec(
         self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
     ) -> ExecResult:
-        result = await self.inner.exec(command, timeout=timeout, env=env)
+        with tracing.span("sandbox.exec", self._span_attributes(command)) as span:
+            result = await self.inner.exec(command, timeout=timeout, env=env)
+            span.set_attribute("process.exit.code", result.exit_code)
+        metrics.exec_finished(self.provider, result.duration_ms / 1000)
         await self._sessions.record_exec(self._session_id, result.duration_ms)
         return result
 
@@ -36,12 +41,25 @@ class MeteredSandbox(Sandbox):
     ) -> AsyncIterator[ExecChunk]:
         started = time.perf_counter()
         open_ms: float | None = None
-        async for chunk in self.inner.exec_stream(command, timeout=timeout, env=env):
-            if open_ms is None:
-                open_ms = (time.perf_counter() - started) * 1000
-            yield chunk
+        # Not the current span: this block yields to the consumer (see tracing.span).
+        with tracing.span("sandbox.exec", self._span_attributes(command), current=False):
+            async for chunk in self.inner.exec_stream(command, timeout=timeout, env=env):
+                if open_ms is None:
+                    open_ms = (time.perf_counter() - started) * 1000
+                yield chunk
         elapsed = (time.perf_counter() - started) * 1000
+        metrics.exec_finished(self.provider, elapsed / 1000, stream=True)
         await self._sessions.record_exec(self._session_id, elapsed, stream_open_ms=open_ms or 0.0)
+
+    def _span_attributes(self, command: str) -> dict[str, object]:
+        attributes: dict[str, object] = {
+            "cerver.compute.provider": self.provider,
+            "cerver.sandbox.id": self.sandbox_id,
+            "cerver.session.id": self._session_id,
+        }
+        if tracing.capture_content():  # a command may hold what a user typed
+            attributes["process.command_line"] = tracing.content(command)
+        return attributes
 
     async def read_file(self, path: str) -> bytes:
         return await self.inner.read_file(path)

@@ -13,6 +13,7 @@ from typing import Any
 
 from cerver.errors import Conflict, InvalidRequest
 from cerver.ids import new_id
+from cerver.options import PluginOptions
 from cerver.services.locks import SessionLocks
 from cerver.services.placement import Placement, PlacementService
 from cerver.services.plugins import ComputePool
@@ -42,21 +43,23 @@ class MoveService:
 
     async def _target(
         self, session: SessionRecord, choice: ComputeChoice, policy: dict[str, Any] | None
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[dict[str, Any], bool, PluginOptions | None]:
+        """Where to go, whether to fall back, and the options for the chosen provider."""
         if choice.compute_id is not None or choice.provider is not None:
             provider = (
                 "relay"
                 if choice.compute_id is not None
                 else self._computes.canonical(choice.provider or "")
             )
+            options = self._placement.options(provider, choice.options, current=session)
             report = await self._placement.explicit_report(
                 session.account_id, provider, choice.compute_id
             )
-            return report, False
+            return report, False, options
         report = await self._placement.route(
             session.account_id, session.requirements, policy or session.policy
         )
-        return report, True
+        return report, True, None
 
     async def move(
         self,
@@ -86,13 +89,18 @@ class MoveService:
                 f"Session {session.id!r} has no running compute to move{hint}",
                 context={"session_id": session.id, "status": session.status},
             )
-        report, fallback = await self._target(session, choice, policy)
+        report, fallback, options = await self._target(session, choice, policy)
         async with self._locks.hold(session.id, new_id("run")) as writer:
             current = writer.session
             old = await self._computes.sandbox(current.provider or "", current.sandbox_id or "")
             archive = await old.get_state()
             placed = await self._placement.provision(
-                session.account_id, session.id, report, current.requirements, fallback=fallback
+                session.account_id,
+                session.id,
+                report,
+                current.requirements,
+                fallback=fallback,
+                options=options,
             )
             await self._restore(placed, archive)
             entry = await self._record(writer, current, placed, reason, len(archive))
@@ -149,11 +157,16 @@ class MoveService:
             )
         if choice.provider is None and choice.compute_id is None:
             choice = ComputeChoice("provider", session.provider, session.compute_id)
-        report, fallback = await self._target(session, choice, None)
+        report, fallback, options = await self._target(session, choice, None)
         archive = await self._store.snapshots.get(session.id) or b""
         async with self._locks.hold(session.id, new_id("run")) as writer:
             placed = await self._placement.provision(
-                session.account_id, session.id, report, session.requirements, fallback=fallback
+                session.account_id,
+                session.id,
+                report,
+                session.requirements,
+                fallback=fallback,
+                options=options,
             )
             if archive:
                 await self._restore(placed, archive)

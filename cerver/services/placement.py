@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cerver.errors import ComputeError, InvalidRequest
+from cerver.options import PluginOptions
 from cerver.placement import Catalog, ProviderEntry, RoutingReport, route
 from cerver.services.computes import ComputeService
 from cerver.services.plugins import ComputePool
-from cerver.store import Store
+from cerver.services.sandbox_policy import SandboxPolicy
+from cerver.store import SessionRecord, Store
+from cerver.telemetry import metrics
 from compute.base import Sandbox, SandboxSpec
 
 __all__ = ["Placement", "PlacementService"]
@@ -35,12 +38,16 @@ class Placement:
     sandbox: Sandbox
     provision_time_ms: float
     routing: RoutingReport
+    #: The provider's options the sandbox was created with (``None``: none were given).
+    options: PluginOptions | None = None
 
     def session_values(self) -> dict[str, Any]:
+        options = self.options.model_dump(mode="json", exclude_unset=True) if self.options else {}
         return {
             "provider": self.provider,
             "compute_id": self.compute_id,
             "sandbox_id": self.sandbox.sandbox_id,
+            "compute_options": options or None,
             "provision_time_ms": self.provision_time_ms,
             "routing": self.routing,
         }
@@ -48,12 +55,18 @@ class Placement:
 
 class PlacementService:
     def __init__(
-        self, store: Store, computes: ComputePool, registered: ComputeService, catalog: Catalog
+        self,
+        store: Store,
+        computes: ComputePool,
+        registered: ComputeService,
+        catalog: Catalog,
+        policy: SandboxPolicy | None = None,
     ) -> None:
         self._store = store
         self._computes = computes
         self.registered = registered
         self.catalog = catalog
+        self.policy = policy or SandboxPolicy()
 
     async def entries(self, account_id: str | None) -> list[ProviderEntry]:
         """The catalog as ``account_id`` sees it: ``relay`` is live only with an online
@@ -110,6 +123,26 @@ class PlacementService:
             "mode": "pinned",
         }
 
+    def options(
+        self,
+        provider: str,
+        raw: dict[str, Any] | None,
+        *,
+        current: SessionRecord | None = None,
+    ) -> PluginOptions:
+        """``raw`` validated against ``provider``'s ``Options``.
+
+        Without ``raw``, the ``current`` session's options carry over when it stays on the
+        same provider.
+
+        Raises:
+            UnknownPlugin: no such provider.
+            InvalidRequest: a bad option; the message names the field and the provider.
+        """
+        if not raw and current is not None and current.provider == provider:
+            raw = current.compute_options
+        return self._computes.registry.options(provider, raw)
+
     async def provision(
         self,
         account_id: str,
@@ -118,14 +151,23 @@ class PlacementService:
         requirements: dict[str, Any] | None,
         *,
         fallback: bool,
+        options: PluginOptions | None = None,
     ) -> Placement:
         """Create a sandbox on the report's provider, falling back along ``fallback_order``.
 
+        ``options`` (validated for the recommended provider) go to that provider only; a
+        fallback provider is created with its defaults.
+
         Raises:
-            InvalidRequest: the timeout exceeds what the provider allows.
+            InvalidRequest: the timeout exceeds what the provider allows; network or limits
+                beyond what the gateway allows (:class:`SandboxPolicy`).
+            NotConfigured: the provider cannot run on this host (e.g. local without
+                bubblewrap); the message names the fix.
             ComputeError: every attempted provider failed (each failure is in the context).
         """
         req = requirements or {}
+        self.policy.network(req)  # both raise before anything is provisioned
+        self.policy.limits(req)
         order = [report["recommended_provider"]]
         if fallback:
             order += list(report.get("fallback_order", []))
@@ -134,8 +176,11 @@ class PlacementService:
             compute_id = (
                 report.get("compute_id") if provider == report["recommended_provider"] else None
             )
+            given = options if provider == report["recommended_provider"] else None
             try:
-                placement = await self._create(account_id, session_id, provider, compute_id, req)
+                placement = await self._create(
+                    account_id, session_id, provider, compute_id, req, given
+                )
             except ComputeError as exc:
                 log.warning("Provisioning on %s failed: %s", provider, exc)
                 await self._store.profiles.observe(provider, ok=False)
@@ -165,6 +210,7 @@ class PlacementService:
         provider: str,
         compute_id: str | None,
         req: dict[str, Any],
+        options: PluginOptions | None,
     ) -> Placement:
         compute = self._computes.provider(provider)
         timeout = int(req.get("timeout_minutes") or 60)
@@ -179,13 +225,20 @@ class PlacementService:
             compute_id = record.id if record else None
         spec = SandboxSpec(
             session_id=session_id,
-            network=bool(req.get("network", False)),
+            network=self.policy.network(req),
             timeout_minutes=timeout,
             compute_id=compute_id,
+            limits=self.policy.limits(req),
+            options=options,
         )
         started = time.perf_counter()
-        sandbox = await compute.create(spec)
+        try:
+            sandbox = await compute.create(spec)
+        except ComputeError:
+            metrics.sandbox_provisioned(provider, time.perf_counter() - started, ok=False)
+            raise
         provision_ms = (time.perf_counter() - started) * 1000
+        metrics.sandbox_provisioned(provider, provision_ms / 1000, ok=True)
         await self._store.profiles.observe(provider, startup_ms=provision_ms)
         self._computes.remember(provider, sandbox)
-        return Placement(provider, compute_id, sandbox, provision_ms, {})
+        return Placement(provider, compute_id, sandbox, provision_ms, {}, options)

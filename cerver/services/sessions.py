@@ -7,6 +7,7 @@ from typing import Any
 
 from cerver.errors import Conflict, InvalidRequest, SessionClosed
 from cerver.ids import new_id
+from cerver.options import PluginOptions
 from cerver.registry import model_for_alias
 from cerver.services.locks import SessionLocks
 from cerver.services.placement import Placement, PlacementService
@@ -17,7 +18,7 @@ from cerver.store.schema import utcnow
 from cerver.store.sessions import delete_session
 from cerver.types import Entry, Role, Usage
 
-__all__ = ["ComputeChoice", "HarnessChoice", "SessionService"]
+__all__ = ["ComputeChoice", "HarnessChoice", "SessionService", "stored_options"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,13 @@ class ComputeChoice:
     mode: str = "routed"  # "routed" | "provider" | "none"
     provider: str | None = None
     compute_id: str | None = None
+    #: The provider's options (validated against its ``Options`` before provisioning).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def stored_options(options: PluginOptions) -> dict[str, Any]:
+    """Validated options as the session stores them: the fields the request set, as JSON."""
+    return options.model_dump(mode="json", exclude_unset=True)
 
 
 class SessionService:
@@ -102,6 +110,22 @@ class SessionService:
             return name, current.model
         return name, harness.default_model
 
+    def harness_options(
+        self, name: str, choice: HarnessChoice, *, current: SessionRecord | None = None
+    ) -> PluginOptions:
+        """The options ``choice`` gives the harness ``name``, validated against its ``Options``.
+
+        Without options in ``choice``, the ``current`` session's options carry over when the
+        harness stays the same; a new harness starts with none.
+
+        Raises:
+            InvalidRequest: a bad option; the message names the field and the harness.
+        """
+        raw = choice.options
+        if not raw and current is not None and current.harness == name:
+            raw = current.harness_options
+        return self._harnesses.registry.options(name, raw)
+
     async def create(
         self,
         account_id: str,
@@ -126,6 +150,7 @@ class SessionService:
         Nothing is written when validation or provisioning fails.
         """
         harness_name, model = self.resolve_harness(harness)
+        options = self.harness_options(harness_name, harness)
         if parent_session_id is not None:
             await self._store.sessions.get(account_id, parent_session_id)
         session_id = new_id("sess")
@@ -140,7 +165,7 @@ class SessionService:
             "status": "ready",
             "harness": harness_name,
             "model": model,
-            "harness_options": harness.options,
+            "harness_options": stored_options(options),
             "system_prompt": system_prompt,
             "requirements": requirements,
             "policy": policy,
@@ -193,11 +218,12 @@ class SessionService:
         """
         self.ensure_open(session)
         name, model = self.resolve_harness(choice, current=session)
+        options = self.harness_options(name, choice, current=session)
         if (name, model) == (session.harness, session.model) and not choice.options:
             return None
         async with self._locks.hold(session.id, new_id("run")) as writer:
             return await self.record_switch(
-                writer, writer.session, name, model, choice.options, reason
+                writer, writer.session, name, model, stored_options(options), reason
             )
 
     async def record_switch(
@@ -209,6 +235,11 @@ class SessionService:
         options: dict[str, Any],
         reason: str,
     ) -> Entry:
+        """Record the switch to ``name``/``model`` with ``options`` (already validated).
+
+        A new harness gets ``options`` (none when empty); the same harness keeps its options
+        unless ``options`` replaces them.
+        """
         entry = Entry(
             role="event",
             kind="harness_switched",
@@ -222,7 +253,7 @@ class SessionService:
             },
         )
         writer.update_session(harness=name, model=model)
-        if options:
+        if options or name != session.harness:
             writer.update_session(harness_options=options)
         stored = await writer.append(entry)
         writer.emit("harness_switched", stored.model_dump(mode="json"))
@@ -303,9 +334,10 @@ class SessionService:
                 if compute.compute_id is not None
                 else self._computes.canonical(compute.provider or "")
             )
+            options = placement.options(provider, compute.options)
             report = await placement.explicit_report(account_id, provider, compute.compute_id)
             return await placement.provision(
-                account_id, session_id, report, requirements, fallback=False
+                account_id, session_id, report, requirements, fallback=False, options=options
             )
         if not requirements and not policy:
             if self._settings.default_compute is None:

@@ -17,20 +17,24 @@ from typing import Any
 
 import orjson
 
-from cerver.errors import CerverError
+from cerver.errors import CerverError, Conflict, InvalidRequest
 from cerver.failures import Failure
 from cerver.ids import new_id
+from cerver.options import PluginOptions
 from cerver.proxy import ModelProxy
 from cerver.services.admission import TurnAdmission
+from cerver.services.client_tools import OFFERED_TOOLS_KEY, client_tool_specs
 from cerver.services.execs import ExecService
 from cerver.services.locks import SessionLocks
 from cerver.services.plugins import HarnessPool
-from cerver.services.sessions import HarnessChoice, SessionService
+from cerver.services.sessions import HarnessChoice, SessionService, stored_options
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
 from cerver.store.runs import finish_run, start_run
-from cerver.types import Entry, Usage
+from cerver.telemetry import metrics, tracing
+from cerver.types import Entry, ToolCallPart, Usage
 from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
 from harnesses.base import Usage as UsageEvent
+from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
 
 __all__ = ["TurnHandle", "TurnRequest", "TurnResult", "TurnService"]
 
@@ -41,6 +45,20 @@ _EVENT_FOR_KIND = {"tool_call": "tool_call", "tool_result": "tool_result"}
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
+    """What to run. Beside the input, a turn may carry (for the compatibility surfaces and
+    the app's own tools):
+
+    Attributes:
+        input: the new user message; empty when the turn continues from ``prelude`` (the
+            app's tool results, or a retried user message already in the transcript).
+        prelude: entries appended, in order, before the input and under the same lock (the
+            app's tool results, history a client sent that the transcript did not hold).
+        client_tools: the app's own tools, offered to the model next to the sandbox tools.
+        expected_next_seq: the transcript's ``next_seq`` the request was checked against;
+            if another turn wrote to the session meanwhile, the turn is refused (409).
+        origin: the surface the turn came through, recorded as a harness switch's reason.
+    """
+
     input: str
     harness: HarnessChoice | None = None
     system_prompt: str | None = None
@@ -48,6 +66,10 @@ class TurnRequest:
     max_tokens: int | None = None
     temperature: float | None = None
     wait: bool = True
+    prelude: tuple[Entry, ...] = ()
+    client_tools: tuple[ToolSpec, ...] = ()
+    expected_next_seq: int | None = None
+    origin: str = "run-llm"
 
 
 @dataclass(slots=True)
@@ -64,6 +86,11 @@ class TurnResult:
     error: Failure | None = None
     #: The model that answered last (a fallback model when the turn's model was down).
     answered_model: str | None = None
+    #: Calls of the app's own tools the turn stopped at (status ``requires_action``).
+    pending_tool_calls: list[ToolCallPart] = field(default_factory=list)
+    #: ``time.perf_counter()`` when the turn started, and seconds to its first text.
+    started: float = field(default_factory=time.perf_counter)
+    first_token_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -76,6 +103,8 @@ class TurnHandle:
     model: str
     #: ``{"policy", "rule"}`` when the account's routing policy chose the harness/model.
     routed_by: dict[str, Any] | None = None
+    #: The harness's options for this turn, validated (the session's, or the request's).
+    harness_options: PluginOptions | None = None
     task: asyncio.Task[TurnResult] | None = None
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
 
@@ -117,17 +146,19 @@ class TurnService:
         session = await self._sessions.get(account_id, session_id)
         self._sessions.ensure_active(session)
         admitted = await self._admission.admit(session, request.harness, request.input)
-        name, model = self._sessions.resolve_harness(
-            admitted.choice or HarnessChoice(), current=session
-        )
+        choice = admitted.choice or HarnessChoice()
+        name, model = self._sessions.resolve_harness(choice, current=session)
+        options = self._sessions.harness_options(name, choice, current=session)
         harness = self._harnesses.get(name)
         self._admission.ensure_priced(admitted, session, harness, model)
+        _ensure_supported(type(harness), session, request)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),
             harness=name,
             model=model,
             routed_by=admitted.routed_by,
+            harness_options=options,
         )
         stack = contextlib.AsyncExitStack()
         writer = None
@@ -166,6 +197,36 @@ class TurnService:
         """
         result = TurnResult(handle.session.id, handle.run_id, handle.harness, handle.model)
         started = time.perf_counter()
+        metrics.turn_started()
+        with tracing.span(
+            f"invoke_agent {handle.harness}",
+            {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": handle.harness,
+                "gen_ai.request.model": handle.model,
+                "gen_ai.conversation.id": handle.session.id,
+                "cerver.run_id": handle.run_id,
+            },
+        ) as span:
+            try:
+                await self._run_locked(handle, harness, request, stack, writer, result, started)
+            finally:
+                seconds = time.perf_counter() - started
+                metrics.turn_finished(handle.harness, handle.model, result.status, seconds)
+                _record_turn(span, handle, request, result, seconds)
+        return result
+
+    async def _run_locked(
+        self,
+        handle: TurnHandle,
+        harness: Harness,
+        request: TurnRequest,
+        stack: contextlib.AsyncExitStack,
+        writer: SessionWriter | None,
+        result: TurnResult,
+        started: float,
+    ) -> None:
+        """Steps 1–6 of :meth:`_run`, with the refusals that come before the turn begins."""
         try:
             async with stack:
                 if writer is None:
@@ -176,6 +237,7 @@ class TurnService:
                     )
                 # The session may have been closed or paused while this turn waited.
                 self._sessions.ensure_active(writer.session)
+                _ensure_unchanged(writer.session, request.expected_next_seq)
                 await self._turn(handle, harness, request, writer, result, started)
         except CerverError as exc:
             # Refused before the turn began (busy past the wait, closed or paused meanwhile):
@@ -187,7 +249,6 @@ class TurnService:
             )
         finally:
             handle._events.put_nowait(None)
-        return result
 
     async def _turn(
         self,
@@ -212,26 +273,37 @@ class TurnService:
                 harness=handle.harness,
                 model=handle.model,
                 provider=harness.provider,
+                trace_id=tracing.current_trace_id(),
             )
         )
         try:
             # A turn routed by the account's policy leaves the session's own choice alone.
-            if handle.routed_by is None and (handle.harness, handle.model) != (
+            options = stored_options(handle.harness_options or PluginOptions())
+            if handle.routed_by is None and (handle.harness, handle.model, options) != (
                 session.harness,
                 session.model,
+                session.harness_options,
             ):
                 await self._sessions.record_switch(
-                    writer, session, handle.harness, handle.model, {}, "run-llm"
+                    writer, session, handle.harness, handle.model, options, request.origin
                 )
             writer.update_session(status="running", interaction_count=session.interaction_count + 1)
-            user_entry = await writer.append(
-                Entry(
-                    role="user",
-                    content=request.input,
-                    run_id=handle.run_id,
-                    metadata={"routed_by": handle.routed_by} if handle.routed_by else {},
-                )
+            # The turn's first entry records the app's tools, for a continuation to reoffer.
+            offered = _offered_metadata(request.client_tools)
+            prelude = await self._append_prelude(
+                writer, handle, request, {} if request.input else offered
             )
+            user_entry = None
+            if request.input:
+                metadata = {"routed_by": handle.routed_by} if handle.routed_by else {}
+                user_entry = await writer.append(
+                    Entry(
+                        role="user",
+                        content=request.input,
+                        run_id=handle.run_id,
+                        metadata={**metadata, **offered},
+                    )
+                )
             emit(
                 "turn.started",
                 {
@@ -239,19 +311,21 @@ class TurnService:
                     "harness": handle.harness,
                     "model": handle.model,
                     "provider": harness.provider,
-                    "input": user_entry.model_dump(mode="json"),
+                    "input": user_entry.model_dump(mode="json") if user_entry else None,
                 },
             )
             turn = TurnContext(
                 session_id=session.id,
                 run_id=handle.run_id,
-                history=writer.transcript,
+                history=[*writer.transcript, *prelude],
                 input=request.input,
                 model=handle.model,
                 options=self._options(session, request),
                 sandbox=await self._execs.sandbox(session) if session.sandbox_id else None,
                 metadata=session.metadata,
                 fallback_models=tuple(session.fallback_models),
+                harness_options=handle.harness_options,
+                client_tools=request.client_tools,
             )
             async with self._proxy_grant(turn, handle, harness, writer, result):
                 async for event in harness.run(turn):
@@ -267,6 +341,8 @@ class TurnService:
             result.status = "failed"
             result.error = Failure.from_exception(exc)
             emit("error", result.error.to_json())
+        if result.status == "completed" and result.pending_tool_calls:
+            result.status = "requires_action"
         result.latency_ms = (time.perf_counter() - started) * 1000
         emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
         emit("turn.completed", self._completed_payload(result))
@@ -291,6 +367,9 @@ class TurnService:
         emit: Any,
     ) -> None:
         if isinstance(event, TextDelta):
+            if result.first_token_s is None:
+                result.first_token_s = time.perf_counter() - result.started
+                metrics.turn_first_token(handle.harness, handle.model, result.first_token_s)
             emit("text_delta", {"text": event.text})
         elif isinstance(event, Message):
             entry = event.entry.model_copy(
@@ -304,10 +383,13 @@ class TurnService:
             stored = await writer.append(entry)
             if stored.role == "assistant" and stored.kind == "text":
                 result.message = stored
+            elif stored.metadata.get(CLIENT_TOOL_KEY) and (call := stored.tool_call) is not None:
+                result.pending_tool_calls.append(call)
             emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
         elif isinstance(event, UsageEvent):
             result.usage = result.usage + event.usage
             result.answered_model = event.model
+            _count_usage(handle.harness, event.model, event.provider, event.usage)
             writer.charge(
                 kind=event.kind,
                 usage=event.usage,
@@ -338,6 +420,22 @@ class TurnService:
             )
             emit("error", {**failure.to_json(), "seq": stored.seq})
 
+    @staticmethod
+    async def _append_prelude(
+        writer: SessionWriter, handle: TurnHandle, request: TurnRequest, first: dict[str, Any]
+    ) -> list[Entry]:
+        """Persist the request's prelude entries under this run (``first`` added to the first
+        one's metadata); returns them numbered."""
+        if not request.prelude:
+            return []
+        stamped = [entry.model_copy(update={"run_id": handle.run_id}) for entry in request.prelude]
+        stamped[0] = stamped[0].model_copy(update={"metadata": {**stamped[0].metadata, **first}})
+        stored = await writer.append_many(stamped)
+        for entry in stored:
+            event = _EVENT_FOR_KIND.get(entry.kind, "message")
+            handle._events.put_nowait(writer.emit(event, entry.model_dump(mode="json")))
+        return stored
+
     @contextlib.asynccontextmanager
     async def _proxy_grant(
         self,
@@ -357,6 +455,7 @@ class TurnService:
 
         def on_usage(model: str, provider: str, usage: Usage, latency_ms: float) -> None:
             result.usage = result.usage + usage
+            _count_usage(handle.harness, model, provider, usage)
             writer.charge(
                 kind="llm",
                 usage=usage,
@@ -383,7 +482,7 @@ class TurnService:
         defaults = TurnOptions()
         return TurnOptions(
             system_prompt=request.system_prompt or session.system_prompt,
-            max_tokens=request.max_tokens or defaults.max_tokens,
+            max_tokens=request.max_tokens,
             temperature=request.temperature,
             max_steps=request.max_steps or defaults.max_steps,
         )
@@ -400,11 +499,98 @@ class TurnService:
             "model": result.model,
             "answered_model": result.answered_model,
             "error": result.error.to_json() if result.error else None,
+            "pending_tool_calls": [call.model_dump() for call in result.pending_tool_calls],
         }
+
+
+def _ensure_supported(harness: type[Harness], session: SessionRecord, request: TurnRequest) -> None:
+    """Refuse the app's tools, or a turn without new input, on a harness that cannot do it."""
+    client_tool_specs(request.client_tools, harness, has_sandbox=bool(session.sandbox_id))
+    if not request.input and not harness.supports_client_tools:
+        raise InvalidRequest(
+            f"The {harness.name!r} harness can only answer a new user message (it cannot "
+            "continue from tool results or retry the transcript's last message).",
+            context={"harness": harness.name},
+        )
+
+
+def _offered_metadata(tools: tuple[ToolSpec, ...]) -> dict[str, Any]:
+    if not tools:
+        return {}
+    return {
+        OFFERED_TOOLS_KEY: [
+            {"name": t.name, "description": t.description, "parameters": dict(t.parameters)}
+            for t in tools
+        ]
+    }
+
+
+def _ensure_unchanged(session: SessionRecord, expected_next_seq: int | None) -> None:
+    """Refuse a turn checked against a transcript that another turn has since extended."""
+    if expected_next_seq is not None and session.next_seq != expected_next_seq:
+        raise Conflict(
+            f"Session {session.id!r} changed while this request waited: its transcript now "
+            f"holds {session.next_seq - 1} entries, the request was checked against "
+            f"{expected_next_seq - 1}. Read the conversation again "
+            "(GET /v2/sessions/{id}/messages) and resend it.",
+            context={"session_id": session.id, "next_seq": session.next_seq},
+        )
 
 
 def _unlogged_event(session_id: str, event: str, data: Any) -> StoredEvent:
     """An event for the waiting client only: nothing was logged, so it carries no id."""
     return StoredEvent(
         session_id=session_id, id=None, event=event, data=orjson.dumps(data).decode()
+    )
+
+
+def _count_usage(harness: str, model: str | None, provider: str | None, usage: Usage) -> None:
+    metrics.usage_charged(
+        harness=harness,
+        model=model,
+        provider=provider,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+    )
+
+
+def _record_turn(
+    span: Any, handle: TurnHandle, request: TurnRequest, result: TurnResult, seconds: float
+) -> None:
+    """The turn's outcome on its span and in one log line (ids, counts, never content)."""
+    error_code = str(result.error.code) if result.error else None
+    span.set_attributes(
+        {
+            "cerver.turn.status": result.status,
+            "gen_ai.response.model": result.answered_model or handle.model,
+            "gen_ai.usage.input_tokens": result.usage.input_tokens,
+            "gen_ai.usage.output_tokens": result.usage.output_tokens,
+        }
+    )
+    if tracing.capture_content():
+        span.set_attribute("gen_ai.input.messages", tracing.content(request.input))
+        if result.message is not None:
+            span.set_attribute("gen_ai.output.messages", tracing.content(result.message.content))
+    if result.status != "completed":
+        detail = result.error.message if result.error else ""
+        tracing.mark_error(span, error_code or result.status, detail)
+    log.info(
+        "turn %s %s",
+        handle.run_id,
+        result.status,
+        extra={
+            "fields": {
+                "run_id": handle.run_id,
+                "session_id": handle.session.id,
+                "harness": handle.harness,
+                "model": handle.model,
+                "status": result.status,
+                "error_code": error_code,
+                "latency_ms": round(seconds * 1000, 2),
+                "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens,
+                "cost_usd": result.usage.cost_usd,
+            }
+        },
     )

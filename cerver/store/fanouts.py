@@ -177,6 +177,25 @@ class FanoutStore:
         return await self._db.write(reclaim)
 
 
+def complete_fanout(fanout_id: str, **values: Any) -> sa.Update:
+    """The statement that marks a fan-out completed with its verdict, kept entry and cost
+    (for :meth:`SessionWriter.defer`, in the transaction that writes the parent's entries)."""
+    return (
+        fanouts.update()
+        .where(fanouts.c.id == fanout_id)
+        .values(status="completed", completed_at=utcnow(), **values)
+    )
+
+
+def record_pick(fanout_id: str, variant_id: str, kept_message_seq: int | None) -> sa.Update:
+    """The statement that records a person's pick of ``variant_id`` and the entry it kept."""
+    return (
+        fanouts.update()
+        .where(fanouts.c.id == fanout_id)
+        .values(winner_variant_id=variant_id, picked_by="human", kept_message_seq=kept_message_seq)
+    )
+
+
 def _finish(
     conn: sa.Connection, fanout_ids: list[str], status: str, error: str, **values: Any
 ) -> None:

@@ -56,6 +56,7 @@ class SessionRecord(_Record):
     compute_id: str | None
     sandbox_id: str | None
     parent_session_id: str | None
+    compute_options: dict[str, Any] | None = None
     repo: dict[str, Any] | None
     requirements: dict[str, Any] | None
     policy: dict[str, Any] | None
@@ -92,6 +93,7 @@ class RunRecord(_Record):
     error: str | None
     latency_ms: float | None
     answered_model: str | None = None
+    trace_id: str | None = None
     started_at: datetime
     ended_at: datetime | None
 

@@ -111,6 +111,8 @@ sessions = sa.Table(
     sa.Column("provider", sa.String(100), nullable=True),
     sa.Column("compute_id", sa.String(40), nullable=True),
     sa.Column("sandbox_id", sa.String(200), nullable=True),
+    # The options its compute was created with (``compute: {provider, options}``).
+    sa.Column("compute_options", JSON, nullable=True),
     sa.Column("parent_session_id", sa.String(40), nullable=True),
     sa.Column("repo", JSON, nullable=True),
     sa.Column("requirements", JSON, nullable=True),
@@ -178,6 +180,8 @@ runs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("latency_ms", sa.Float, nullable=True),
     sa.Column("answered_model", sa.String(200), nullable=True),
+    # The W3C trace id of the request that started the run (hex; see cerver.telemetry).
+    sa.Column("trace_id", sa.String(32), nullable=True),
     sa.Column("started_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("lease_expires_at", UTCDateTime, nullable=True),

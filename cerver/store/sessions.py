@@ -117,6 +117,12 @@ class SessionStore:
         next_cursor = _encode_cursor(records[limit - 1]) if len(records) > limit else None
         return records[:limit], next_cursor
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many sessions each status holds, over all accounts (for ``/metrics``)."""
+        query = sa.select(sessions.c.status, sa.func.count()).group_by(sessions.c.status)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return {status: count for status, count in rows}
+
     async def update(self, session_id: str, **values: Any) -> None:
         values.setdefault("updated_at", utcnow())
         query = sessions.update().where(sessions.c.id == session_id).values(**values)

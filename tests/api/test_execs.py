@@ -21,12 +21,14 @@ async def test_run_returns_output_and_exit_code(client: AsyncClient, sid: str) -
         "stderr": "err\n",
         "exit_code": 0,
         "timed_out": False,
+        "limit": None,
     }
     assert ok["provider"] == "local" and ok["duration_ms"] > 0
     failed = await client.run(sid, "exit 3")
     assert failed["result"]["exit_code"] == 3  # a result, not an error
     slow = await client.run(sid, "sleep 5", timeout=0.3)
     assert slow["result"]["timed_out"] is True and slow["result"]["exit_code"] == 124
+    assert slow["result"]["limit"] == "wall_time"
     metrics = await client.metrics(sid)
     assert metrics["total_exec_count"] == 3
     assert metrics["last_exec_latency_ms"] >= 250
@@ -42,7 +44,7 @@ async def test_env_is_passed_but_gateway_secrets_are_not(client: AsyncClient, si
 
 async def test_run_stream_sends_chunks_then_exit(client: AsyncClient, sid: str) -> None:
     events = [e async for e in client.run_stream(sid, "echo one; echo two >&2; exit 4")]
-    assert events[-1].event == "exit" and events[-1].data == {"exit_code": 4}
+    assert events[-1].event == "exit" and events[-1].data == {"exit_code": 4, "limit": None}
     out = "".join(e.data["data"] for e in events if e.event == "stdout")
     err = "".join(e.data["data"] for e in events if e.event == "stderr")
     assert (out, err) == ("one\n", "two\n")

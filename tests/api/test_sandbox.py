@@ -28,6 +28,7 @@ async def test_sandbox_lifecycle(http: httpx.AsyncClient) -> None:
         "stderr": "",
         "exit_code": 3,
         "timed_out": False,
+        "limit": None,
     }
     stream = await http.post(f"/sandbox/{sid}/run/stream", json={"code": "echo x"})
     assert "event: stdout" in stream.text

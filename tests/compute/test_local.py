@@ -16,14 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from cerver.errors import ComputeError, InvalidRequest, NotFound
+from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
 from cerver.registry import compute_registry
 from cerver.testing.conformance import SandboxConformance
+from cerver.types import SandboxLimits
 from compute import _bwrap, local
 from compute.base import SandboxSpec
 from compute.local import Isolation, LocalCompute, LocalSandbox
 
-BWRAP_MISSING = "bubblewrap is not installed: run `cerver setup` (apt-get install -y bubblewrap)"
+BWRAP_MISSING = "bubblewrap is not installed: run `uv run cerver setup --only bubblewrap`"
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason=BWRAP_MISSING)
 
 # What a command may see of its environment: the allow-list plus what bash sets itself.
@@ -159,61 +160,87 @@ async def test_attach_refuses_what_is_not_a_sandbox(tmp_path: Path, sandbox_id: 
         await LocalCompute(tmp_path, isolation="none").attach(sandbox_id)
 
 
-async def test_attach_from_another_process_keeps_the_spec(tmp_path: Path, listener: int) -> None:
-    spec = SandboxSpec(session_id="s", network=True, env={"FROM_SPEC": "yes"})
-    created = await LocalCompute(tmp_path, isolation="auto").create(spec)
+@needs_bwrap
+async def test_attach_from_another_process_keeps_the_spec(tmp_path: Path) -> None:
+    limits = SandboxLimits(processes=64)
+    spec = SandboxSpec(session_id="s", env={"FROM_SPEC": "yes"}, limits=limits)
+    created = await LocalCompute(tmp_path).create(spec)
 
-    attached = await LocalCompute(tmp_path, isolation="auto").attach(created.sandbox_id)
+    attached = await LocalCompute(tmp_path).attach(created.sandbox_id)
 
     assert (await attached.exec('printf %s "$FROM_SPEC"')).stdout == "yes"
-    assert (await attached.exec(connect_script(listener))).stdout.startswith("connected")
+    assert attached.limits == limits
 
 
-def test_bwrap_isolation_without_bubblewrap_names_the_fix(
+async def test_network_without_an_egress_allow_list_is_refused(tmp_path: Path) -> None:
+    compute = LocalCompute(tmp_path, isolation="none")
+
+    with pytest.raises(InvalidRequest, match="CERVER_SANDBOX_EGRESS"):
+        await compute.create(SandboxSpec(session_id="s", network=True))
+
+
+def without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host as a fresh install sees it: no ``bwrap`` on ``PATH``."""
+    monkeypatch.setattr(_bwrap, "find_bwrap", lambda: None)
+
+
+def test_without_bubblewrap_the_compute_refuses_and_names_the_fix(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+    without_bubblewrap(monkeypatch)
 
-    with pytest.raises(ComputeError, match="not installed") as caught:
-        LocalCompute(tmp_path, isolation="bwrap")
-    assert "cerver setup" in str(caught.value)
-    assert "apt-get install -y bubblewrap" in str(caught.value)
+    with pytest.raises(NotConfigured, match="bubblewrap is not installed") as caught:
+        LocalCompute(tmp_path)
+    assert "uv run cerver setup --only bubblewrap" in str(caught.value)
+    assert local.SETUP_COMMAND == "uv run cerver setup --only bubblewrap"
+    assert caught.value.context["setting"] == "CERVER_LOCAL_ISOLATION"
+    assert caught.value.status_code == 503
+
+
+def test_the_host_report_says_what_is_in_force(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    unconfined = LocalCompute.host_report(isolation="none")
+    assert unconfined.problem is None
+    assert unconfined.details["isolation"].startswith("none")
+    assert set(unconfined.details["limits"]) == set(SandboxLimits.model_fields)
+
+    without_bubblewrap(monkeypatch)
+    missing = LocalCompute.host_report(isolation="bwrap")
+    assert missing.details["isolation"] == "unavailable"
+    assert missing.problem is not None and local.SETUP_COMMAND in missing.problem
 
 
 def test_unknown_isolation_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(InvalidRequest, match="'auto', 'bwrap' or 'none'"):
-        LocalCompute(tmp_path, isolation="docker")  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequest, match="'bwrap' \\(the default\\) or 'none'"):
+        LocalCompute(tmp_path, isolation="auto")  # type: ignore[arg-type]
 
 
-def test_auto_without_bubblewrap_warns_once(
+def test_none_is_an_explicit_opt_in_that_warns_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(local, "_warned_unisolated", False)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    without_bubblewrap(monkeypatch)
 
     with caplog.at_level(logging.WARNING, logger="cerver.compute.local"):
-        computes = [LocalCompute(tmp_path, isolation="auto") for _ in range(3)]
-        LocalCompute(tmp_path, isolation="none")
+        computes = [LocalCompute(tmp_path, isolation="none") for _ in range(3)]
 
     assert [c.isolation for c in computes] == ["none"] * 3
     [record] = caplog.records
-    assert "NOT isolated" in record.message
-    assert "cerver setup" in record.message
-    assert "apt-get install -y bubblewrap" in record.message
+    assert "NOT confined" in record.message
+    assert "CERVER_LOCAL_ISOLATION=none" in record.message
+    assert "uv run cerver setup --only bubblewrap" in record.message
 
 
 @needs_bwrap
-def test_a_bubblewrap_that_cannot_run_falls_back_or_fails(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_bubblewrap_that_cannot_run_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(local, "_warned_unisolated", False)
     monkeypatch.setattr(_bwrap, "probe", lambda bwrap: "No permissions to create a namespace")
 
-    with caplog.at_level(logging.WARNING, logger="cerver.compute.local"):
-        assert LocalCompute(tmp_path, isolation="auto").isolation == "none"
-    assert "No permissions" in caplog.text
-    with pytest.raises(ComputeError, match="No permissions"):
-        LocalCompute(tmp_path, isolation="bwrap")
+    with pytest.raises(NotConfigured, match="No permissions"):
+        LocalCompute(tmp_path)
+    assert LocalCompute(tmp_path, isolation="none").isolation == "none"
 
 
 # -- what a command sees ----------------------------------------------------------------------
@@ -270,15 +297,6 @@ async def test_no_network_inside_bubblewrap(jailed: LocalSandbox, listener: int)
     assert resolve.exit_code != 0
 
 
-@needs_bwrap
-async def test_network_true_shares_the_host_network(tmp_path: Path, listener: int) -> None:
-    compute = LocalCompute(tmp_path, isolation="bwrap")
-    async with await compute.create(SandboxSpec(session_id="s", network=True)) as sandbox:
-        result = await sandbox.exec(connect_script(listener))
-
-    assert result.stdout.startswith("connected"), result.stdout + result.stderr
-
-
 async def test_only_the_workspace_is_writable(jailed: LocalSandbox) -> None:
     for target in ("/usr/cerver-x", "/root/cerver-x", "/etc/cerver-x", "/cerver-x"):
         result = await jailed.exec(f"touch {target}")
@@ -293,6 +311,23 @@ async def test_only_the_workspace_is_writable(jailed: LocalSandbox) -> None:
 async def test_the_gateway_is_invisible_from_bubblewrap(jailed: LocalSandbox) -> None:
     for path in (jailed.workspace.parent, Path.home() / ".cerver", "/etc/shadow", "/work"):
         assert (await jailed.exec(f"test -e {path}")).exit_code == 1, path
+
+
+async def test_secrets_of_the_host_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """/etc/shadow is absent, and PID 1's environment is masked (bubblewrap's own init)."""
+    if shutil.which("bwrap") is None:
+        pytest.skip(BWRAP_MISSING)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-canary-gateway-key")
+    async for jailed in new_sandbox(tmp_path / "sandboxes", "bwrap"):
+        shadow = await jailed.exec("cat /etc/shadow")
+        environ = await jailed.exec("cat /proc/1/environ")
+        everything = await jailed.exec("cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'")
+
+    assert shadow.exit_code != 0
+    assert environ.exit_code != 0 and "Permission denied" in environ.stderr
+    assert "sk-ant-canary" not in everything.stdout
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root gateway maps the sandbox to uid 1000")

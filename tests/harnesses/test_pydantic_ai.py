@@ -140,3 +140,29 @@ async def test_max_steps_keeps_every_call_answered(
     ] * 2
     assert isinstance(events[-1], Error) and events[-1].code == "max_steps"
     assert len(upstream.requests) == 2
+
+
+@pytest.mark.parametrize("model", ["openai:gpt-5", "anthropic:claude-haiku-4-5"])
+async def test_the_apps_tools_are_handed_back_and_the_turn_continues(
+    pai: PydanticAIHarness, upstream: MockUpstream, model: str
+) -> None:
+    from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
+
+    refund = ToolSpec("refund", "Refund an order.", {"type": "object", "properties": {}})
+    upstream.script(Reply(tool_calls=[ToolCallSpec(name="refund", arguments={"order": "9"})]))
+    events = await collect(pai, turn("Refund order 9", model, client_tools=(refund,)))
+    assert not any(isinstance(e, Error) for e in events), events
+    (call,) = [e.entry for e in events if isinstance(e, Message)]
+    assert call.metadata == {CLIENT_TOOL_KEY: True}
+    assert call.tool_call is not None and call.tool_call.arguments == {"order": "9"}
+
+    result = ToolResultPart(tool_call_id=call.tool_call.id, output="refunded")
+    history = [
+        Entry(role="user", content="Refund order 9"),
+        call,
+        Entry(role="tool", kind="tool_result", content="refunded", parts=[result]),
+    ]
+    events = await collect(pai, turn("", model, history=history, client_tools=(refund,)))
+    assert not any(isinstance(e, Error) for e in events), events
+    (answer,) = [e.entry for e in events if isinstance(e, Message)]
+    assert answer.content == "[mock upstream] The tool returned: refunded"

@@ -78,7 +78,8 @@ async def test_cheapest_among_those_that_pass_the_gate() -> None:
             variant("v3", cost=0.03, sandbox=ScriptedSandbox(ok)),
         ],
     )
-    spec = JudgeSpec("cheapest", gate=JudgeSpec("tests", command="pytest"), threshold=1.0)
+    gate = {"type": "tests", "options": {"command": "pytest"}}
+    spec = JudgeSpec("cheapest", options={"gate": gate, "threshold": 1.0})
     verdict = await build_judge(spec).judge(ctx)
     assert verdict.winner_variant_id == "v3"
     scores = {s.variant_id: s for s in verdict.scores}
@@ -110,7 +111,7 @@ async def test_composite_blends_weighted_scores() -> None:
             variant("v3", "zzz", latency_ms=100),
         ],
     )
-    spec = JudgeSpec("composite", weights={"consensus": 0.5, "fastest": 0.5})
+    spec = JudgeSpec("composite", options={"weights": {"consensus": 0.5, "fastest": 0.5}})
     verdict = await build_judge(spec).judge(ctx)
     assert verdict.winner_variant_id == "v2"
     scores = {s.variant_id: s.score for s in verdict.scores}
@@ -122,7 +123,7 @@ async def test_composite_blends_weighted_scores() -> None:
 async def test_composite_carries_the_llm_parts_cost_and_audit() -> None:
     model = FunctionModel(lambda _: '{"scores": {"A": 2, "B": 8}}')
     ctx = JudgeContext("q", [variant("v1", "x"), variant("v2", "y")], call_model=model)
-    spec = JudgeSpec("composite", model="j", weights={"llm": 1.0, "consensus": 0.0})
+    spec = JudgeSpec("composite", model="j", options={"weights": {"llm": 1.0, "consensus": 0.0}})
     verdict = await build_judge(spec).judge(ctx)
     assert verdict.winner_variant_id == "v2"
     assert verdict.judge_model == "j" and verdict.audit[0]["judge"] == "llm"
@@ -132,7 +133,7 @@ async def test_composite_carries_the_llm_parts_cost_and_audit() -> None:
 def test_specs_that_cannot_judge_are_refused_by_name() -> None:
     with pytest.raises(InvalidRequest, match="needs a model"):
         build_judge(JudgeSpec("llm"))
-    with pytest.raises(InvalidRequest, match="needs a command"):
+    with pytest.raises(InvalidRequest, match="Invalid option 'command' for the judge 'tests'"):
         build_judge(JudgeSpec("tests"))
     with pytest.raises(InvalidRequest, match="weights"):
         build_judge(JudgeSpec("composite"))

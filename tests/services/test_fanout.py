@@ -195,7 +195,7 @@ async def test_a_failing_judge_keeps_nothing_and_says_so(
     request = FanoutRequest(
         input="go",
         variants=_variants("m1", "m2"),
-        judge=JudgeSpec("llm", model="judge-model", harness="anthropic"),
+        judge=JudgeSpec("llm", model="judge-model", options={"harness": "anthropic"}),
     )
     record = await (
         await gateway.fanouts.start(account, request, parent_session_id=parent.id)
@@ -220,7 +220,7 @@ async def test_llm_judge_scores_through_the_harness_and_its_cost_is_on_record(
     request = FanoutRequest(
         input="go",
         variants=_variants("m1", "m2"),
-        judge=JudgeSpec("llm", model="judge-model", rubric="strength"),
+        judge=JudgeSpec("llm", model="judge-model", options={"rubric": "strength"}),
     )
     record = await (
         await gateway.fanouts.start(account, request, parent_session_id=parent.id)

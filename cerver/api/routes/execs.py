@@ -39,7 +39,7 @@ async def run_code(body: ExecCreate, session: SessionDep, gateway: GatewayDep) -
         provider=session.provider or "",
         duration_ms=round(result.duration_ms, 2),
         result=ExecResultPublic(
-            **result.model_dump(include={"stdout", "stderr", "exit_code", "timed_out"})
+            **result.model_dump(include={"stdout", "stderr", "exit_code", "timed_out", "limit"})
         ),
     )
 
@@ -67,7 +67,10 @@ async def run_code_stream(
 
 async def _exec_events(sandbox: Sandbox, body: ExecCreate) -> AsyncIterator[bytes]:
     async for chunk in sandbox.exec_stream(body.code, timeout=body.timeout, env=body.env):
-        data = {"exit_code": chunk.exit_code} if chunk.stream == "exit" else {"data": chunk.data}
+        if chunk.stream == "exit":
+            data: dict[str, object] = {"exit_code": chunk.exit_code, "limit": chunk.limit}
+        else:
+            data = {"data": chunk.data}
         yield b"event: " + chunk.stream.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 

@@ -134,7 +134,7 @@ async def install(
     sandbox = await gateway.execs.sandbox(session)
     result = await sandbox.install_package(body.packages, manager=body.manager)
     return ExecResultPublic(
-        **result.model_dump(include={"stdout", "stderr", "exit_code", "timed_out"})
+        **result.model_dump(include={"stdout", "stderr", "exit_code", "timed_out", "limit"})
     )
 
 

@@ -39,6 +39,8 @@ def session_public(record: SessionRecord, **extra: object) -> SessionPublic:
                 "status",
                 "harness",
                 "model",
+                "harness_options",
+                "compute_options",
                 "system_prompt",
                 "provider",
                 "compute_id",

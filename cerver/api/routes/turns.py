@@ -34,6 +34,9 @@ async def run_llm(
 ) -> TurnPublic:
     """Run one model turn.
 
+    With ``tools``, a call of one of the app's tools stops the turn with status
+    ``requires_action`` and the ``pending_tool_calls``; ``POST …/tool-results`` continues it.
+
     SSE events: ``turn.started``, ``text_delta``, ``tool_call``, ``tool_result``, ``message``,
     ``usage``, ``turn.completed`` (the final message) and ``error``. Streaming responses carry
     ``X-Cerver-Session-Id``, ``X-Cerver-Provider`` (the model provider), ``X-Cerver-Harness``,
@@ -54,6 +57,7 @@ async def run_llm(
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         wait=body.multitask == "enqueue",
+        client_tools=tuple(tool.spec() for tool in body.tools),
     )
     handle = await gateway.turns.start(account.id, session_id, request)
     if wants_stream(accept, body.stream):
@@ -82,6 +86,7 @@ async def run_llm(
         harness=result.harness,
         model=result.model,
         answered_model=result.answered_model,
+        pending_tool_calls=result.pending_tool_calls,
     )
 
 

@@ -55,19 +55,25 @@ class ProvidersPublic(BaseModel):
 class ComputeMove(_Body):
     provider: str | None = Field(default=None, min_length=1)
     compute_id: str | None = Field(default=None, min_length=1)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The target provider's options (see ComputeSpec)."
+    )
     policy: Policy | None = None
     reason: str = Field(default="requested", max_length=200)
 
     def choice(self) -> ComputeChoice:
-        return ComputeChoice("provider", self.provider, self.compute_id)
+        return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
 
 
 class Resume(_Body):
     provider: str | None = Field(default=None, min_length=1)
     compute_id: str | None = Field(default=None, min_length=1)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="The provider's options; default: the session's."
+    )
 
     def choice(self) -> ComputeChoice:
-        return ComputeChoice("provider", self.provider, self.compute_id)
+        return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
 
 
 class MovePublic(BaseModel):

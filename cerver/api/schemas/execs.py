@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cerver.types import LimitName
+
 __all__ = ["ExecCreate", "ExecPublic", "ExecResultPublic", "FileList", "FilePublic", "FileWrite"]
 
 
@@ -22,6 +24,9 @@ class ExecResultPublic(BaseModel):
     stderr: str
     exit_code: int
     timed_out: bool = False
+    limit: LimitName | None = Field(
+        default=None, description="The sandbox limit that ended the command, if one did."
+    )
 
 
 class ExecPublic(BaseModel):

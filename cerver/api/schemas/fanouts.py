@@ -42,7 +42,7 @@ def compute_choice(body: BaseModel, compute: ComputeSpec | None) -> ComputeChoic
         return None
     if compute is None:
         return ComputeChoice("none")
-    return ComputeChoice("provider", compute.provider, compute.compute_id)
+    return compute.choice()
 
 
 class VariantSpec(_Body):
@@ -58,35 +58,62 @@ class VariantSpec(_Body):
         )
 
 
+LEGACY_JUDGE_FIELDS = (
+    "harness",
+    "rubric",
+    "mode",
+    "allow_contestant",
+    "command",
+    "timeout_s",
+    "weights",
+    "gate",
+    "threshold",
+)
+"""Built-in judges' options a request may still send at the top level of ``judge``."""
+
+
 class JudgeBody(_Body):
-    type: str = Field(description="llm, tests, consensus, cheapest, fastest or composite.")
-    model: str | None = Field(default=None, description="The llm judge's model.")
-    harness: str | None = Field(default=None, description="The harness that calls it.")
-    rubric: str | None = None
-    mode: Literal["pointwise", "pairwise"] = "pointwise"
-    allow_contestant: bool = Field(
-        default=False, description="Allow the judge model to be one of the variants' models."
+    """``judge: {type, model?, options}``, validated against the judge's ``Options``.
+
+    For the built-in judges the options may also sit at the top level, as before:
+    ``{"type": "tests", "command": "pytest -q"}`` means ``{"type": "tests", "options":
+    {"command": "pytest -q"}}`` (``harness``, ``rubric``, ``mode``, ``allow_contestant``,
+    ``command``, ``timeout_s``, ``weights``, ``gate``, ``threshold``). A field sent both ways
+    takes the value in ``options``.
+    """
+
+    type: str = Field(
+        description="llm, tests, consensus, cheapest, fastest, composite, or a "
+        "judge from an installed plug-in."
     )
-    command: str | None = Field(default=None, description="The tests judge's command.")
-    timeout_s: float = Field(default=300, gt=0, le=3600)
-    weights: dict[str, float] = Field(default_factory=dict, description="composite's parts.")
+    model: str | None = Field(default=None, description="The model that judges (llm).")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Validated against the judge's Options."
+    )
+    harness: str | None = Field(default=None, description="llm: the harness that calls it.")
+    rubric: str | None = Field(default=None, description="llm: what answers are scored on.")
+    mode: Literal["pointwise", "pairwise"] | None = None
+    allow_contestant: bool | None = Field(
+        default=None, description="llm: allow the judge model to be a variants' model."
+    )
+    command: str | None = Field(default=None, description="tests: the command to run.")
+    timeout_s: float | None = None
+    weights: dict[str, float] | None = Field(default=None, description="composite's parts.")
     gate: JudgeBody | None = Field(default=None, description="cheapest/fastest's gate judge.")
-    threshold: float = Field(default=0.5, ge=0, le=1)
+    threshold: float | None = None
 
     def spec(self) -> JudgeSpec:
-        return JudgeSpec(
-            type=self.type,
-            model=self.model,
-            harness=self.harness,
-            rubric=self.rubric,
-            mode=self.mode,
-            allow_contestant=self.allow_contestant,
-            command=self.command,
-            timeout_s=self.timeout_s,
-            weights=dict(self.weights),
-            gate=self.gate.spec() if self.gate else None,
-            threshold=self.threshold,
-        )
+        options: dict[str, Any] = {}
+        for name in LEGACY_JUDGE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = value.spec_json() if isinstance(value, JudgeBody) else value
+        return JudgeSpec(type=self.type, model=self.model, options={**options, **self.options})
+
+    def spec_json(self) -> dict[str, Any]:
+        """The spec as a nested judge option (``gate``) takes it."""
+        spec = self.spec()
+        return {"type": spec.type, "model": spec.model, "options": dict(spec.options)}
 
 
 class FanoutCreate(_Body):

@@ -16,6 +16,7 @@ __all__ = [
     "HarnessSpec",
     "HarnessSwitch",
     "InputCreate",
+    "Limits",
     "MessagesPublic",
     "Policy",
     "ReportedUsage",
@@ -34,7 +35,11 @@ class _Body(BaseModel):
 class HarnessSpec(_Body):
     type: str = Field(description="Harness name, e.g. 'anthropic', 'openai'.")
     model: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the harness's Options: the SDK harnesses take "
+        "temperature, max_tokens and reasoning; the CLI harnesses extra_args.",
+    )
 
 
 class ComputeSpec(_Body):
@@ -44,6 +49,27 @@ class ComputeSpec(_Body):
     compute_id: str | None = Field(
         default=None, min_length=1, description="A registered compute (relay)."
     )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Validated against the provider's Options, e.g. e2b's template, vercel's "
+        "image.",
+    )
+
+    def choice(self) -> ComputeChoice:
+        return ComputeChoice("provider", self.provider, self.compute_id, dict(self.options))
+
+
+class Limits(_Body):
+    """Per-command sandbox limits; unnamed ones take the gateway's defaults
+    (``CERVER_SANDBOX_LIMITS``), none may pass its maxima (``CERVER_SANDBOX_LIMITS_MAX``)."""
+
+    processes: int | None = Field(default=None, ge=8, description="Processes and threads.")
+    memory_mb: int | None = Field(default=None, ge=32, description="Memory, tmpfs included.")
+    cpu_seconds: int | None = Field(default=None, ge=1, description="CPU time of a command.")
+    cpus: float | None = Field(default=None, gt=0, description="Cores a command may keep busy.")
+    disk_mb: int | None = Field(default=None, ge=1, description="Size of the workspace.")
+    open_files: int | None = Field(default=None, ge=16, description="Open files per process.")
+    wall_seconds: int | None = Field(default=None, ge=1, description="Longest command timeout.")
 
 
 class Requirements(_Body):
@@ -53,7 +79,12 @@ class Requirements(_Body):
     persistence_level: Literal["low", "medium", "high"] | None = None
     timeout_minutes: int | None = Field(default=None, ge=1, le=24 * 60)
     browser: bool | None = None
-    network: bool | None = Field(default=None, description="Give plain code runs network access.")
+    network: bool | None = Field(
+        default=None,
+        description="Give the sandbox network access to the hosts the gateway allows "
+        "(CERVER_SANDBOX_EGRESS); refused with 400 when the gateway allows none.",
+    )
+    limits: Limits | None = Field(default=None, description="Per-command resource limits.")
 
 
 class Policy(_Body):
@@ -103,7 +134,7 @@ class SessionCreate(_Body):
             return ComputeChoice("routed")
         if self.compute is None:
             return ComputeChoice("none")
-        return ComputeChoice("provider", self.compute.provider, self.compute.compute_id)
+        return self.compute.choice()
 
 
 class SessionPublic(BaseModel):
@@ -115,10 +146,16 @@ class SessionPublic(BaseModel):
     status: SessionStatus
     harness: str
     model: str
+    harness_options: dict[str, Any] = Field(
+        default_factory=dict, description="The options the session's harness was given."
+    )
     system_prompt: str | None
     provider: str | None
     compute_id: str | None
     sandbox_id: str | None
+    compute_options: dict[str, Any] | None = Field(
+        default=None, description="The options the session's compute was created with."
+    )
     parent_session_id: str | None
     metadata: dict[str, Any]
     requirements: dict[str, Any] | None

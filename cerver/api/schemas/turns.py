@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cerver.api.schemas.errors import FailurePublic
 from cerver.api.schemas.sessions import HarnessSpec
-from cerver.types import Entry, Usage
+from cerver.types import Entry, ToolCallPart, ToolResultPart, Usage
+from harnesses.tools import ToolSpec
 
-__all__ = ["TurnCreate", "TurnPublic"]
+__all__ = ["ClientTool", "ToolResultsCreate", "TurnCreate", "TurnPublic"]
+
+
+class ClientTool(BaseModel):
+    """One of the app's own tools: the model may call it; the app runs it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON schema of the tool's arguments.",
+    )
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
 
 
 class TurnCreate(BaseModel):
@@ -25,6 +42,26 @@ class TurnCreate(BaseModel):
     max_steps: int | None = Field(default=None, ge=1, le=100)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    stream: bool = False
+    multitask: Literal["enqueue", "reject"] = "enqueue"
+    tools: list[ClientTool] = Field(
+        default_factory=list,
+        description="The app's own tools, offered next to the sandbox tools. A call of one "
+        "stops the turn (status requires_action); send its result to "
+        "POST /v2/sessions/{id}/tool-results to continue.",
+    )
+
+
+class ToolResultsCreate(BaseModel):
+    """The app's results for the calls a turn stopped at; the turn then continues."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results: list[ToolResultPart] = Field(min_length=1)
+    tools: list[ClientTool] | None = Field(
+        default=None, description="Tools to offer from now on; omitted: the same as before."
+    )
+    max_steps: int | None = Field(default=None, ge=1, le=100)
     stream: bool = False
     multitask: Literal["enqueue", "reject"] = "enqueue"
 
@@ -43,3 +80,7 @@ class TurnPublic(BaseModel):
         default=None, description="The model that answered (a fallback when `model` was down)."
     )
     error: FailurePublic | None = None
+    pending_tool_calls: list[ToolCallPart] = Field(
+        default_factory=list,
+        description="With status requires_action: the calls of the app's tools to answer.",
+    )

@@ -1,0 +1,221 @@
+"""One turn requested through a compatibility surface, on Cerver's own turn service.
+
+Both surfaces do the same thing in their own wire format: pick the session (the
+``X-Cerver-Session-Id`` header, else a new one), match the re-sent conversation against the
+transcript (:mod:`cerver.api.compat.history`), and start a turn with
+:class:`~cerver.services.turns.TurnService` — the same lock, transcript, ledger, budgets,
+routing policy and event log as ``run-llm``. :func:`follow` then reads the turn's events as
+the client sees the answer: text, and the calls of the app's tools.
+
+Session rule: without ``X-Cerver-Session-Id`` every request starts a new session (placed on
+the gateway's default compute, as ``POST /v2/sessions`` does) whose id comes back in the
+``X-Cerver-Session-Id`` header; the request's ``user`` becomes the session's end-user id. The
+``user`` never selects an existing session: one end user has many conversations, and guessing
+which one a request continues would merge them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cerver.api.compat.history import (
+    ASSISTANT_TEXT_SEPARATOR,
+    ClientMessage,
+    Reconciled,
+    reconcile,
+)
+from cerver.api.compat.model_names import ModelName
+from cerver.errors import CerverError
+from cerver.gateway import Gateway
+from cerver.services.client_tools import client_tool_specs
+from cerver.services.sessions import ComputeChoice, HarnessChoice
+from cerver.services.turns import TurnHandle, TurnRequest, TurnResult
+from cerver.store import AccountRecord, SessionRecord
+from cerver.types import Entry, ToolCallPart
+from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
+
+__all__ = [
+    "CompatTurn",
+    "Finished",
+    "TextOut",
+    "ToolCallOut",
+    "TurnOptionsIn",
+    "cerver_headers",
+    "failure_error",
+    "follow",
+    "raise_for_failure",
+    "start_turn",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOptionsIn:
+    """The generation options a surface passes through."""
+
+    system_prompt: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+
+
+@dataclass(slots=True)
+class CompatTurn:
+    session: SessionRecord
+    handle: TurnHandle
+    provider: str
+    started: float
+
+
+async def start_turn(
+    gateway: Gateway,
+    account: AccountRecord,
+    *,
+    session_id: str | None,
+    user: str | None,
+    model: ModelName | None,
+    messages: Sequence[ClientMessage] | Callable[[Sequence[Entry]], Reconciled],
+    tools: Sequence[ToolSpec],
+    options: TurnOptionsIn,
+    origin: str,
+) -> CompatTurn:
+    """Validate everything, then open (or create) the session and start the turn.
+
+    Nothing is written when the model, the tools or the conversation are refused; a new
+    session is created only once they passed. ``messages`` is the re-sent conversation
+    (matched by :func:`~cerver.api.compat.history.reconcile`), or a function planning what
+    the request adds to the transcript (a surface whose client sends only what is new).
+    ``model`` ``None`` keeps the session's harness and model.
+
+    Raises:
+        UnknownPlugin / NotConfigured / MissingDependency: the model's harness cannot run.
+        NotFound: ``session_id`` is not a session of this account.
+        Conflict: the conversation contradicts the transcript (409).
+        InvalidRequest: bad tools, nothing to answer, tool calls without results.
+    """
+    started = time.perf_counter()
+    sessions = gateway.sessions
+    session = await sessions.get(account.id, session_id) if session_id else None
+    choice = model.choice if model else None
+    harness_name, _ = sessions.resolve_harness(choice or HarnessChoice(), current=session)
+    harness = gateway.harnesses.harness_class(harness_name)
+    has_sandbox = (
+        bool(session.sandbox_id) if session else gateway.settings.default_compute is not None
+    )
+    specs = client_tool_specs(tools, harness, has_sandbox=has_sandbox)
+    entries = await sessions.transcript(session.id) if session else []
+    plan = messages(entries) if callable(messages) else reconcile(entries, messages, source=origin)
+    if session is None:
+        session = await sessions.create(
+            account.id,
+            harness=choice or HarnessChoice(),
+            compute=ComputeChoice(),
+            user=user,
+            metadata={"created_by": origin},
+        )
+        plan.next_seq = session.next_seq
+    request = TurnRequest(
+        input=plan.input,
+        harness=choice,
+        system_prompt=options.system_prompt,
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        prelude=tuple(plan.prelude),
+        client_tools=specs,
+        expected_next_seq=plan.next_seq,
+        origin=origin,
+    )
+    handle = await gateway.turns.start(account.id, session.id, request)
+    return CompatTurn(session, handle, harness.provider, started)
+
+
+def cerver_headers(turn: CompatTurn) -> dict[str, str]:
+    """The ``X-Cerver-*`` headers every compatibility response carries."""
+    handle = turn.handle
+    return {
+        "X-Cerver-Session-Id": turn.session.id,
+        "X-Cerver-Run-Id": handle.run_id,
+        "X-Cerver-Provider": turn.provider,
+        "X-Cerver-Harness": handle.harness,
+        "X-Cerver-Model": handle.model,
+        "X-Cerver-Stream-Latency-Ms": f"{(time.perf_counter() - turn.started) * 1000:.2f}",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TextOut:
+    """Answer text, in the order the client must show it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOut:
+    """A call of one of the app's tools: the turn stops, the app runs it."""
+
+    call: ToolCallPart
+
+
+@dataclass(slots=True)
+class Finished:
+    """The turn's end: its result, and the whole answer as the client received it."""
+
+    result: TurnResult
+    text: str = ""
+    tool_calls: list[ToolCallPart] = field(default_factory=list)
+
+
+async def follow(handle: TurnHandle) -> AsyncIterator[TextOut | ToolCallOut | Finished]:
+    """The turn's answer as the client sees it, ending with one :class:`Finished`.
+
+    The texts of one answer are separated by a blank line (a model that writes, runs a
+    sandbox tool, then writes again), exactly as :mod:`~cerver.api.compat.history` shows
+    them when the client re-sends the conversation. A text entry that was not streamed
+    chunk by chunk is sent whole when it completes.
+    """
+    texts: list[str] = []
+    calls: list[ToolCallPart] = []
+    streamed = ""
+    started = False
+    async for event in handle.events():
+        if event.event == "turn.started":
+            started = True
+            continue
+        if not started:
+            continue  # the request's own history, appended before the turn
+        if event.event == "text_delta":
+            chunk = orjson.loads(event.data)["text"]
+            if not streamed and texts:
+                yield TextOut(ASSISTANT_TEXT_SEPARATOR)
+            streamed += chunk
+            yield TextOut(chunk)
+        elif event.event in ("message", "tool_call"):
+            entry: dict[str, Any] = orjson.loads(event.data)
+            if entry["role"] == "assistant" and entry["kind"] == "text" and entry["content"]:
+                if not streamed:
+                    if texts:
+                        yield TextOut(ASSISTANT_TEXT_SEPARATOR)
+                    yield TextOut(entry["content"])
+                texts.append(entry["content"])
+                streamed = ""
+            elif entry["kind"] == "tool_call" and entry["metadata"].get(CLIENT_TOOL_KEY):
+                call = ToolCallPart.model_validate(entry["parts"][0])
+                calls.append(call)
+                yield ToolCallOut(call)
+    result = await handle.result()
+    yield Finished(result, ASSISTANT_TEXT_SEPARATOR.join(texts), calls)
+
+
+def raise_for_failure(result: TurnResult, session_id: str) -> None:
+    """Raise a failed turn's failure as its Cerver error (rendered by the API layer)."""
+    if result.status == "failed" and result.error is not None:
+        result.error.with_context(session_id=session_id, run_id=result.run_id).raise_()
+
+
+def failure_error(result: TurnResult, session_id: str) -> CerverError:
+    """A failed turn's failure as its Cerver error, for an error event in a stream."""
+    assert result.error is not None
+    return result.error.with_context(session_id=session_id, run_id=result.run_id).to_error()
