@@ -44,10 +44,14 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env.update(
         CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port), CERVER_PRICES_FILE=str(PRICES_FILE)
     )
+    # Output goes to a file: an undrained pipe fills up (64 KiB of access log) and the
+    # server then blocks on its next log line.
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cerver", "serve"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -61,7 +65,8 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         except httpx.TransportError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
+            log.close()
+            pytest.fail(f"cerver serve exited early:\n{log_path.read_text()}")
     else:
         proc.kill()
         pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
@@ -70,8 +75,9 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         try:
-            output, _ = proc.communicate(timeout=15)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            output, _ = proc.communicate()
-        print(output)
+            proc.wait()
+        log.close()
+        print(log_path.read_text()[-20_000:])
