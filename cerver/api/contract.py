@@ -115,6 +115,8 @@ SSE: dict[int | str, dict[str, Any]] = {
 }
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# The OpenAI- and Anthropic-compatible surface (cerver.api.compat) keeps their error shapes.
+_COMPAT_PREFIX = "/v1/"
 
 
 class ValidationFailurePublic(FailurePublic):
@@ -160,15 +162,15 @@ def document_errors(app: FastAPI) -> None:
                 for name, definition in found.pop("$defs", {}).items():
                     schemas.setdefault(name, definition)
                 schemas.setdefault(model.__name__, found)
-            for item in schema.get("paths", {}).values():
+            for path, item in schema.get("paths", {}).items():
                 for operation in item.values():
-                    _add_shape_errors(operation)
+                    _add_shape_errors(operation, compat=path.startswith(_COMPAT_PREFIX))
         return build()
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_shape_errors(operation: dict[str, Any]) -> None:
+def _add_shape_errors(operation: dict[str, Any], *, compat: bool) -> None:
     parameters = operation.get("parameters", [])
     has_body = "requestBody" in operation
     implied = [(InvalidRequest.status_code, "`invalid_request`: a NUL character in the URL")]
@@ -185,6 +187,8 @@ def _add_shape_errors(operation: dict[str, Any]) -> None:
         implied.append((AuthenticationFailed.status_code, "`unauthenticated`: no or unknown key"))
     if any(p.get("in") == "path" for p in parameters):
         implied.append((NotFound.status_code, "`not_found`: no such object in this account"))
+    if compat:  # an unknown model or object id, answered in the provider's own shape
+        implied.append((NotFound.status_code, "`not_found`: no such model or object"))
     if parameters or has_body:
         implied.append(
             (
@@ -196,14 +200,16 @@ def _add_shape_errors(operation: dict[str, Any]) -> None:
     for status, description in implied:
         entry = responses.setdefault(str(status), {"description": description})
         if entry.get("description") == "Validation Error" or "content" not in entry:
-            model = (
-                ValidationFailurePublic if status == ValidationFailed.status_code else FailurePublic
-            )
-            entry["content"] = {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            }
+            entry["content"] = {"application/json": {"schema": _error_schema(status, compat)}}
         if description not in entry["description"]:
             entry["description"] = f"{entry['description']}; {description}"
+
+
+def _error_schema(status: int, compat: bool) -> dict[str, Any]:
+    if compat:  # the OpenAI- and Anthropic-compatible surface answers in their error shapes
+        return {"type": "object", "description": "The emulated provider's error object."}
+    model = ValidationFailurePublic if status == ValidationFailed.status_code else FailurePublic
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 def allowed_methods(request: Request) -> list[str]:
