@@ -152,6 +152,8 @@ class VendorErrors:
         credentials: the environment variables a refused credential points at.
         default: the outcome of an exception no entry names.
         hint: a sentence added to every translated message (what to check).
+        statuses: HTTP status → outcome, for SDKs that raise one class for every API error
+            and carry the status on it (``exc.status_code``); looked up before ``table``.
     """
 
     vendor: str
@@ -159,9 +161,13 @@ class VendorErrors:
     credentials: tuple[str, ...] = ()
     default: Outcome = (ComputeError, False)
     hint: str = ""
+    statuses: Mapping[int, Outcome] = field(default_factory=dict)
 
     def outcome(self, exc: BaseException) -> Outcome:
         """The table's outcome for ``exc`` (``default`` when no name along its MRO is in it)."""
+        status = getattr(exc, "status_code", None)
+        if isinstance(status, int) and status in self.statuses:
+            return self.statuses[status]
         for cls in type(exc).__mro__:
             if cls.__name__ in self.table:
                 return self.table[cls.__name__]

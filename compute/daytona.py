@@ -6,8 +6,9 @@ for a self-hosted Daytona). The SDK is imported when the provider is built. Comm
 merged, so stderr is redirected to a file and read back. Files use ``fs.download_file`` /
 ``fs.upload_file``. Network access follows the spec (``network_block_all``).
 
-Verified here only up to the SDK boundary (construction, credentials, error translation
-against a local HTTP endpoint): no Daytona account is reachable from the test environment.
+Proven with the unchanged SDK against a local double of Daytona's API and toolbox
+(``tests/compute/fake_daytona.py``): the conformance suite and a session move through the API.
+No Daytona account is reachable from the test environment.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class DaytonaSandbox(CommandSandbox):
             await self._sbx.fs.upload_file(data, absolute)
 
     async def delete(self) -> None:
-        async with VENDOR_ERRORS.translate("delete the sandbox"):
-            await self._sbx.delete()
+        """Delete the sandbox. Idempotent: one Daytona no longer knows is already deleted."""
+        try:
+            async with VENDOR_ERRORS.translate("delete the sandbox", missing=NotFound):
+                await self._sbx.delete()
+        except NotFound:
+            pass
 
 
 class DaytonaCompute(Compute):

@@ -6,13 +6,16 @@ Modal app ``cerver`` (created if missing); network follows the spec (``block_net
 Commands go through :class:`compute._remote.CommandSandbox` (``Sandbox.exec`` to completion);
 files travel as base64 through commands.
 
-Verified here only up to the SDK boundary (construction and credentials): Modal speaks gRPC to
-its own servers, which the test environment cannot reach.
+Each provider opens its own Modal client (``MODAL_SERVER_URL`` picks the server, as for the
+SDK). Proven with the unchanged SDK against a local gRPC double of Modal's control plane and
+task command router (``tests/compute/fake_modal.py``): the conformance suite and a session move
+through the API. No Modal account is reachable from the test environment.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -54,13 +57,19 @@ class ModalSandbox(CommandSandbox):
 
     async def _run(self, command: str, *, timeout: float) -> RawResult:
         async with VENDOR_ERRORS.translate("run a command"):
-            process = await self._sbx.exec.aio("bash", "-c", command, timeout=math.ceil(timeout))
+            # Bytes, not text: the SDK's own decoding is strict and fails on invalid UTF-8.
+            process = await self._sbx.exec.aio(
+                "bash", "-c", command, timeout=math.ceil(timeout), text=False
+            )
             code = await process.wait.aio()
             stdout = await process.stdout.read.aio()
             stderr = await process.stderr.read.aio()
-        return RawResult(stdout, stderr, int(code))
+        return RawResult(
+            stdout.decode(errors="replace"), stderr.decode(errors="replace"), int(code)
+        )
 
     async def delete(self) -> None:
+        """Terminate the sandbox. Idempotent: terminating a terminated sandbox is a no-op."""
         async with VENDOR_ERRORS.translate("terminate the sandbox"):
             await self._sbx.terminate.aio()
 
@@ -102,14 +111,26 @@ class ModalCompute(Compute):
         self._require_credentials("Modal token")
         self._sdk = modal
         self._settings = plugin_settings(self.name, self.Settings)
+        self._client: Any = None
+
+    async def _connected(self) -> Any:
+        """This provider's own Modal client (not the SDK's process-wide one), opened once
+        with the tokens from the environment and ``MODAL_SERVER_URL``'s server."""
+        if self._client is None:
+            self._client = await self._sdk.Client.from_credentials.aio(
+                os.environ["MODAL_TOKEN_ID"], os.environ["MODAL_TOKEN_SECRET"]
+            )
+        return self._client
 
     async def create(self, spec: SandboxSpec) -> ModalSandbox:
         options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         image = options.image or self._settings.image
         async with VENDOR_ERRORS.translate("create a sandbox"):
-            app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True)
+            client = await self._connected()
+            app = await self._sdk.App.lookup.aio(APP_NAME, create_if_missing=True, client=client)
             handle = await self._sdk.Sandbox.create.aio(
                 app=app,
+                client=client,
                 image=self._sdk.Image.from_registry(image) if image else None,
                 timeout=spec.timeout_minutes * 60,
                 env=dict(spec.env),
@@ -120,4 +141,17 @@ class ModalCompute(Compute):
 
     async def attach(self, sandbox_id: str) -> ModalSandbox:
         async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
-            return ModalSandbox(await self._sdk.Sandbox.from_id.aio(sandbox_id))
+            handle = await self._sdk.Sandbox.from_id.aio(sandbox_id, client=await self._connected())
+            finished = await handle.poll.aio()
+        # Modal keeps a terminated sandbox's record; for Cerver it no longer exists.
+        if finished is not None:
+            raise NotFound(
+                f"Modal sandbox {sandbox_id!r} has terminated (exit {finished}).",
+                context={"sandbox_id": sandbox_id},
+            )
+        return ModalSandbox(handle)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close.aio()

@@ -1,24 +1,29 @@
 """The ``vercel`` provider: Vercel Sandbox through the official ``vercel`` SDK.
 
 Install with ``pip install 'cerver[vercel]'`` and set ``VERCEL_TOKEN``, ``VERCEL_TEAM_ID`` and
-``VERCEL_PROJECT_ID`` (the SDK's own variables). The SDK is imported when the provider is built.
-Commands go through :class:`compute._remote.CommandSandbox` (``run_process`` with captured
-output; the service's ``kill_after`` backs up the in-sandbox timeout); files use the SDK's
-``fs.read_bytes`` / ``fs.write_bytes``.
+``VERCEL_PROJECT_ID`` (the SDK's own variables); ``CERVER_VERCEL_API_URL`` (Cerver's, the SDK
+reads none) points the SDK at another Sandbox API base URL. The SDK is imported when the provider
+is built. Commands go through :class:`compute._remote.CommandSandbox` (``run_process`` with
+captured output; the service's ``kill_after`` backs up the in-sandbox timeout); files use the
+SDK's ``fs.read_bytes`` / ``fs.write_bytes``.
 
-Verified here only up to the SDK boundary (construction, credentials, error translation): no
-Vercel account is reachable from the test environment.
+Proven with the unchanged SDK against a local double of the Sandbox API
+(``tests/compute/fake_vercel.py``): the conformance suite and a session move through the API.
+No Vercel account is reachable from the test environment.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound
+from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
 from cerver.options import PluginOptions, PluginSettings, plugin_settings
 from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
 from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
@@ -34,6 +39,17 @@ VENDOR_ERRORS = VendorErrors(
         "SandboxStreamError": (ComputeError, True),
     },
     credentials=("VERCEL_TOKEN", "VERCEL_TEAM_ID", "VERCEL_PROJECT_ID"),
+    statuses={  # SandboxApiError carries the API's answer
+        401: (NotConfigured, False),
+        403: (NotConfigured, False),
+        404: (MISSING, False),
+        410: (SandboxGone, False),
+        429: (ComputeError, True),
+        500: (ComputeError, True),
+        502: (ComputeError, True),
+        503: (ComputeError, True),
+        504: (ComputeError, True),
+    },
 )
 """The vercel SDK's exceptions as Cerver's (its errors share no base class with the
 transport's, which TRANSPORT_ERRORS catch)."""
@@ -65,8 +81,12 @@ class VercelSandbox(CommandSandbox):
             await self._sbx.fs.write_bytes(absolute, data)
 
     async def delete(self) -> None:
-        async with VENDOR_ERRORS.translate("destroy the sandbox"):
-            await self._sbx.destroy()
+        """Destroy the sandbox. Idempotent: one Vercel no longer knows is already destroyed."""
+        try:
+            async with VENDOR_ERRORS.translate("destroy the sandbox", missing=NotFound):
+                await self._sbx.destroy()
+        except NotFound:
+            pass
 
 
 def _text(value: str | bytes | None) -> str:
@@ -77,6 +97,9 @@ def _text(value: str | bytes | None) -> str:
 
 class VercelCompute(Compute):
     """Vercel Sandbox microVMs (needs VERCEL_TOKEN, VERCEL_TEAM_ID, VERCEL_PROJECT_ID).
+
+    Args:
+        api_url: the Sandbox API base URL; default ``$CERVER_VERCEL_API_URL``, else Vercel's.
 
     Raises:
         MissingDependency: the ``vercel`` package is not installed.
@@ -103,31 +126,68 @@ class VercelCompute(Compute):
         region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{1,32}$")
 
     class Settings(PluginSettings):
-        """Gateway-wide defaults: ``CERVER_VERCELIMAGE_NAME``, ``CERVER_VERCEL_REGION``."""
+        """Gateway-wide defaults: ``CERVER_VERCEL_IMAGE``, ``CERVER_VERCEL_REGION``,
+        ``CERVER_VERCEL_API_URL`` (another Sandbox API base URL; the SDK reads none)."""
 
         image: str | None = None
         region: str | None = None
+        api_url: str | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, *, api_url: str | None = None) -> None:
         sandbox = self._import_sdk("vercel.sandbox")
         self._require_credentials("Vercel credentials")
+        from vercel._internal.core.session import SdkSession
+
+        credentials = sandbox.SandboxCredentials(
+            token=os.environ["VERCEL_TOKEN"],
+            team_id=os.environ["VERCEL_TEAM_ID"],
+            project_id=os.environ["VERCEL_PROJECT_ID"],
+        )
+
+        async def given() -> Any:
+            return credentials
+
+        self._settings = plugin_settings(self.name, self.Settings, api_url=api_url)
+        options = sandbox.SandboxServiceOptions(
+            base_url=self._settings.api_url, credentials_factory=given
+        )
         self._sdk = sandbox
-        self._settings = plugin_settings(self.name, self.Settings)
+        self._session = SdkSession(service_options={type(options).service_options_key(): options})
+
+    @contextmanager
+    def _active(self) -> Iterator[None]:
+        """Make this provider's SDK session the active one for a module-level SDK call.
+
+        The SDK finds its API base URL and credentials through the active session; the
+        handles it returns keep that session's service, so they work outside this block.
+        """
+        from vercel._internal.core.session import bind_active_session, reset_active_session
+
+        token = bind_active_session(self._session)
+        try:
+            yield
+        finally:
+            reset_active_session(token)
 
     async def create(self, spec: SandboxSpec) -> VercelSandbox:
         options = spec.options if isinstance(spec.options, self.Options) else self.Options()
         async with VENDOR_ERRORS.translate("create a sandbox"):
-            handle = await self._sdk.create_sandbox(
-                image=options.image or self._settings.image,
-                region=options.region or self._settings.region,
-                execution_time_limit=timedelta(minutes=spec.timeout_minutes),
-                env=dict(spec.env),
-                tags={"cerver_session_id": spec.session_id},
-            )
+            with self._active():
+                handle = await self._sdk.create_sandbox(
+                    image=options.image or self._settings.image,
+                    region=options.region or self._settings.region,
+                    execution_time_limit=timedelta(minutes=spec.timeout_minutes),
+                    env=dict(spec.env),
+                    tags={"cerver_session_id": spec.session_id},
+                )
         sandbox = VercelSandbox(handle)
         await sandbox._run(f"mkdir -p {VercelSandbox.workspace}", timeout=30)
         return sandbox
 
     async def attach(self, sandbox_id: str) -> VercelSandbox:
         async with VENDOR_ERRORS.translate(f"find sandbox {sandbox_id!r}", missing=NotFound):
-            return VercelSandbox(await self._sdk.get_sandbox(name=sandbox_id))
+            with self._active():
+                return VercelSandbox(await self._sdk.get_sandbox(name=sandbox_id))
+
+    async def aclose(self) -> None:
+        await self._session.aclose()

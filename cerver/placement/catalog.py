@@ -37,6 +37,19 @@ MODELLED: dict[str, _Modelled] = {
         Profile(startup_ms=350, cost_per_hour_usd=0.05, reliability=0.99),
         "Cloudflare Sandboxes have no Python SDK: advisory only.",
     ),
+    "beam": _Modelled(
+        Capabilities(runtimes=("shell", "python"), package_install=True, max_timeout_s=24 * 3600),
+        Profile(startup_ms=1000, cost_per_hour_usd=0.19, reliability=0.99),
+        "Beam Cloud sandboxes: no adapter yet. Its SDK (beam-client, built on beta9) speaks "
+        "gRPC to Beam's gateway and can be aimed at a local double (GATEWAY_HOST/GATEWAY_PORT); "
+        "until an adapter is proven against one: advisory only.",
+    ),
+    "replicate": _Modelled(
+        Capabilities(runtimes=(), max_timeout_s=3600),
+        Profile(startup_ms=5000, cost_per_hour_usd=0.36, reliability=0.98),
+        "Replicate runs models, not shells (no command execution, no files): advisory only "
+        "as compute; its models go through the litellm harness (replicate/...).",
+    ),
 }
 """Backends the router can advise on but not execute on (prior figures, not measured)."""
 

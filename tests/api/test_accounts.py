@@ -21,7 +21,7 @@ _BODIES = {
     "/run": {"code": "echo hi"},
     "/run/stream": {"code": "echo hi"},
     "/files": {"path": "a.txt", "content": "x"},
-    "/tool-results": {"results": [{"tool_call_id": "call_1", "output": "x"}]},
+    "/tool-results": {"results": [{"tool_call_id": "call_1", "output": "ok"}]},
 }
 
 

@@ -135,3 +135,98 @@ async def test_e2b_session_moves_to_local_with_its_files(
         assert back.status_code == 200, back.text
         assert (await run(http, sid, "cat moved.txt"))["stdout"] == "from-e2b\n"
         assert session["sandbox_id"] not in fake.sandboxes  # the E2B sandbox was killed
+
+
+async def test_session_moves_from_local_to_daytona_and_back_with_its_files(
+    http: httpx.AsyncClient, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real daytona SDK against the local fake Daytona (a test double), configured by env
+    vars the way an operator would."""
+    pytest.importorskip("daytona", reason="pip install 'cerver[daytona]'")
+    from tests.compute.fake_daytona import API_KEY, fake_daytona
+
+    with fake_daytona(tmp_path) as fake:
+        monkeypatch.setenv("DAYTONA_API_KEY", API_KEY)
+        monkeypatch.setenv("DAYTONA_API_URL", fake.url)
+        session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
+        sid = session["session_id"]
+        await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
+
+        there = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "daytona"})
+        assert there.status_code == 200, there.text
+        assert there.json()["provider"] == "daytona"
+        daytona_id = there.json()["sandbox_id"]
+        assert daytona_id in fake.sandboxes
+        assert (await run(http, sid, "cat src/notes.txt && pwd"))["stdout"] == (
+            "local\n/home/daytona/workspace\n"
+        )
+        await run(http, sid, "echo daytona >> src/notes.txt")
+
+        back = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "local"})
+        assert back.status_code == 200, back.text
+        assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\ndaytona\n"
+        assert daytona_id not in fake.sandboxes  # the Daytona sandbox was deleted
+
+
+async def test_session_moves_from_local_to_vercel_and_back_with_its_files(
+    http: httpx.AsyncClient, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real vercel SDK against the local fake Vercel Sandbox API (a test double),
+    configured by env vars the way an operator would."""
+    pytest.importorskip("vercel.sandbox", reason="pip install 'cerver[vercel]'")
+    from tests.compute.fake_vercel import CREDENTIALS, fake_vercel
+
+    with fake_vercel(tmp_path) as fake:
+        for name, value in CREDENTIALS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("CERVER_VERCEL_API_URL", fake.url)
+        session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
+        sid = session["session_id"]
+        await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
+
+        there = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "vercel"})
+        assert there.status_code == 200, there.text
+        assert there.json()["provider"] == "vercel"
+        vercel_id = there.json()["sandbox_id"]
+        assert vercel_id in fake.sandboxes
+        assert (await run(http, sid, "cat src/notes.txt && pwd"))["stdout"] == (
+            "local\n/vercel/sandbox/workspace\n"
+        )
+        await run(http, sid, "echo vercel >> src/notes.txt")
+
+        back = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "local"})
+        assert back.status_code == 200, back.text
+        assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\nvercel\n"
+        assert vercel_id not in fake.sandboxes  # the Vercel sandbox was destroyed
+
+
+async def test_session_moves_from_local_to_modal_and_back_with_its_files(
+    http: httpx.AsyncClient, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real modal SDK against the local fake Modal (a gRPC test double), configured by env
+    vars the way an operator would."""
+    pytest.importorskip("modal", reason="pip install 'cerver[modal]'")
+    from tests.compute.fake_modal import TOKEN_ID, TOKEN_SECRET, fake_modal
+
+    with fake_modal(tmp_path) as fake:
+        monkeypatch.setenv("MODAL_SERVER_URL", fake.url)
+        monkeypatch.setenv("MODAL_TOKEN_ID", TOKEN_ID)
+        monkeypatch.setenv("MODAL_TOKEN_SECRET", TOKEN_SECRET)
+        session = (await http.post("/v2/sessions", json={"compute": {"provider": "local"}})).json()
+        sid = session["session_id"]
+        await run(http, sid, "mkdir -p src && echo local > src/notes.txt")
+
+        there = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "modal"})
+        assert there.status_code == 200, there.text
+        assert there.json()["provider"] == "modal"
+        modal_id = there.json()["sandbox_id"]
+        assert modal_id in fake.sandboxes
+        assert (await run(http, sid, "cat src/notes.txt && pwd"))["stdout"] == (
+            "local\n/workspace\n"
+        )
+        await run(http, sid, "echo modal >> src/notes.txt")
+
+        back = await http.post(f"/v2/sessions/{sid}/compute", json={"provider": "local"})
+        assert back.status_code == 200, back.text
+        assert (await run(http, sid, "cat src/notes.txt"))["stdout"] == "local\nmodal\n"
+        assert modal_id not in fake.sandboxes  # the Modal sandbox was terminated

@@ -44,6 +44,11 @@ async def test_catalog_lists_statuses(
     by_name = {p["name"]: p for p in response.json()["providers"]}
     assert by_name["local"]["status"] == "live"
     assert by_name["cloudflare"]["status"] == "modelled"
+    assert by_name["beam"]["status"] == "modelled"
+    assert "gRPC" in by_name["beam"]["note"]
+    assert by_name["replicate"]["status"] == "modelled"
+    assert "not shells" in by_name["replicate"]["note"]
+    assert by_name["replicate"]["capabilities"]["runtimes"] == []
     assert by_name["e2b"]["status"] == "needs_credentials"
     assert by_name["e2b"]["missing"] == ["E2B_API_KEY"]
     assert by_name["relay"]["status"] == "needs_credentials"  # no relay registered yet

@@ -194,3 +194,24 @@ async def test_a_table_matches_along_the_mro_and_translate_chains_the_cause() ->
     with pytest.raises(KeyError):
         async with table.translate("look up"):
             raise KeyError("passes through")
+
+
+def test_an_http_status_on_the_exception_picks_the_outcome() -> None:
+    class ApiError(Exception):
+        def __init__(self, status_code: int) -> None:
+            super().__init__(f"HTTP {status_code}")
+            self.status_code = status_code
+
+    errors = VendorErrors(
+        "Acme",
+        {"ApiError": (ComputeError, False)},
+        credentials=("ACME_KEY",),
+        statuses={404: (MISSING, False), 403: (NotConfigured, False), 503: (ComputeError, True)},
+    )
+    missing = errors.translate_exception(ApiError(404), "find it", missing=NotFound)
+    assert isinstance(missing, NotFound)
+    refused = errors.translate_exception(ApiError(403), "create it")
+    assert isinstance(refused, NotConfigured) and "ACME_KEY" in refused.message
+    assert errors.translate_exception(ApiError(503), "create it").retryable is True
+    other = errors.translate_exception(ApiError(418), "create it")  # falls to the class table
+    assert type(other) is ComputeError and other.retryable is False

@@ -1,6 +1,6 @@
-"""modal, daytona and vercel at their SDK boundary: no vendor account is reachable here, so
-these check construction, credentials, the catalog status and error translation; the shared
-command/file logic they rely on is covered by test_remote_command.py."""
+"""modal, daytona and vercel at their SDK boundary: construction, credentials, the catalog
+status and error translation. Their commands and files are proven with the real SDKs against
+local wire-level doubles in test_modal.py, test_daytona.py and test_vercel.py."""
 
 from __future__ import annotations
 

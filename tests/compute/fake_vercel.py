@@ -1,0 +1,264 @@
+"""TEST DOUBLE: a local Vercel Sandbox API, for the real ``vercel`` SDK (``vercel.sandbox``).
+
+The unchanged SDK is pointed here with ``SandboxServiceOptions(base_url=…)`` (Cerver's
+``VercelCompute(api_url=…)``). Only what Cerver's Vercel provider uses is implemented, with the
+JSON of the SDK's wire models (``vercel/sandbox/_internal/api_client.py``):
+
+- ``POST /v3/sandboxes`` (records the body), ``GET`` and ``DELETE /v2/sandboxes/{name}``, each
+  answering ``{sandbox, session, routes}``; the bearer token must be ``vercel_test_token``;
+- ``POST /v2/sandboxes/sessions/{session}/cmd?wait=true&logs=true``: NDJSON, the command's
+  metadata, its ``stdout``/``stderr`` records as they come, then the metadata with
+  ``exitCode``; the service kills it after ``timeout`` milliseconds;
+- ``POST /v2/sandboxes/sessions/{session}/fs/read`` (the raw bytes, 404 when missing) and
+  ``/fs/write`` (a gzipped tar extracted at ``x-cwd``).
+
+Commands run under bubblewrap with the sandbox's directory at ``/vercel/sandbox`` and ``/tmp``
+(see :mod:`tests.compute.fake_box`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import secrets
+import tarfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tests.compute.fake_box import FakeBox, serve
+
+__all__ = ["CREDENTIALS", "FakeVercel", "fake_vercel"]
+
+CREDENTIALS = {
+    "VERCEL_TOKEN": "vercel_test_token",
+    "VERCEL_TEAM_ID": "team_fake",
+    "VERCEL_PROJECT_ID": "prj_fake",
+}
+HOME = "/vercel/sandbox"
+
+
+@dataclass
+class FakeVercel:
+    url: str
+    sandboxes: dict[str, FakeBox]
+    created: list[dict[str, Any]]
+    requests: list[str]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _app(
+    root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]], log: list[str]
+) -> Any:
+    sessions: dict[str, str] = {}  # session id -> sandbox name
+    bodies: dict[str, dict[str, Any]] = {}
+
+    def sandbox_json(box: FakeBox, status: str = "running") -> dict[str, Any]:
+        body = bodies[box.sandbox_id]
+        session_id = f"sbx_{box.sandbox_id}"
+        session = {
+            "id": session_id,
+            "sourceSandboxName": box.sandbox_id,
+            "projectId": CREDENTIALS["VERCEL_PROJECT_ID"],
+            "status": status,
+            "cwd": HOME,
+            "region": "iad1",
+            "memory": 2048,
+            "vcpus": 1,
+            "timeout": body.get("timeout"),
+            "requestedAt": _now(),
+            "startedAt": _now(),
+        }
+        sandbox = {
+            "name": box.sandbox_id,
+            "currentSessionId": session_id,
+            "status": status,
+            "persistent": False,
+            "projectId": CREDENTIALS["VERCEL_PROJECT_ID"],
+            "cwd": HOME,
+            "region": "iad1",
+            "memory": 2048,
+            "vcpus": 1,
+            "timeout": body.get("timeout"),
+            "tags": body.get("tags") or {},
+            "createdAt": _now(),
+            "updatedAt": _now(),
+        }
+        return {"sandbox": sandbox, "session": session, "routes": []}
+
+    def authorized(request: Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {CREDENTIALS['VERCEL_TOKEN']}"
+
+    def error(status: int, code: str, message: str) -> Response:
+        return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+    def refused() -> Response:
+        return error(403, "forbidden", "Not authorized")
+
+    async def create(request: Request) -> Response:
+        if not authorized(request):
+            return refused()
+        body = await request.json()
+        created.append(body)
+        name = f"fake{secrets.token_hex(6)}"
+        bodies[name] = body
+        box = FakeBox(name, root / name, (HOME, "/tmp"), dict(body.get("env") or {}))
+        sandboxes[name] = box
+        sessions[f"sbx_{name}"] = name
+        return JSONResponse(sandbox_json(box))
+
+    async def one(request: Request) -> Response:
+        if not authorized(request):
+            return refused()
+        name = request.path_params["name"]
+        box = sandboxes.get(name)
+        if box is None:
+            return error(404, "not_found", f"Sandbox {name} not found")
+        if request.method == "DELETE":
+            sandboxes.pop(name).destroy()
+            return JSONResponse(sandbox_json(box, "stopped"))
+        return JSONResponse(sandbox_json(box))
+
+    def addressed(request: Request) -> FakeBox | None:
+        name = sessions.get(request.path_params["session"], "")
+        return sandboxes.get(name) if authorized(request) else None
+
+    def gone(request: Request) -> Response:
+        return error(410, "sandbox_stopped", f"Session {request.path_params['session']} is gone")
+
+    async def command(request: Request) -> Response:
+        box = addressed(request)
+        if box is None:
+            return gone(request)
+        body = await request.json()
+        command_id = f"cmd_{secrets.token_hex(6)}"
+        cwd = body.get("cwd") or HOME
+        process = await box.start(
+            [body["command"], *(body.get("args") or [])], cwd=cwd, env=body.get("env") or {}
+        )
+        meta = {
+            "id": command_id,
+            "name": body["command"],
+            "args": body.get("args") or [],
+            "cwd": cwd,
+            "sessionId": request.path_params["session"],
+            "startedAt": _now(),
+        }
+        limit = (body.get("timeout") or 0) / 1000 or None
+
+        async def records() -> AsyncIterator[bytes]:
+            yield (json.dumps({"command": meta}) + "\n").encode()
+            queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+
+            async def pump(stream: asyncio.StreamReader, name: str) -> None:
+                while chunk := await stream.read(65536):
+                    await queue.put((name, chunk))
+                await queue.put(None)
+
+            assert process.stdout is not None and process.stderr is not None
+            pumps = [
+                asyncio.create_task(pump(process.stdout, "stdout")),
+                asyncio.create_task(pump(process.stderr, "stderr")),
+            ]
+            killer = (
+                asyncio.get_running_loop().call_later(limit, box.kill, process) if limit else None
+            )
+            try:
+                open_streams = 2
+                while open_streams:
+                    item = await queue.get()
+                    if item is None:
+                        open_streams -= 1
+                        continue
+                    record = {"stream": item[0], "data": item[1].decode(errors="replace")}
+                    yield (json.dumps(record) + "\n").encode()
+                code = await process.wait()
+            finally:
+                if killer is not None:
+                    killer.cancel()
+                for task in pumps:
+                    task.cancel()
+                box.kill(process)
+                box.processes.discard(process)
+            yield (json.dumps({"command": {**meta, "exitCode": code}}) + "\n").encode()
+
+        return StreamingResponse(records(), media_type="application/x-ndjson")
+
+    async def read(request: Request) -> Response:
+        box = addressed(request)
+        if box is None:
+            return gone(request)
+        body = await request.json()
+        path = (
+            body["path"]
+            if body["path"].startswith("/")
+            else f"{body.get('cwd') or HOME}/{body['path']}"
+        )
+        target = box.host(path)
+        if not target.is_file():
+            return error(404, "file_not_found", f"File not found: {path}")
+        return Response(target.read_bytes(), media_type="application/octet-stream")
+
+    async def write(request: Request) -> Response:
+        box = addressed(request)
+        if box is None:
+            return gone(request)
+        cwd = request.headers.get("x-cwd", "/")
+        with tarfile.open(fileobj=io.BytesIO(await request.body()), mode="r:gz") as tar:
+            for member in tar.getmembers():
+                path = (
+                    member.name
+                    if member.name.startswith("/")
+                    else f"{cwd.rstrip('/')}/{member.name}"
+                )
+                target = box.host(path)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    extracted = tar.extractfile(member)
+                    assert extracted is not None
+                    target.write_bytes(extracted.read())
+        return JSONResponse({})
+
+    async def unknown(request: Request) -> Response:
+        log.append(f"{request.method} {request.url.path} {(await request.body())[:300]!r}")
+        return error(501, "not_implemented", f"the double has no {request.url.path}")
+
+    web = Starlette(
+        routes=[
+            Route("/v3/sandboxes", create, methods=["POST"]),
+            Route("/v2/sandboxes/{name}", one, methods=["GET", "DELETE"]),
+            Route("/v2/sandboxes/sessions/{session}/cmd", command, methods=["POST"]),
+            Route("/v2/sandboxes/sessions/{session}/fs/read", read, methods=["POST"]),
+            Route("/v2/sandboxes/sessions/{session}/fs/write", write, methods=["POST"]),
+            Route("/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ]
+    )
+    return web
+
+
+@contextmanager
+def fake_vercel(root: Path) -> Iterator[FakeVercel]:
+    """Serve the double on a free localhost port in a background thread."""
+    sandboxes: dict[str, FakeBox] = {}
+    created: list[dict[str, Any]] = []
+    log: list[str] = []
+    with serve(_app(root, sandboxes, created, log), "fake Vercel") as url:
+        try:
+            yield FakeVercel(url, sandboxes, created, log)
+        finally:
+            for box in sandboxes.values():
+                box.destroy()
