@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from cerver import __version__
 from cerver.api.compat import anthropic_messages, openai_chat, openai_responses
 from cerver.api.compat import models as compat_models
+from cerver.api.contract import document_errors
 from cerver.api.errors import install_error_handlers
 from cerver.api.idempotency import IdempotencyMiddleware
-from cerver.api.middleware import BodySizeLimit
+from cerver.api.middleware import RequestGuard
 from cerver.api.routes import (
     account,
     auth,
@@ -75,6 +76,7 @@ def create_app(
     )
     app.state.gateway = gateway
     install_error_handlers(app)
+    document_errors(app)
     for module in (health, auth, sessions, turns, runs, tool_results, execs, events):
         app.include_router(module.router)
     for module in (providers, computes, moves, stress_tests, gateway_compat, sandbox):
@@ -90,8 +92,9 @@ def create_app(
         app.include_router(module.router)
     app.include_router(prometheus.router)
     app.include_router(console_router)
-    # The last added runs first: the size limit guards everything, idempotency wraps the routes.
+    # The last added runs first: the request guard (size, unstorable JSON) sees everything,
+    # idempotency wraps the routes.
     app.add_middleware(IdempotencyMiddleware, gateway=gateway)
-    app.add_middleware(BodySizeLimit, max_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(RequestTelemetry)  # outermost: ids and the span cover everything
     return app

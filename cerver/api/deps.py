@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cerver.console.auth import cookie_authorization
 from cerver.gateway import Gateway
@@ -20,13 +21,22 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
+# Declares the bearer scheme in the OpenAPI document (clients and schemathesis send the key
+# as a credential, not as an ordinary header parameter); the check itself stays in AuthService,
+# which reads the raw header to tell a missing key from a malformed one.
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="ApiKey", description="An API key: `Bearer ck_…`."
+)
+
+
 async def get_account(
-    request: Request, gateway: GatewayDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    gateway: GatewayDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> AccountRecord:
     """The caller's account: from ``Authorization: Bearer``, else the console's cookie
     (same-origin only for unsafe methods; see :mod:`cerver.console.auth`)."""
-    if not authorization:
-        authorization = cookie_authorization(request)
+    authorization = request.headers.get("authorization") or cookie_authorization(request)
     return await gateway.auth.authenticate(authorization)
 
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cerver.api.compat.errors import compat_error_body
+from cerver.api.contract import allowed_methods
 from cerver.errors import CerverError, ErrorCode, InvalidJSON, InvalidRequest, ValidationFailed
 from cerver.failures import Failure
 
@@ -39,18 +40,22 @@ _HTTP_CODES = {
 }
 
 
-def failure_response(failure: Failure, status: int) -> JSONResponse:
-    return JSONResponse(failure.to_json(), status_code=status)
+def failure_response(
+    failure: Failure, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(failure.to_json(), status_code=status, headers=headers)
 
 
-def _respond(request: Request, failure: Failure, status: int) -> JSONResponse:
+def _respond(
+    request: Request, failure: Failure, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """``failure_response``, or the compatibility surface's own shape under ``/v1``."""
     body = compat_error_body(
         request.url.path, status, failure.message, failure.code.value, dict(failure.context)
     )
     if body is None:
-        return failure_response(failure, status)
-    return JSONResponse(body, status_code=status)
+        return failure_response(failure, status, headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _cerver_error(request: Request, exc: CerverError) -> JSONResponse:
@@ -96,7 +101,10 @@ def _without_secrets(error: dict) -> dict:
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     fallback = ErrorCode.INVALID_REQUEST if exc.status_code < 500 else ErrorCode.INTERNAL_ERROR
     code = _HTTP_CODES.get(exc.status_code, fallback)
-    return _respond(request, Failure(code, str(exc.detail)), exc.status_code)
+    headers = exc.headers
+    if exc.status_code == 405:  # RFC 9110: name every method the path answers
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return _respond(request, Failure(code, str(exc.detail)), exc.status_code, headers)
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -109,6 +117,8 @@ def _jsonable(errors: list[dict]) -> list[dict]:
     cleaned = []
     for error in errors:
         error = dict(error)
+        if isinstance(error.get("input"), bytes):  # a body sent without a JSON content type
+            error["input"] = error["input"].decode("utf-8", "replace")
         if "ctx" in error:
             error["ctx"] = {k: str(v) for k, v in error["ctx"].items()}
         error.pop("url", None)

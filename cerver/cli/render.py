@@ -52,20 +52,40 @@ def render_transcript(console: Console, entries: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
+# Costs are ``None`` when no call could be priced: shown as unknown, never as 0.
+_COSTS = {"cost_estimate_usd", "llm_cost_usd"}
+
+
+def _cost(value: float | None, unpriced_calls: int) -> str:
+    if value is None:
+        return "unknown" if unpriced_calls else "—"
+    shown = f"${value:.6f}"
+    return f"{shown} + {unpriced_calls} unpriced call(s)" if unpriced_calls else shown
+
+
 def render_metrics(console: Console, metrics: dict[str, Any]) -> None:
     table = Table(title="Metrics", show_header=False)
     table.add_column("metric")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", overflow="fold")
+    unpriced = metrics.get("llm_calls_unpriced") or 0
     for name, value in metrics.items():
         if name == "by_harness":
             for row in value:
                 table.add_row(
                     f"  {row['harness']} · {row['model']}",
-                    f"{row['calls']} calls, {row['input_tokens']}/{row['output_tokens']} tokens",
+                    f"{row['calls']} calls, {row['input_tokens']}/{row['output_tokens']} tokens, "
+                    + _cost(row["cost_usd"], row["unpriced_calls"]),
                 )
             continue
-        table.add_row(name, "—" if value is None else str(value))
+        if name == "cost_note":
+            continue  # printed under the table, where it has room
+        if name in _COSTS:
+            table.add_row(name, _cost(value, unpriced))
+        else:
+            table.add_row(name, "—" if value is None else str(value))
     console.print(table)
+    if metrics.get("cost_note"):
+        console.print(Text(metrics["cost_note"], style="yellow"))
 
 
 def render_session(console: Console, session: dict[str, Any]) -> None:

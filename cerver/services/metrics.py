@@ -2,8 +2,11 @@
 
 Definitions (the seed names the fields; these are Cerver's meanings):
 
-* ``cost_estimate_usd`` = LLM cost (priced calls only) + compute cost (compute time × the
-  provider's hourly price).
+* ``cost_estimate_usd`` = LLM cost + compute cost (compute time × the provider's hourly price).
+* ``llm_cost_usd`` sums the priced LLM calls. A call no price source knows is left out and
+  counted in ``llm_calls_unpriced``; ``cost_note`` then says the costs are partial and names
+  the fix. When no LLM call could be priced, ``llm_cost_usd`` and ``cost_estimate_usd`` are
+  ``None`` (unknown), never ``0.0``.
 * ``uptime_percent``: share of this session's runs that did not fail for infrastructure reasons
   (``None`` before the first run).
 * ``engagement_score`` (0–100) grows with interactions (10 each), commands (2 each) and
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from cerver.pricing import PRICES_FILE_ENV
 from cerver.services.plugins import ComputePool
 from cerver.store import SessionRecord, Store
 from cerver.store.schema import utcnow
 
-__all__ = ["MetricsService", "engagement"]
+__all__ = ["MetricsService", "engagement", "unpriced_note"]
 
 
 def engagement(interactions: int, execs: int, streams: int) -> tuple[int, str]:
@@ -42,8 +46,10 @@ class MetricsService:
         breakdown = await self._store.ledger.session_totals(session.id)
         runs_total, runs_failed = await self._store.runs.counts(session.id)
         profile = self._profile(session.provider)
-        llm_cost = sum(row["cost_usd"] or 0.0 for row in breakdown)
+        priced = [row["cost_usd"] for row in breakdown if row["cost_usd"] is not None]
         unpriced = sum(row["calls"] - row["priced_calls"] for row in breakdown)
+        # Unknown, not 0.0, when calls were made and none of them could be priced.
+        llm_cost = sum(priced) if priced or not unpriced else None
         compute_cost = (
             session.compute_seconds / 3600 * (profile.cost_per_hour_usd if profile else 0)
         )
@@ -72,7 +78,7 @@ class MetricsService:
             "total_stream_count": session.stream_count,
             "interaction_count": session.interaction_count,
             "session_length_ms": _round((end - session.created_at).total_seconds() * 1000),
-            "cost_estimate_usd": round(llm_cost + compute_cost, 6),
+            "cost_estimate_usd": _round_usd(None if llm_cost is None else llm_cost + compute_cost),
             "uptime_percent": (
                 round(100.0 * (runs_total - runs_failed) / runs_total, 2) if runs_total else None
             ),
@@ -81,8 +87,9 @@ class MetricsService:
             "engagement_label": label,
             "input_tokens": sum(row["input_tokens"] or 0 for row in breakdown),
             "output_tokens": sum(row["output_tokens"] or 0 for row in breakdown),
-            "llm_cost_usd": round(llm_cost, 6),
+            "llm_cost_usd": _round_usd(llm_cost),
             "llm_calls_unpriced": unpriced,
+            "cost_note": unpriced_note(unpriced, "llm_cost_usd and cost_estimate_usd"),
             "compute_cost_usd": round(compute_cost, 6),
             "by_harness": [
                 {
@@ -105,5 +112,19 @@ class MetricsService:
         return self._computes.provider(provider).profile
 
 
+def unpriced_note(unpriced_calls: int, totals: str) -> str | None:
+    """What a total that leaves out ``unpriced_calls`` must say (``None`` when it does not)."""
+    if not unpriced_calls:
+        return None
+    return (
+        f"{unpriced_calls} call(s) have no known price and are left out of {totals} (null when "
+        f"nothing could be priced). Add the models' rates to the gateway's {PRICES_FILE_ENV}."
+    )
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+def _round_usd(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

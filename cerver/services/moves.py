@@ -47,7 +47,9 @@ class MoveService:
         """Where to go, whether to fall back, and the options for the chosen provider."""
         if choice.compute_id is not None or choice.provider is not None:
             provider = (
-                "relay" if choice.compute_id else self._computes.canonical(choice.provider or "")
+                "relay"
+                if choice.compute_id is not None
+                else self._computes.canonical(choice.provider or "")
             )
             options = self._placement.options(provider, choice.options, current=session)
             report = await self._placement.explicit_report(

@@ -346,7 +346,11 @@ class SessionService:
                     'compute needs "provider" or "compute_id", e.g. {"provider": "local"}; '
                     'send "compute": null for a transcript-only session.'
                 )
-            provider = "relay" if compute.compute_id else self._computes.canonical(compute.provider)
+            provider = (
+                "relay"
+                if compute.compute_id is not None
+                else self._computes.canonical(compute.provider or "")
+            )
             options = placement.options(provider, compute.options)
             report = await placement.explicit_report(account_id, provider, compute.compute_id)
             return await placement.provision(

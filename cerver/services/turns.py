@@ -178,6 +178,7 @@ class TurnService:
         name, model = self._sessions.resolve_harness(choice, current=session, endpoints=endpoints)
         options = self._sessions.harness_options(name, choice, current=session)
         harness = self._harnesses.get(name, endpoints)
+        self._admission.ensure_priced(admitted, session, harness, model)
         _ensure_supported(type(harness), session, request)
         handle = TurnHandle(
             session=session,

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cerver.errors import NotFound
+from cerver.errors import Conflict, NotFound
 from cerver.ids import new_id
 from cerver.store.database import Database
 from cerver.store.records import AccountRecord, ApiKeyRecord
@@ -106,16 +106,38 @@ class AccountStore:
         return [ApiKeyRecord.model_validate(r) for r in rows]
 
     async def revoke_key(self, account_id: str, prefix: str) -> None:
-        query = (
-            api_keys.update()
-            .where(
-                api_keys.c.prefix == prefix,
-                api_keys.c.account_id == account_id,
-                api_keys.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=utcnow())
+        """Revoke one of the account's active keys, never its last one.
+
+        Raises:
+            NotFound: the account has no active key with this prefix.
+            Conflict: it is the account's last active key (revoking it would lock the account
+                out for good, and the admin's would stop a restart with ``CERVER_ADMIN_KEY``).
+        """
+        active = (api_keys.c.account_id == account_id) & api_keys.c.revoked_at.is_(None)
+        # The account row is locked so that two revocations cannot each leave the other's key.
+        lock = sa.select(accounts.c.id).where(accounts.c.id == account_id).with_for_update()
+        count = sa.select(sa.func.count()).select_from(api_keys).where(active)
+        revoke = (
+            api_keys.update().where(active, api_keys.c.prefix == prefix).values(revoked_at=utcnow())
         )
-        revoked = await self._db.write(lambda conn: conn.execute(query).rowcount)
+
+        def revoke_unless_last(conn: sa.Connection) -> int | None:
+            conn.execute(lock)
+            if conn.execute(count).scalar_one() == 1:
+                # Only when the last key is the one asked for; otherwise it is a plain 404.
+                exists = sa.select(api_keys.c.prefix).where(active, api_keys.c.prefix == prefix)
+                if conn.execute(exists).first() is not None:
+                    return None
+            return conn.execute(revoke).rowcount
+
+        revoked = await self._db.write(revoke_unless_last)
+        if revoked is None:
+            raise Conflict(
+                f"Key {prefix!r} is the account's last active API key: revoking it would lock "
+                "the account out. Create another key first (POST /v2/auth/keys), then revoke "
+                "this one.",
+                context={"prefix": prefix, "active_keys": 1},
+            )
         if revoked == 0:
             raise NotFound(
                 f"No active API key with prefix {prefix!r}. List keys with GET /v2/auth/keys.",

@@ -12,6 +12,7 @@ from cerver.errors import NotFound, error_class
 from cerver.failures import Failure
 from cerver.store.database import Database
 from cerver.store.schema import fanout_variants, fanouts, utcnow
+from cerver.store.storable import storable
 
 __all__ = ["FanoutRecord", "FanoutStore", "VariantRecord"]
 
@@ -121,6 +122,8 @@ class FanoutStore:
         await self._db.write(lambda conn: conn.execute(query))
 
     async def update_variant(self, variant_id: str, **values: Any) -> None:
+        # A variant's output is model text: stored with NULs and lone surrogates replaced.
+        values = storable(values)
         query = fanout_variants.update().where(fanout_variants.c.id == variant_id)
         await self._db.write(lambda conn: conn.execute(query.values(**values)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,10 +11,43 @@ import sqlalchemy as sa
 from cerver.store.database import Database
 from cerver.store.schema import fanout_variants, fanouts, ledger
 
-__all__ = ["USAGE_GROUPS", "LedgerStore", "UsageGroup"]
+__all__ = ["USAGE_GROUPS", "LedgerStore", "Spend", "UnpricedCalls", "UsageGroup"]
 
 UsageGroup = Literal["user", "model", "harness", "provider", "day", "session"]
 USAGE_GROUPS: tuple[str, ...] = ("user", "model", "harness", "provider", "day", "session")
+# The ledger column each group reads (``day`` is computed from ``created_at``).
+_GROUP_COLUMNS = {
+    "user": ledger.c.user,
+    "model": ledger.c.model,
+    "harness": ledger.c.harness,
+    "provider": ledger.c.provider,
+    "session": ledger.c.session_id,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedCalls:
+    """Calls of one model that no price source could price when they were recorded."""
+
+    model: str  # the row's ``kind`` when it names no model
+    provider: str | None
+    calls: int
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """What a session or an end user spent.
+
+    Attributes:
+        usd: the sum over priced calls; with ``unpriced`` calls, only a lower bound.
+        unpriced: the calls whose cost was unknown, per model and provider, with their tokens
+            (so they can be priced again once the model's rates are known).
+    """
+
+    usd: float = 0.0
+    unpriced: tuple[UnpricedCalls, ...] = ()
 
 
 class LedgerStore:
@@ -43,20 +77,18 @@ class LedgerStore:
 
     async def spent(
         self, account_id: str, *, session_id: str | None = None, user: str | None = None
-    ) -> float:
-        """Priced spend (USD) of one session or one end user; unpriced calls count 0."""
+    ) -> Spend:
+        """What one session or one end user spent (see :class:`Spend`)."""
         c = ledger.c
-        query = sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(
-            c.account_id == account_id
-        )
+        where = [c.account_id == account_id]
         if session_id is not None:
-            query = query.where(c.session_id == session_id)
+            where.append(c.session_id == session_id)
         if user is not None:
-            query = query.where(c.user == user)
-        return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+            where.append(c.user == user)
+        return await self._spend(where)
 
-    async def spent_with_fanouts(self, account_id: str, session_id: str) -> float:
-        """Priced spend (USD) of a session and of the variant child sessions of its fan-outs.
+    async def spent_with_fanouts(self, account_id: str, session_id: str) -> Spend:
+        """What a session and the variant child sessions of its fan-outs spent.
 
         A fan-out's variants run (and are charged) in child sessions; they count against the
         parent's ``max_cost_usd``. One level: the parent's own fan-outs.
@@ -70,11 +102,47 @@ class LedgerStore:
                 fanout_variants.c.session_id.is_not(None),
             )
         )
-        query = sa.select(sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0)).where(
-            c.account_id == account_id,
-            sa.or_(c.session_id == session_id, c.session_id.in_(children)),
+        return await self._spend(
+            [
+                c.account_id == account_id,
+                sa.or_(c.session_id == session_id, c.session_id.in_(children)),
+            ]
         )
-        return float(await self._db.read(lambda conn: conn.execute(query).scalar_one()))
+
+    async def _spend(self, where: list[Any]) -> Spend:
+        # One row per model and provider: the priced sum, and the calls without a price with
+        # their tokens.
+        c = ledger.c
+        name = sa.func.coalesce(c.model, c.kind)
+        unpriced = c.cost_usd.is_(None)
+
+        def unpriced_sum(column: Any) -> Any:
+            return sa.func.coalesce(sa.func.sum(sa.case((unpriced, column), else_=0)), 0)
+
+        query = (
+            sa.select(
+                name.label("name"),
+                c.provider,
+                sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0).label("usd"),
+                (sa.func.count() - sa.func.count(c.cost_usd)).label("calls"),
+                unpriced_sum(c.input_tokens).label("input_tokens"),
+                unpriced_sum(c.output_tokens).label("output_tokens"),
+            )
+            .where(*where)
+            .group_by(name, c.provider)
+            .order_by(name, c.provider)
+        )
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return Spend(
+            usd=float(sum(row.usd for row in rows)),
+            unpriced=tuple(
+                UnpricedCalls(
+                    row.name, row.provider, row.calls, int(row.input_tokens), int(row.output_tokens)
+                )
+                for row in rows
+                if row.calls
+            ),
+        )
 
     async def mean_turn_cost(self, session_id: str) -> float:
         """The mean priced LLM cost of this session's runs so far (0 without any)."""
@@ -104,7 +172,7 @@ class LedgerStore:
         ``since`` is inclusive, ``until`` exclusive.
         """
         c = ledger.c
-        key = sa.func.date(c.created_at) if group_by == "day" else getattr(c, group_by)
+        key = sa.func.date(c.created_at) if group_by == "day" else _GROUP_COLUMNS[group_by]
         cost = sa.func.sum(c.cost_usd)
         query = (
             sa.select(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "MAX_INTEGER",
     "accounts",
     "api_keys",
     "computes",
@@ -61,6 +62,9 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+# The largest value an ``sa.Integer`` column holds on every backend (32 bits on PostgreSQL):
+# the bound of any request value compared with or written to one (seqs, event ids, tokens).
+MAX_INTEGER = 2**31 - 1
 
 
 def utcnow() -> datetime:

@@ -25,6 +25,7 @@ from cerver.store.database import Database
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
 from cerver.store.sessions import unlock_statement
+from cerver.store.storable import storable
 from cerver.types import Entry, Usage
 
 if TYPE_CHECKING:
@@ -255,14 +256,15 @@ class _Batch:
 
 
 def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
+    # Model and tool output may hold a NUL or a lone surrogate: stored as U+FFFD (storable).
     usage = entry.usage
     return {
         "session_id": session_id,
         "seq": entry.seq,
         "role": entry.role,
         "kind": entry.kind,
-        "content": entry.content,
-        "parts": [p.model_dump() for p in entry.parts],
+        "content": storable(entry.content),
+        "parts": storable([p.model_dump() for p in entry.parts]),
         "harness": entry.harness,
         "model": entry.model,
         "provider": entry.provider,
@@ -274,6 +276,6 @@ def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
         "cost_source": usage.cost_source if usage else None,
         "latency_ms": entry.latency_ms,
         "status": entry.status,
-        "metadata": entry.metadata,
+        "metadata": storable(entry.metadata),
         "created_at": entry.created_at,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from cerver import pricing
 from cerver.client import AsyncClient
 from cerver.errors import BudgetExceeded
 from cerver.gateway import Gateway
@@ -129,3 +130,55 @@ async def test_budgets_are_validated(http: httpx.AsyncClient) -> None:
     assert response.status_code == 422
     response = await http.post("/v2/sessions", json={"compute": None, "max_cost_usd": -0.5})
     assert response.status_code == 422
+
+
+async def test_a_budgeted_turn_on_a_model_without_a_price_is_refused_before_the_call(
+    client: AsyncClient, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    sid = (await client.create_session(compute=None, model="claude-mystery-9", max_cost_usd=1e-7))[
+        "session_id"
+    ]
+    refused = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "one"})
+    assert refused.status_code == 402
+    body = refused.json()
+    assert body["code"] == "budget_exceeded"
+    assert body["context"]["reason"] == "unpriced"
+    assert body["context"]["unpriced_models"] == ["claude-mystery-9"]
+    assert "claude-mystery-9" in body["detail"] and "CERVER_PRICES_FILE" in body["detail"]
+    assert mock_upstream.requests == []
+    assert (await client.messages(sid))["messages"] == []
+    # Without a limit the same model runs, and its call is reported as unpriced.
+    free = (await client.create_session(compute=None, model="claude-mystery-9"))["session_id"]
+    assert (await client.run_llm(free, "one"))["status"] == "completed"
+    assert (await client.metrics(free))["llm_calls_unpriced"] == 1
+
+
+async def test_recorded_unpriced_spend_refuses_turns_until_the_model_is_priced(
+    client: AsyncClient, http: httpx.AsyncClient, fixture_prices: pricing.PriceTable
+) -> None:
+    await client.set_budgets(users={"dana": 10.0})
+    sid = (await client.create_session(user="dana", compute=None, model="claude-haiku-4-5"))[
+        "session_id"
+    ]
+    # A caller-driven turn reports tokens of a model no source prices.
+    await client.append_input(
+        sid, "done", role="assistant", model="house-model", usage={"input_tokens": 1_000_000}
+    )
+    refused = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "next"})
+    assert refused.status_code == 402
+    context = refused.json()["context"]
+    assert (context["reason"], context["scope"], context["unpriced_models"]) == (
+        "unpriced",
+        "user",
+        ["house-model"],
+    )
+    # The operator adds the model's rates: the recorded call is priced ($2), under $10.
+    house = pricing.PriceTable.from_json(
+        {"house-model": {"input_per_mtok": 2, "output_per_mtok": 2}}
+    )
+    with pricing.use(pricing.Pricer([house, fixture_prices])):
+        assert (await client.run_llm(sid, "next"))["status"] == "completed"
+        await client.set_budgets(users={"dana": 1.0})
+        with pytest.raises(BudgetExceeded) as over:
+            await client.run_llm(sid, "more")
+        assert over.value.context["spent_usd"] >= 2.0

@@ -48,6 +48,9 @@ async def test_unknown_price_is_null_with_a_reason_never_a_guess(
     assert "house-model-7" in stored["usage"]["cost_reason"]
     metrics = await client.metrics(sid)
     assert metrics["llm_calls_unpriced"] == 1 and metrics["input_tokens"] == 10
+    # Nothing could be priced: the totals are unknown, not 0.0, and say why.
+    assert metrics["llm_cost_usd"] is None and metrics["cost_estimate_usd"] is None
+    assert "CERVER_PRICES_FILE" in metrics["cost_note"]
 
 
 async def test_usage_groups_spend_for_billing(
@@ -69,6 +72,7 @@ async def test_usage_groups_spend_for_billing(
     assert rows["alice"]["unpriced_calls"] == 1 and rows["alice"]["input_tokens"] == 1007
     assert rows["bob"]["calls"] == 1
     assert by_user["total"]["cost_usd"] == pytest.approx(0.002)
+    assert "1 call(s) have no known price" in by_user["cost_note"]  # the total leaves it out
 
     by_model = {r["key"]: r for r in (await client.usage("model"))["rows"]}
     assert by_model["house-model"]["cost_usd"] is None
@@ -78,7 +82,7 @@ async def test_usage_groups_spend_for_billing(
     assert len(day["key"]) == 10  # YYYY-MM-DD
 
     only_bob = await client.usage("model", user="bob")
-    assert only_bob["total"]["calls"] == 1
+    assert only_bob["total"]["calls"] == 1 and only_bob["cost_note"] is None
     future = await client.usage("user", since="2999-01-01T00:00:00Z")
     assert future["rows"] == [] and future["total"]["cost_usd"] is None
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,13 @@ def _free_port() -> int:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`cerver serve` on a free port with an empty data dir and no provider keys."""
+    with serving(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def serving(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Run `cerver serve` on ``tmp_path`` for the block; yields its URL and data dir."""
     port = _free_port()
     env = {
         k: v
@@ -36,10 +44,14 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env.update(
         CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port), CERVER_PRICES_FILE=str(PRICES_FILE)
     )
+    # Output goes to a file: an undrained pipe fills up (64 KiB of access log) and the
+    # server then blocks on its next log line.
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "cerver", "serve"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -53,7 +65,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         except httpx.TransportError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            pytest.fail(f"cerver serve exited early:\n{proc.stdout.read()}")
+            log.close()
+            pytest.fail(f"cerver serve exited early:\n{log_path.read_text()}")
     else:
         proc.kill()
         pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
@@ -62,23 +75,26 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     finally:
         proc.terminate()
         try:
-            output, _ = proc.communicate(timeout=15)
+            proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-            output, _ = proc.communicate()
-        print(output)
+            proc.wait()
+        log.close()
+        print(log_path.read_text()[-20_000:])
 
 
 class ServeProcess:
     """One `cerver serve` process of a test (see the ``serve`` fixture)."""
 
-    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+    def __init__(self, proc: subprocess.Popen[str], url: str, log_path: Path) -> None:
         self.proc = proc
         self.url = url
+        self.log_path = log_path
 
     def output(self) -> str:
         """Everything it printed (waits for it to exit; kill or terminate it first)."""
-        return self.proc.communicate(timeout=30)[0] or ""
+        self.proc.wait(timeout=30)
+        return self.log_path.read_text()
 
 
 @pytest.fixture
@@ -96,6 +112,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     def start(**env: str) -> ServeProcess:
         port = _free_port()
         data_dir = tmp_path / f"gateway-{len(started)}"
+        data_dir.mkdir(parents=True, exist_ok=True)
         variables = {
             **base,
             "CERVER_DATA_DIR": str(data_dir),
@@ -105,14 +122,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
             "CERVER_PRICES_FILE": str(PRICES_FILE),
             **env,
         }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cerver", "serve"],
-            env=variables,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        process = ServeProcess(proc, f"http://127.0.0.1:{port}")
+        # Output goes to a file, like ``serving``: an undrained pipe would block the server.
+        log_path = data_dir / "serve.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cerver", "serve"],
+                env=variables,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        process = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path)
         started.append(process)
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -132,4 +152,4 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     for process in started:
         if process.proc.poll() is None:
             process.proc.kill()
-        print(process.output())
+        print(process.output()[-20_000:])

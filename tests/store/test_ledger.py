@@ -8,6 +8,7 @@ import pytest
 
 from cerver.events import EventHub
 from cerver.store import SessionWriter, Store
+from cerver.store.ledger import USAGE_GROUPS, Spend, UnpricedCalls
 from cerver.types import Usage
 from tests.store.helpers import make_session
 
@@ -51,8 +52,29 @@ async def test_usage_spent_and_mean_turn_cost(store: Store, account_id: str) -> 
     assert await store.ledger.usage(account_id, "user", since=later) == []
     assert len(await store.ledger.usage(account_id, "user", until=later)) == 2
 
-    assert await store.ledger.spent(account_id, session_id=alice) == pytest.approx(0.75)
-    assert await store.ledger.spent(account_id, user="bob") == pytest.approx(1.0)
-    assert await store.ledger.spent(account_id, user="nobody") == 0.0
+    alice_spend = await store.ledger.spent(account_id, session_id=alice)
+    assert alice_spend.usd == pytest.approx(0.75)
+    # So 0.75 is a lower bound; the unpriced call keeps its tokens to be priced later.
+    assert alice_spend.unpriced == (UnpricedCalls("m2", "anthropic", 1, 5, 1),)
+    bob_spend = await store.ledger.spent(account_id, user="bob")
+    assert bob_spend.usd == pytest.approx(1.0) and bob_spend.unpriced == ()
+    assert await store.ledger.spent(account_id, user="nobody") == Spend()
     # r1 cost 0.75; r2 was not priced (no row to average): the mean is over priced runs.
     assert await store.ledger.mean_turn_cost(alice) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize("group_by", USAGE_GROUPS)
+async def test_every_documented_usage_group_answers(
+    store: Store, account_id: str, group_by: str
+) -> None:
+    sid = await _charge(store, account_id, "alice", [("r1", "m1", 10, 0.5, None)])
+    (row,) = await store.ledger.usage(account_id, group_by)
+    expected = {
+        "user": "alice",
+        "model": "m1",
+        "harness": "anthropic",
+        "provider": "anthropic",
+        "session": sid,
+        "day": datetime.now(UTC).date().isoformat(),
+    }
+    assert row["key"] == expected[group_by] and row["calls"] == 1

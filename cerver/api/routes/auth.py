@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from cerver.api.contract import errors
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.auth import (
     AccountCreate,
@@ -13,11 +14,12 @@ from cerver.api.schemas.auth import (
     KeyCreated,
     KeyPublic,
 )
+from cerver.errors import Conflict, PermissionDenied
 
 router = APIRouter(prefix="/v2", tags=["auth"])
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, responses=errors(PermissionDenied))
 async def create_account(
     body: AccountCreate, gateway: GatewayDep, account: AccountDep
 ) -> AccountCreated:
@@ -52,6 +54,8 @@ async def create_key(
     return KeyCreated(**record.model_dump(exclude={"account_id"}), api_key=key)
 
 
-@router.delete("/auth/keys/{prefix}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/auth/keys/{prefix}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(Conflict)
+)
 async def revoke_key(prefix: str, gateway: GatewayDep, account: AccountDep) -> None:
     await gateway.auth.revoke_key(account, prefix)

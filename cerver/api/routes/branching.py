@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from cerver.api.contract import PLACEMENT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.routes.sessions import session_public
 from cerver.api.schemas.fanouts import ForkCreate, SpawnCreate, compute_choice
@@ -12,7 +13,11 @@ from cerver.api.schemas.sessions import SessionPublic, harness_choice
 router = APIRouter(prefix="/v2/sessions", tags=["sessions"])
 
 
-@router.post("/{session_id}/spawn", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{session_id}/spawn",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(*SESSION_WRITE, *PLACEMENT),
+)
 async def spawn_session(
     body: SpawnCreate, session: SessionDep, gateway: GatewayDep, account: AccountDep
 ) -> SessionPublic:
@@ -28,7 +33,11 @@ async def spawn_session(
     return session_public(child, metrics=await gateway.metrics.for_session(child))
 
 
-@router.post("/{session_id}/fork", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{session_id}/fork",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(*SESSION_WRITE, *PLACEMENT),
+)
 async def fork_session(
     body: ForkCreate, session: SessionDep, gateway: GatewayDep, account: AccountDep
 ) -> SessionPublic:

@@ -11,7 +11,7 @@ router = APIRouter(prefix="/v2/computes", tags=["compute"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
-@router.post("", status_code=status.HTTP_201_CREATED, include_in_schema=False)
+@router.post("", status_code=status.HTTP_201_CREATED, deprecated=True)
 async def register_compute(
     body: ComputeRegister, gateway: GatewayDep, account: AccountDep
 ) -> ComputePublic:

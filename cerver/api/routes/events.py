@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from starlette.responses import StreamingResponse
 
+from cerver.api.contract import SSE
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.sse import encode_event, sse_response
 from cerver.gateway import Gateway
+from cerver.store.schema import MAX_INTEGER
 
 router = APIRouter(prefix="/v2/sessions", tags=["events"])
 
@@ -20,12 +22,14 @@ _KEEPALIVE = b": keep-alive\n\n"
 _PAGE = 1000
 
 
-@router.get("/{session_id}/events", response_class=StreamingResponse)
+@router.get("/{session_id}/events", response_class=StreamingResponse, responses=SSE)
 async def tail_events(
     session: SessionDep,
     gateway: GatewayDep,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID.")] = None,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_INTEGER)] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INTEGER, description="Same as Last-Event-ID.")
+    ] = None,
     follow: bool = True,
 ) -> StreamingResponse:
     """Replay the session's events after ``Last-Event-ID`` (or ``?after=``), then follow live.

@@ -12,6 +12,7 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
+from cerver.api.contract import SANDBOX, SSE, errors
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.schemas.execs import (
     ExecCreate,
@@ -28,7 +29,7 @@ from compute.base import Sandbox
 router = APIRouter(prefix="/v2/sessions", tags=["compute"])
 
 
-@router.post("/{session_id}/run")
+@router.post("/{session_id}/run", responses=errors(*SANDBOX))
 async def run_code(body: ExecCreate, session: SessionDep, gateway: GatewayDep) -> ExecPublic:
     """Run a bash command line in the session's sandbox. A non-zero exit is a result."""
     sandbox = await gateway.execs.sandbox(session)
@@ -43,7 +44,11 @@ async def run_code(body: ExecCreate, session: SessionDep, gateway: GatewayDep) -
     )
 
 
-@router.post("/{session_id}/run/stream", response_class=StreamingResponse)
+@router.post(
+    "/{session_id}/run/stream",
+    response_class=StreamingResponse,
+    responses={**SSE, **errors(*SANDBOX)},
+)
 async def run_code_stream(
     body: ExecCreate, session: SessionDep, gateway: GatewayDep
 ) -> StreamingResponse:
@@ -69,8 +74,8 @@ async def _exec_events(sandbox: Sandbox, body: ExecCreate) -> AsyncIterator[byte
         yield b"event: " + chunk.stream.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-@router.put("/{session_id}/files")
-@router.post("/{session_id}/files", include_in_schema=False)
+@router.put("/{session_id}/files", responses=errors(*SANDBOX))
+@router.post("/{session_id}/files", deprecated=True, responses=errors(*SANDBOX))
 async def write_file(body: FileWrite, session: SessionDep, gateway: GatewayDep) -> FilePublic:
     if body.encoding == "base64":
         try:
@@ -87,7 +92,7 @@ async def write_file(body: FileWrite, session: SessionDep, gateway: GatewayDep) 
     return FilePublic(path=body.path, content="", encoding=body.encoding, size=len(data))
 
 
-@router.get("/{session_id}/files")
+@router.get("/{session_id}/files", responses=errors(*SANDBOX))
 async def read_or_list_files(
     session: SessionDep,
     gateway: GatewayDep,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Header, status
 
+from cerver.api.contract import FANOUT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.schemas.fanouts import (
     FanoutCreate,
@@ -24,7 +25,8 @@ from cerver.services.fanout import FanoutHandle
 router = APIRouter(tags=["fanouts"])
 
 _STREAM: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"}
+    200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"},
+    **errors(*FANOUT),
 }
 
 
@@ -81,7 +83,7 @@ async def cancel_fanout(fanout_id: str, gateway: GatewayDep, account: AccountDep
     return fanout_public(await gateway.fanouts.cancel(account.id, fanout_id))
 
 
-@router.post("/v2/fanouts/{fanout_id}/pick")
+@router.post("/v2/fanouts/{fanout_id}/pick", responses=errors(*SESSION_WRITE))
 async def pick_winner(
     fanout_id: str, body: PickCreate, gateway: GatewayDep, account: AccountDep
 ) -> FanoutPublic:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from cerver.api.contract import PLACEMENT, SESSION_WRITE, errors
 from cerver.api.deps import GatewayDep, SessionDep
 from cerver.api.schemas.computes import ComputeMove, MovePublic, Resume
 from cerver.errors import InvalidRequest
@@ -24,7 +25,7 @@ def _public(record: SessionRecord, switch: dict[str, object] | None = None) -> M
     )
 
 
-@router.post("/{session_id}/compute")
+@router.post("/{session_id}/compute", responses=errors(*SESSION_WRITE, *PLACEMENT))
 async def move_compute(body: ComputeMove, session: SessionDep, gateway: GatewayDep) -> MovePublic:
     """Move the session (with its files) to ``provider``, ``compute_id``, or where ``policy``
     routes it; records a ``compute_switched`` entry."""
@@ -46,13 +47,13 @@ async def move_compute(body: ComputeMove, session: SessionDep, gateway: GatewayD
     return _public(record, entry.model_dump(mode="json"))
 
 
-@router.post("/{session_id}/pause")
+@router.post("/{session_id}/pause", responses=errors(*SESSION_WRITE, *PLACEMENT))
 async def pause(session: SessionDep, gateway: GatewayDep) -> MovePublic:
     """Snapshot the workspace, release the compute; the session keeps its transcript."""
     return _public(await gateway.moves.pause(session))
 
 
-@router.post("/{session_id}/resume")
+@router.post("/{session_id}/resume", responses=errors(*SESSION_WRITE, *PLACEMENT))
 async def resume(
     session: SessionDep, gateway: GatewayDep, body: Resume | None = None
 ) -> MovePublic:

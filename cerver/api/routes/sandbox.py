@@ -13,12 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import StreamingResponse
 
+from cerver.api.contract import PLACEMENT, SANDBOX, SSE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
 from cerver.api.routes import execs
 from cerver.api.schemas.execs import ExecResultPublic
 from cerver.api.schemas.sessions import Policy, Requirements
-from cerver.errors import InvalidRequest
+from cerver.errors import ComputeError, InvalidRequest, SessionBusy
 from cerver.services.sessions import ComputeChoice, HarnessChoice
 from cerver.store import SessionFilters, SessionRecord
 
@@ -63,7 +65,7 @@ def _public(record: SessionRecord) -> SandboxPublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(*PLACEMENT))
 async def create_sandbox(
     body: SandboxCreate, gateway: GatewayDep, account: AccountDep
 ) -> SandboxPublic:
@@ -112,13 +114,17 @@ async def get_sandbox(session: SessionDep) -> SandboxPublic:
     return _public(session)
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(SessionBusy, ComputeError),
+)
 async def delete_sandbox(session: SessionDep, gateway: GatewayDep) -> Response:
     await gateway.sessions.delete(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{session_id}/install")
+@router.post("/{session_id}/install", responses=errors(*SANDBOX))
 async def install(
     body: InstallCreate, session: SessionDep, gateway: GatewayDep
 ) -> ExecResultPublic:
@@ -132,10 +138,19 @@ async def install(
     )
 
 
-router.add_api_route("/{session_id}/run", execs.run_code, methods=["POST"])
-router.add_api_route("/{session_id}/run/stream", execs.run_code_stream, methods=["POST"])
-router.add_api_route("/{session_id}/files", execs.write_file, methods=["PUT"])
+_SANDBOX = errors(*SANDBOX)
+router.add_api_route("/{session_id}/run", execs.run_code, methods=["POST"], responses=_SANDBOX)
 router.add_api_route(
-    "/{session_id}/files", execs.write_file, methods=["POST"], include_in_schema=False
+    "/{session_id}/run/stream",
+    execs.run_code_stream,
+    methods=["POST"],
+    response_class=StreamingResponse,
+    responses={**SSE, **_SANDBOX},
 )
-router.add_api_route("/{session_id}/files", execs.read_or_list_files, methods=["GET"])
+router.add_api_route("/{session_id}/files", execs.write_file, methods=["PUT"], responses=_SANDBOX)
+router.add_api_route(
+    "/{session_id}/files", execs.write_file, methods=["POST"], deprecated=True, responses=_SANDBOX
+)
+router.add_api_route(
+    "/{session_id}/files", execs.read_or_list_files, methods=["GET"], responses=_SANDBOX
+)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from cerver.api.contract import PLACEMENT, SESSION_WRITE, errors
 from cerver.api.deps import AccountDep, GatewayDep, SessionDep
+from cerver.api.params import Timestamp
 from cerver.api.schemas.sessions import (
     HarnessSwitch,
     InputCreate,
@@ -17,7 +18,9 @@ from cerver.api.schemas.sessions import (
     SessionsPublic,
     harness_choice,
 )
+from cerver.errors import ComputeError, NotConfigured, NotFound, SessionBusy
 from cerver.store import SessionFilters, SessionRecord
+from cerver.store.schema import MAX_INTEGER
 from cerver.types import Entry, SessionStatus
 
 router = APIRouter(prefix="/v2/sessions", tags=["sessions"])
@@ -58,7 +61,7 @@ def session_public(record: SessionRecord, **extra: object) -> SessionPublic:
     )
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(NotFound, *PLACEMENT))
 async def create_session(
     body: SessionCreate, gateway: GatewayDep, account: AccountDep
 ) -> SessionPublic:
@@ -92,8 +95,8 @@ async def list_sessions(
     model: str | None = None,
     provider: str | None = None,
     parent_session_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
@@ -134,7 +137,7 @@ async def get_session(
 async def list_messages(
     session: SessionDep,
     gateway: GatewayDep,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagesPublic:
     entries = await gateway.sessions.transcript(session.id, after_seq=after_seq, limit=limit)
@@ -142,7 +145,9 @@ async def list_messages(
     return MessagesPublic(session_id=session.id, messages=entries, next_after_seq=next_after)
 
 
-@router.post("/{session_id}/input", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{session_id}/input", status_code=status.HTTP_201_CREATED, responses=errors(*SESSION_WRITE)
+)
 async def append_input(body: InputCreate, session: SessionDep, gateway: GatewayDep) -> Entry:
     """Append a turn without calling a model (caller-driven or transcript-only sessions)."""
     return await gateway.sessions.append_input(
@@ -157,8 +162,11 @@ async def append_input(body: InputCreate, session: SessionDep, gateway: GatewayD
     )
 
 
-@router.post("/{session_id}/harness")
-@router.post("/{session_id}/switch-tool", include_in_schema=False)
+@router.post("/{session_id}/harness", responses=errors(*SESSION_WRITE, NotConfigured))
+# The seed's name for the same operation.
+@router.post(
+    "/{session_id}/switch-tool", deprecated=True, responses=errors(*SESSION_WRITE, NotConfigured)
+)
 async def switch_harness(
     body: HarnessSwitch, session: SessionDep, gateway: GatewayDep
 ) -> SessionPublic:
@@ -173,13 +181,17 @@ async def get_metrics(session: SessionDep, gateway: GatewayDep) -> dict[str, obj
     return {"session_id": session.id, **await gateway.metrics.for_session(session)}
 
 
-@router.post("/{session_id}/close")
+@router.post("/{session_id}/close", responses=errors(*SESSION_WRITE))
 async def close_session(session: SessionDep, gateway: GatewayDep) -> SessionPublic:
     record = await gateway.sessions.close(session)
     return session_public(record, metrics=await gateway.metrics.for_session(record))
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(SessionBusy, ComputeError),
+)
 async def delete_session(session: SessionDep, gateway: GatewayDep) -> Response:
     await gateway.sessions.delete(session)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from cerver.api.contract import PLACEMENT, errors
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.computes import StressTestCreate
 from cerver.services.stress import StressSpec
@@ -25,7 +26,7 @@ def stress_spec(body: StressTestCreate) -> StressSpec:
     )
 
 
-@router.post("")
+@router.post("", responses=errors(*PLACEMENT))
 async def create_stress_test(
     body: StressTestCreate, gateway: GatewayDep, account: AccountDep
 ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
+from cerver.api.contract import TURN, errors
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.turns import ToolResultsCreate, TurnPublic
 from cerver.api.sse import encode_event, sse_response, wants_stream
@@ -29,7 +30,10 @@ ORIGIN = "tool-results"
 
 @router.post(
     "/{session_id}/tool-results",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"},
+        **errors(*TURN),
+    },
 )
 async def submit_tool_results(
     session_id: str,

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
+from cerver.api.contract import TURN, errors
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.sessions import harness_choice
 from cerver.api.schemas.turns import TurnCreate, TurnPublic
@@ -19,7 +20,10 @@ router = APIRouter(prefix="/v2/sessions", tags=["turns"])
 
 @router.post(
     "/{session_id}/run-llm",
-    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"}},
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"},
+        **errors(*TURN),
+    },
 )
 async def run_llm(
     session_id: str,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 
 from cerver.api.deps import AccountDep, GatewayDep
+from cerver.api.params import Timestamp
 from cerver.api.schemas.usage import UsagePublic, UsageRow
+from cerver.services.metrics import unpriced_note
 from cerver.store.ledger import UsageGroup
 
 router = APIRouter(prefix="/v2", tags=["usage"])
@@ -18,15 +18,16 @@ async def get_usage(
     gateway: GatewayDep,
     account: AccountDep,
     group_by: UsageGroup = "user",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     user: str | None = None,
 ) -> UsagePublic:
     """Tokens and USD per ``group_by`` value (``user``, ``model``, ``harness``, ``provider``,
     ``day``, ``session``) over ``[since, until)``, optionally for one ``user``.
 
-    ``cost_usd`` adds up priced calls only; ``unpriced_calls`` counts calls whose model has no
-    known price (their tokens are included).
+    ``cost_usd`` adds up priced calls only (``None`` when none was priced); ``unpriced_calls``
+    counts calls whose model has no known price (their tokens are included), and ``cost_note``
+    says so whenever the total leaves some out.
     """
     rows = [
         UsageRow.model_validate(r)
@@ -44,5 +45,11 @@ async def get_usage(
         unpriced_calls=sum(r.unpriced_calls for r in rows),
     )
     return UsagePublic(
-        group_by=group_by, since=since, until=until, user=user, rows=rows, total=total
+        group_by=group_by,
+        since=since,
+        until=until,
+        user=user,
+        rows=rows,
+        total=total,
+        cost_note=unpriced_note(total.unpriced_calls, "cost_usd"),
     )

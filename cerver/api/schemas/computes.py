@@ -56,8 +56,8 @@ class ProvidersPublic(BaseModel):
 
 
 class ComputeMove(_Body):
-    provider: str | None = None
-    compute_id: str | None = None
+    provider: str | None = Field(default=None, min_length=1)
+    compute_id: str | None = Field(default=None, min_length=1)
     options: dict[str, Any] = Field(
         default_factory=dict, description="The target provider's options (see ComputeSpec)."
     )
@@ -69,8 +69,8 @@ class ComputeMove(_Body):
 
 
 class Resume(_Body):
-    provider: str | None = None
-    compute_id: str | None = None
+    provider: str | None = Field(default=None, min_length=1)
+    compute_id: str | None = Field(default=None, min_length=1)
     options: dict[str, Any] = Field(
         default_factory=dict, description="The provider's options; default: the session's."
     )

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cerver.services.sessions import ComputeChoice, HarnessChoice
+from cerver.store.schema import MAX_INTEGER
 from cerver.types import Entry, Role, SessionStatus, Usage
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Limits",
     "MessagesPublic",
     "Policy",
+    "ReportedUsage",
     "Requirements",
     "SessionCreate",
     "SessionPublic",
@@ -41,8 +43,12 @@ class HarnessSpec(_Body):
 
 
 class ComputeSpec(_Body):
-    provider: str | None = Field(default=None, description="Compute provider, e.g. 'local'.")
-    compute_id: str | None = Field(default=None, description="A registered compute (relay).")
+    provider: str | None = Field(
+        default=None, min_length=1, description="Compute provider, e.g. 'local'."
+    )
+    compute_id: str | None = Field(
+        default=None, min_length=1, description="A registered compute (relay)."
+    )
     options: dict[str, Any] = Field(
         default_factory=dict,
         description="Validated against the provider's Options, e.g. e2b's template, vercel's "
@@ -176,12 +182,22 @@ class MessagesPublic(BaseModel):
     next_after_seq: int | None
 
 
+class ReportedUsage(Usage):
+    """What a caller reports for its own assistant turn: counted in the ledger and budgets, so
+    never negative (a negative cost would lower a budget's spend) and within the store's
+    columns."""
+
+    input_tokens: int = Field(default=0, ge=0, le=MAX_INTEGER)
+    output_tokens: int = Field(default=0, ge=0, le=MAX_INTEGER)
+    cost_usd: float | None = Field(default=None, ge=0)
+
+
 class InputCreate(_Body):
     role: Role = "user"
     content: str = Field(max_length=1_000_000)
     model: str | None = None
     harness: str | None = None
-    usage: Usage | None = None
+    usage: ReportedUsage | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     multitask: Literal["enqueue", "reject"] = "enqueue"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 __all__ = ["UsagePublic", "UsageRow"]
 
@@ -25,3 +25,7 @@ class UsagePublic(BaseModel):
     user: str | None
     rows: list[UsageRow]
     total: UsageRow
+    cost_note: str | None = Field(
+        default=None,
+        description="Set when cost_usd leaves out calls that have no known price.",
+    )
