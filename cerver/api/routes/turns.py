@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -12,8 +11,9 @@ from cerver.api.contract import TURN, errors
 from cerver.api.deps import AccountDep, GatewayDep
 from cerver.api.schemas.sessions import harness_choice
 from cerver.api.schemas.turns import TurnCreate, TurnPublic
-from cerver.api.sse import encode_event, sse_response, wants_stream
-from cerver.services.turns import TurnHandle, TurnRequest
+from cerver.api.sse import wants_stream
+from cerver.api.turn_answer import answer_turn
+from cerver.services.turns import TurnRequest
 
 router = APIRouter(prefix="/v2/sessions", tags=["turns"])
 
@@ -60,36 +60,6 @@ async def run_llm(
         client_tools=tuple(tool.spec() for tool in body.tools),
     )
     handle = await gateway.turns.start(account.id, session_id, request)
-    if wants_stream(accept, body.stream):
-        provider = gateway.harnesses.harness_class(handle.harness).provider
-        headers = {
-            "X-Cerver-Session-Id": session_id,
-            "X-Cerver-Run-Id": handle.run_id,
-            "X-Cerver-Provider": provider,
-            "X-Cerver-Harness": handle.harness,
-            "X-Cerver-Model": handle.model,
-            "X-Cerver-Stream-Latency-Ms": f"{(time.perf_counter() - started) * 1000:.2f}",
-        }
-        return sse_response(_sse(handle), headers)  # type: ignore[return-value]
-    result = await handle.result()
-    if result.status == "failed" and result.error is not None:
-        # The failure as the harness reported it: same code, message and retryability.
-        result.error.with_context(session_id=session_id, run_id=handle.run_id).raise_()
-    return TurnPublic(
-        session_id=session_id,
-        run_id=result.run_id,
-        status=result.status,
-        message=result.message,
-        usage=result.usage,
-        cost_estimate_usd=result.usage.cost_usd,
-        latency_ms=round(result.latency_ms, 2),
-        harness=result.harness,
-        model=result.model,
-        answered_model=result.answered_model,
-        pending_tool_calls=result.pending_tool_calls,
+    return await answer_turn(  # type: ignore[return-value]
+        gateway, handle, stream=wants_stream(accept, body.stream), started=started
     )
-
-
-async def _sse(handle: TurnHandle) -> AsyncIterator[bytes]:
-    async for event in handle.events():
-        yield encode_event(event)
