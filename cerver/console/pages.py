@@ -117,7 +117,7 @@ async def sessions_page(
     records, next_cursor = await gateway.sessions.list(
         account.id, SessionFilters(**chosen), limit=_PAGE_SIZE, cursor=cursor
     )
-    costs = {r.id: await gateway.store.ledger.spent(account.id, session_id=r.id) for r in records}
+    costs = await gateway.store.ledger.spent_by_session(account.id, [r.id for r in records])
     context = {
         "account": account,
         "sessions": records,

@@ -10,6 +10,8 @@ import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from cerver.store.ledger import SessionCost
+
 __all__ = ["page"]
 
 
@@ -19,6 +21,16 @@ def _usd(value: float | None) -> str:
     if value == 0:
         return "$0"
     return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _session_cost(cost: SessionCost | None) -> str:
+    """A session's spend: unknown when no call was priced, a lower bound when some were not."""
+    if cost is None:
+        return "$0"
+    if cost.unpriced_calls and not cost.usd:
+        return "unknown"
+    shown = _usd(cost.usd)
+    return f"≥ {shown}" if cost.unpriced_calls else shown
 
 
 def _ms(value: float | None) -> str:
@@ -55,7 +67,15 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(usd=_usd, ms=_ms, count=_count, ago=_ago, when=_when, tojson_pretty=_json)
+_env.filters.update(
+    usd=_usd,
+    session_cost=_session_cost,
+    ms=_ms,
+    count=_count,
+    ago=_ago,
+    when=_when,
+    tojson_pretty=_json,
+)
 
 
 def page(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -11,7 +12,14 @@ import sqlalchemy as sa
 from cerver.store.database import Database
 from cerver.store.schema import fanout_variants, fanouts, ledger
 
-__all__ = ["USAGE_GROUPS", "LedgerStore", "Spend", "UnpricedCalls", "UsageGroup"]
+__all__ = [
+    "USAGE_GROUPS",
+    "LedgerStore",
+    "SessionCost",
+    "Spend",
+    "UnpricedCalls",
+    "UsageGroup",
+]
 
 UsageGroup = Literal["user", "model", "harness", "provider", "day", "session"]
 USAGE_GROUPS: tuple[str, ...] = ("user", "model", "harness", "provider", "day", "session")
@@ -50,6 +58,14 @@ class Spend:
     unpriced: tuple[UnpricedCalls, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class SessionCost:
+    """A session's priced spend and how many of its calls had no price (a lower bound then)."""
+
+    usd: float
+    unpriced_calls: int = 0
+
+
 class LedgerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -86,6 +102,28 @@ class LedgerStore:
         if user is not None:
             where.append(c.user == user)
         return await self._spend(where)
+
+    async def spent_by_session(
+        self, account_id: str, session_ids: Sequence[str]
+    ) -> dict[str, SessionCost]:
+        """What each of ``session_ids`` spent, in one query (a page of the sessions table).
+
+        Sessions without a ledger row are absent from the result.
+        """
+        if not session_ids:
+            return {}
+        c = ledger.c
+        query = (
+            sa.select(
+                c.session_id,
+                sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0).label("usd"),
+                sa.func.sum(sa.case((c.cost_usd.is_(None), 1), else_=0)).label("unpriced"),
+            )
+            .where(c.account_id == account_id, c.session_id.in_(list(session_ids)))
+            .group_by(c.session_id)
+        )
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return {r.session_id: SessionCost(float(r.usd), int(r.unpriced or 0)) for r in rows}
 
     async def spent_with_fanouts(self, account_id: str, session_id: str) -> Spend:
         """What a session and the variant child sessions of its fan-outs spent.

@@ -8,7 +8,7 @@ import pytest
 
 from cerver.events import EventHub
 from cerver.store import SessionWriter, Store
-from cerver.store.ledger import USAGE_GROUPS, Spend, UnpricedCalls
+from cerver.store.ledger import USAGE_GROUPS, SessionCost, Spend, UnpricedCalls
 from cerver.types import Usage
 from tests.store.helpers import make_session
 
@@ -78,3 +78,16 @@ async def test_every_documented_usage_group_answers(
         "day": datetime.now(UTC).date().isoformat(),
     }
     assert row["key"] == expected[group_by] and row["calls"] == 1
+
+
+async def test_spent_by_session_sums_a_page_in_one_query(store: Store, account_id: str) -> None:
+    priced = await _charge(
+        store, account_id, "alice", [("r1", "m1", 10, 0.25, None), ("r2", "m1", 10, 0.5, None)]
+    )
+    unpriced = await _charge(store, account_id, "bob", [("r3", "m9", 10, None, "no price")])
+    idle = (await make_session(store, account_id, user="carol")).id
+    costs = await store.ledger.spent_by_session(account_id, [priced, unpriced, idle])
+    assert costs[priced] == SessionCost(0.75, 0)
+    assert costs[unpriced] == SessionCost(0.0, 1)
+    assert idle not in costs
+    assert await store.ledger.spent_by_session(account_id, []) == {}
