@@ -22,12 +22,13 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from cerver.api.compat.deps import CompatAccountDep, SessionIdHeader
 from cerver.api.compat.errors import anthropic_error_body
 from cerver.api.compat.history import ClientMessage
 from cerver.api.compat.model_names import parse_model
+from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
     CompatTurn,
     Finished,
@@ -54,18 +55,12 @@ router = APIRouter(prefix="/v1", tags=["anthropic-compatible"])
 ORIGIN = "messages"
 
 
-class _Open(BaseModel):
-    """Unknown fields are kept, to be refused by name rather than dropped silently."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class MessageIn(BaseModel):
     role: Literal["user", "assistant"]
     content: str | list[dict[str, Any]]
 
 
-class ToolIn(_Open):
+class ToolIn(OpenModel):
     name: str
     description: str = ""
     input_schema: dict[str, Any]
@@ -75,7 +70,7 @@ class Metadata(BaseModel):
     user_id: str | None = Field(default=None, max_length=200)
 
 
-class MessageCreate(_Open):
+class MessageCreate(OpenModel):
     model: str
     max_tokens: int = Field(ge=1, le=200_000)
     messages: list[MessageIn] = Field(min_length=1)

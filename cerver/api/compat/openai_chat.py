@@ -23,12 +23,13 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from cerver.api.compat.deps import CompatAccountDep, SessionIdHeader
 from cerver.api.compat.errors import openai_error_body
 from cerver.api.compat.history import ClientMessage
 from cerver.api.compat.model_names import parse_model
+from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
     CompatTurn,
     Finished,
@@ -55,24 +56,18 @@ router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 ORIGIN = "chat.completions"
 
 
-class _Open(BaseModel):
-    """Unknown fields are kept, to be refused by name rather than dropped silently."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class FunctionCallIn(BaseModel):
     name: str
     arguments: str = ""
 
 
-class ToolCallIn(_Open):
+class ToolCallIn(OpenModel):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCallIn
 
 
-class ChatMessageIn(_Open):
+class ChatMessageIn(OpenModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
     tool_calls: list[ToolCallIn] | None = None
@@ -95,7 +90,7 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionCreate(_Open):
+class ChatCompletionCreate(OpenModel):
     model: str
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool | None = False

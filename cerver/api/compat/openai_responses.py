@@ -28,11 +28,12 @@ from typing import Any, Literal
 import orjson
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from cerver.api.compat.deps import CompatAccountDep, SessionIdHeader
 from cerver.api.compat.history import Reconciled
 from cerver.api.compat.model_names import parse_model
+from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
     CompatTurn,
     Finished,
@@ -61,10 +62,6 @@ ORIGIN = "responses"
 _ID = re.compile(r"^resp_([0-9a-f]{24})([0-9a-f]{24})$")
 
 
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
 class FunctionTool(BaseModel):
     type: Literal["function"]
     name: str
@@ -73,7 +70,7 @@ class FunctionTool(BaseModel):
     strict: bool | None = None
 
 
-class ResponseCreate(_Open):
+class ResponseCreate(OpenModel):
     model: str | None = None
     input: str | list[dict[str, Any]]
     instructions: str | None = None
