@@ -27,19 +27,18 @@ def _describe(entry: dict[str, Any]) -> str:
 def render_transcript(console: Console, entries: list[dict[str, Any]]) -> None:
     table = Table(title="Transcript", show_lines=False, expand=True)
     table.add_column("seq", justify="right")
-    table.add_column("role", max_width=9, overflow="fold")
-    table.add_column("kind", max_width=11, overflow="fold")
-    # Content gets most of a narrow terminal; the rest folds rather than squeezing it.
-    table.add_column("content", ratio=1, min_width=24, overflow="fold")
-    table.add_column("harness / model", max_width=18, overflow="fold")
-    table.add_column("in/out", justify="right")
+    table.add_column("role")
+    table.add_column("kind")
+    table.add_column("content", ratio=3, overflow="fold")
+    table.add_column("harness · model", overflow="fold")
+    table.add_column("tokens in/out", justify="right")
     table.add_column("ms", justify="right")
     for entry in entries:
         usage = entry.get("usage") or {}
         tokens = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}" if usage else ""
         provenance = ""
         if entry.get("harness"):
-            provenance = f"{entry['harness']}\n{entry.get('model') or ''}"
+            provenance = f"{entry['harness']} · {entry.get('model') or ''}"
         latency = entry.get("latency_ms")
         table.add_row(
             str(entry["seq"]),
