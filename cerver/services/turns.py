@@ -94,6 +94,42 @@ class TurnResult:
     started: float = field(default_factory=time.perf_counter)
     first_token_s: float | None = None
 
+    def completed_event(self) -> dict[str, Any]:
+        """The ``turn.completed`` event's data; :meth:`from_completed_event` reads it back."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "message": self.message.model_dump(mode="json") if self.message else None,
+            "usage": self.usage.model_dump(),
+            "latency_ms": self.latency_ms,
+            "harness": self.harness,
+            "model": self.model,
+            "answered_model": self.answered_model,
+            "error": self.error.to_json() if self.error else None,
+            "pending_tool_calls": [call.model_dump() for call in self.pending_tool_calls],
+        }
+
+    @classmethod
+    def from_completed_event(cls, session_id: str, data: dict[str, Any]) -> TurnResult:
+        """The result a logged ``turn.completed`` event recorded (a turn read back later)."""
+        message = data.get("message")
+        error = data.get("error")
+        return cls(
+            session_id,
+            data["run_id"],
+            data["harness"],
+            data["model"],
+            status=data["status"],
+            message=Entry.model_validate(message) if message else None,
+            usage=Usage.model_validate(data["usage"]),
+            latency_ms=data.get("latency_ms") or 0.0,
+            error=Failure.from_json(error) if error else None,
+            answered_model=data.get("answered_model"),
+            pending_tool_calls=[
+                ToolCallPart.model_validate(call) for call in data.get("pending_tool_calls", ())
+            ],
+        )
+
 
 @dataclass(slots=True)
 class TurnHandle:
@@ -200,6 +236,10 @@ class TurnService:
             self._runs.track_turn(handle.run_id, handle)
         handle.task.add_done_callback(lambda _: self._forget(handle.run_id))
         return handle
+
+    def running(self, run_id: str) -> TurnHandle | None:
+        """The handle of a turn started in this process and not yet ended, if any."""
+        return self._handles.get(run_id)
 
     def _forget(self, run_id: str) -> None:
         self._handles.pop(run_id, None)
@@ -404,7 +444,7 @@ class TurnService:
             result.status = "requires_action"
         result.latency_ms = (time.perf_counter() - started) * 1000
         emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
-        emit("turn.completed", self._completed_payload(result))
+        emit("turn.completed", result.completed_event())
         writer.defer(
             finish_run(
                 handle.run_id,
@@ -577,21 +617,6 @@ class TurnService:
             temperature=request.temperature,
             max_steps=request.max_steps or defaults.max_steps,
         )
-
-    @staticmethod
-    def _completed_payload(result: TurnResult) -> dict[str, Any]:
-        return {
-            "run_id": result.run_id,
-            "status": result.status,
-            "message": result.message.model_dump(mode="json") if result.message else None,
-            "usage": result.usage.model_dump(),
-            "latency_ms": result.latency_ms,
-            "harness": result.harness,
-            "model": result.model,
-            "answered_model": result.answered_model,
-            "error": result.error.to_json() if result.error else None,
-            "pending_tool_calls": [call.model_dump() for call in result.pending_tool_calls],
-        }
 
 
 def _stopped_error(reason: CancelReason) -> Failure:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from cerver.store.database import Database
 from cerver.store.records import StoredEvent, entry_from_row
 from cerver.store.schema import entries, events
@@ -49,3 +51,28 @@ class TranscriptStore:
         )
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [StoredEvent.model_validate(r) for r in rows]
+
+    async def run_start(self, session_id: str, run_id: str) -> tuple[int | None, int]:
+        """Where a run's events begin in the log: ``(id of its turn.started or None, last id)``.
+
+        The last logged id is read first, so when the run's ``turn.started`` is not logged
+        yet it is certain to come after that id (the log is written in id order).
+        """
+
+        def read(conn: sa.Connection) -> tuple[int | None, int]:
+            last = conn.execute(
+                sa.select(sa.func.max(events.c.id)).where(events.c.session_id == session_id)
+            ).scalar()
+            started = conn.execute(
+                sa.select(events.c.id)
+                .where(
+                    events.c.session_id == session_id,
+                    events.c.event == "turn.started",
+                    events.c.data.contains(f'"run_id":"{run_id}"', autoescape=True),
+                )
+                .order_by(events.c.id)
+                .limit(1)
+            ).scalar()
+            return started, last or 0
+
+        return await self._db.read(read)

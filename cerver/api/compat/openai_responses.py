@@ -13,8 +13,15 @@ items with text content and ``function_call_output`` items), ``instructions``,
 ``previous_response_id`` (the conversation's latest response only: Cerver never forks
 silently; fork with ``POST /v2/sessions/{id}/fork``), ``conversation``, ``stream`` (typed
 events with ``sequence_number``), ``tools`` (``type: "function"``), ``tool_choice``
-``auto``/``none``, ``max_output_tokens``, ``temperature``, ``user``, ``store: true``. Anything
-else (``background``, ``GET …?stream=true`` resumption, built-in tools…) is a 400 naming it.
+``auto``/``none``, ``max_output_tokens``, ``temperature``, ``user``, ``store: true`` and
+``background: true`` (the request returns at once, ``queued``; the turn runs on in the
+gateway, a client disconnect does not stop it, and ``POST /v1/responses/{id}/cancel`` does).
+Anything else (built-in tools, ``include``…) is a 400 naming it.
+
+Any response's events can be read again, from the start or after the ``sequence_number`` a
+client last saw: ``GET /v1/responses/{id}?stream=true&starting_after=N``. They are rebuilt from
+the session's event log (which holds every text delta) and the live turn, so a resumed stream
+continues the original one event for event, on any gateway process.
 """
 
 from __future__ import annotations
@@ -23,10 +30,10 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -35,7 +42,6 @@ from cerver.api.compat.history import Reconciled
 from cerver.api.compat.model_names import parse_model
 from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
-    CompatTurn,
     Finished,
     TextOut,
     ToolCallOut,
@@ -43,14 +49,18 @@ from cerver.api.compat.turns import (
     cerver_headers,
     failure_error,
     follow,
+    follow_run,
     raise_for_failure,
     start_turn,
 )
 from cerver.api.deps import GatewayDep
 from cerver.api.sse import sse_response
 from cerver.errors import Conflict, InvalidRequest, NotFound
+from cerver.gateway import Gateway
 from cerver.services.client_tools import pending_tool_calls, result_entries
 from cerver.services.turns import TurnResult
+from cerver.store import RunRecord, SessionRecord
+from cerver.store.schema import MAX_INTEGER
 from cerver.types import Entry, ToolCallPart, ToolResultPart, Usage
 from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
 
@@ -83,6 +93,7 @@ class ResponseCreate(OpenModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     user: str | None = Field(default=None, max_length=200)
     store: bool | None = None
+    background: bool | None = False
 
 
 def response_id(session_id: str, run_id: str) -> str:
@@ -150,15 +161,26 @@ async def create_response(
         "temperature": body.temperature,
         "user": body.user,
     }
+    rid = response_id(turn.session.id, turn.handle.run_id)
+    model = f"{turn.handle.harness}/{turn.handle.model}"
     if body.stream:
-        return sse_response(_events(turn, echo), cerver_headers(turn))  # type: ignore[return-value]
+        # A background turn is not the stream's: it runs on when the client goes away.
+        items = (
+            follow_run(gateway, turn.session.id, turn.handle.run_id)
+            if body.background
+            else (follow(turn.handle))
+        )
+        events = _typed_events(rid, turn.session.id, model, items, echo)
+        return sse_response(events, cerver_headers(turn))  # type: ignore[return-value]
+    if body.background:
+        queued = _response(rid, turn.session.id, model, "queued", [], None, echo)
+        return JSONResponse({**queued, "background": True}, headers=cerver_headers(turn))
     finished: Finished | None = None
     async for item in follow(turn.handle):
         if isinstance(item, Finished):
             finished = item
     assert finished is not None
     raise_for_failure(finished.result, turn.session.id)
-    rid = response_id(turn.session.id, turn.handle.run_id)
     output = _output(rid, [finished.text] if finished.text else [], finished.tool_calls)
     body_out = _response(
         rid,
@@ -172,19 +194,36 @@ async def create_response(
     return JSONResponse(body_out, headers=cerver_headers(turn))
 
 
-@router.get("/responses/{response_id}")
+@router.get(
+    "/responses/{response_id}",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "JSON or SSE"}},
+)
 async def retrieve_response(
-    response_id: str, gateway: GatewayDep, account: CompatAccountDep
+    response_id: str,
+    gateway: GatewayDep,
+    account: CompatAccountDep,
+    stream: bool = False,
+    starting_after: Annotated[int | None, Query(ge=-1, le=MAX_INTEGER)] = None,
 ) -> JSONResponse:
-    """A response as stored: its run's status, output items and usage."""
-    session_id, run_id = parse_response_id(response_id)
-    try:
-        session = await gateway.sessions.get(account.id, session_id)
-        run = await gateway.store.runs.get(session.id, run_id)
-    except NotFound:
-        raise NotFound(
-            f"Response {response_id!r} not found.", context={"param": "response_id"}
-        ) from None
+    """A response as stored (its run's status, output items and usage), or with
+    ``stream=true`` its typed events, those after ``starting_after`` only when given."""
+    session, run_id, run = await _find(gateway, account.id, response_id)
+    headers = {"X-Cerver-Session-Id": session.id, "X-Cerver-Run-Id": run_id}
+    if stream:
+        model = f"{run.harness}/{run.model}" if run else "unknown"
+        items = follow_run(gateway, session.id, run_id)
+        after = -1 if starting_after is None else starting_after
+        events = _typed_events(response_id, session.id, model, items, {}, starting_after=after)
+        return sse_response(events, headers)  # type: ignore[return-value]
+    if starting_after is not None:
+        raise InvalidRequest(
+            "starting_after applies to a stream: add stream=true.",
+            context={"param": "starting_after"},
+        )
+    if run is None:  # accepted here, still waiting for its session's running turn
+        return JSONResponse(
+            _response(response_id, session.id, "unknown", "queued", [], None, {}), headers=headers
+        )
     entries = [e for e in await gateway.sessions.transcript(session.id) if e.run_id == run_id]
     texts = [e.content for e in entries if e.role == "assistant" and e.kind == "text"]
     calls = [
@@ -193,20 +232,51 @@ async def retrieve_response(
         if e.kind == "tool_call" and e.metadata.get(CLIENT_TOOL_KEY) and (call := e.tool_call)
     ]
     usage = sum((e.usage for e in entries if e.usage is not None), Usage())
-    model = f"{run.harness}/{run.answered_model or run.model}"
     body = _response(
         response_id,
         session.id,
-        model,
+        f"{run.harness}/{run.answered_model or run.model}",
         _status(run.status),
         _output(response_id, texts, calls),
         usage,
         {},
         created_at=int(run.started_at.timestamp()),
     )
-    return JSONResponse(
-        body, headers={"X-Cerver-Session-Id": session.id, "X-Cerver-Run-Id": run_id}
-    )
+    return JSONResponse(body, headers=headers)
+
+
+@router.post("/responses/{response_id}/cancel")
+async def cancel_response(
+    response_id: str, gateway: GatewayDep, account: CompatAccountDep
+) -> JSONResponse:
+    """Stop a response's turn (as ``POST /v2/sessions/{id}/runs/{run}/cancel``): the partial
+    output is kept, and the response is answered as it ended."""
+    session, run_id, _ = await _find(gateway, account.id, response_id)
+    await gateway.runs.cancel(session.id, run_id)
+    return await retrieve_response(response_id, gateway, account)
+
+
+async def _find(
+    gateway: Gateway, account_id: str, response_id: str
+) -> tuple[SessionRecord, str, RunRecord | None]:
+    """The session, run id and run record a response id names; the record is ``None`` for a
+    turn accepted by this process that has not started yet.
+
+    Raises:
+        NotFound: no such response of this account.
+    """
+    session_id, run_id = parse_response_id(response_id)
+    missing = NotFound(f"Response {response_id!r} not found.", context={"param": "response_id"})
+    try:
+        session = await gateway.sessions.get(account_id, session_id)
+    except NotFound:
+        raise missing from None
+    try:
+        return session, run_id, await gateway.store.runs.get(session.id, run_id)
+    except NotFound:
+        if gateway.turns.running(run_id) is None:
+            raise missing from None
+        return session, run_id, None
 
 
 def _session_of(body: ResponseCreate, header: str | None) -> tuple[str | None, str | None]:
@@ -417,19 +487,32 @@ def _usage(usage: Usage) -> dict[str, Any]:
     }
 
 
-async def _events(turn: CompatTurn, echo: dict[str, Any]) -> AsyncIterator[bytes]:
-    """The Responses API's typed events, each with its ``sequence_number``."""
-    rid = response_id(turn.session.id, turn.handle.run_id)
-    model = f"{turn.handle.harness}/{turn.handle.model}"
+async def _typed_events(
+    rid: str,
+    session_id: str,
+    model: str,
+    items: AsyncIterator[TextOut | ToolCallOut | Finished],
+    echo: dict[str, Any],
+    *,
+    starting_after: int = -1,
+) -> AsyncIterator[bytes]:
+    """The Responses API's typed events, each with its ``sequence_number``.
+
+    The events are a function of the turn's answer ``items``, so the same turn read again
+    (:func:`~cerver.api.compat.turns.follow_run`) numbers them the same; those numbered
+    ``starting_after`` or lower are not sent.
+    """
     sequence = 0
 
     def event(kind: str, **data: Any) -> bytes:
         nonlocal sequence
         payload = {"type": kind, "sequence_number": sequence, **data}
         sequence += 1
+        if payload["sequence_number"] <= starting_after:
+            return b""
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
-    pending = _response(rid, turn.session.id, model, "in_progress", [], None, echo)
+    pending = _response(rid, session_id, model, "in_progress", [], None, echo)
     yield event("response.created", response=pending)
     yield event("response.in_progress", response=pending)
     output: list[dict[str, Any]] = []
@@ -463,7 +546,7 @@ async def _events(turn: CompatTurn, echo: dict[str, Any]) -> AsyncIterator[bytes
             event("response.output_item.done", output_index=index, item=done),
         ]
 
-    async for item in follow(turn.handle):
+    async for item in items:
         if isinstance(item, TextOut):
             index = len(output)
             if message is None:
@@ -510,12 +593,12 @@ async def _events(turn: CompatTurn, echo: dict[str, Any]) -> AsyncIterator[bytes
             output.append(done)
         elif isinstance(item, Finished):
             result: TurnResult = item.result
-            answered = f"{turn.handle.harness}/{result.answered_model or turn.handle.model}"
+            answered = f"{result.harness}/{result.answered_model or result.model}"
             final = _response(
-                rid, turn.session.id, answered, _status(result.status), output, result.usage, echo
+                rid, session_id, answered, _status(result.status), output, result.usage, echo
             )
             if result.status == "failed":
-                exc = failure_error(result, turn.session.id)
+                exc = failure_error(result, session_id)
                 final["error"] = {"code": exc.code, "message": exc.message}
                 yield event("response.failed", response=final)
                 return

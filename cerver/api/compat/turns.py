@@ -17,7 +17,7 @@ which one a request continues would merge them.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +32,11 @@ from cerver.api.compat.history import (
 from cerver.api.compat.model_names import ModelName
 from cerver.errors import CerverError
 from cerver.gateway import Gateway
+from cerver.services import event_log
 from cerver.services.client_tools import client_tool_specs
 from cerver.services.sessions import ComputeChoice, HarnessChoice
 from cerver.services.turns import TurnHandle, TurnRequest, TurnResult
-from cerver.store import AccountRecord, SessionRecord
+from cerver.store import AccountRecord, SessionRecord, StoredEvent
 from cerver.types import Entry, ToolCallPart
 from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
 
@@ -48,6 +49,7 @@ __all__ = [
     "cerver_headers",
     "failure_error",
     "follow",
+    "follow_run",
     "raise_for_failure",
     "start_turn",
 ]
@@ -172,7 +174,31 @@ class Finished:
 
 
 async def follow(handle: TurnHandle) -> AsyncIterator[TextOut | ToolCallOut | Finished]:
-    """The turn's answer as the client sees it, ending with one :class:`Finished`.
+    """The live turn's answer as the client sees it, ending with one :class:`Finished`."""
+    async for item in read_answer(handle.events(), result=handle.result):
+        yield item
+
+
+async def follow_run(
+    gateway: Gateway, session_id: str, run_id: str
+) -> AsyncIterator[TextOut | ToolCallOut | Finished]:
+    """A turn's answer read back from the session's event log, then live: the same items
+    :func:`follow` gave the client that started it, wherever and whenever the turn runs."""
+    events = event_log.run_events(gateway.store, gateway.hub, session_id, run_id)
+    async for item in read_answer(events):
+        yield item
+
+
+async def read_answer(
+    events: AsyncIterator[StoredEvent],
+    *,
+    result: Callable[[], Awaitable[TurnResult]] | None = None,
+) -> AsyncIterator[TextOut | ToolCallOut | Finished]:
+    """A turn's answer from its events, ending with one :class:`Finished`.
+
+    The result in it is ``result()`` when given (the live turn's own), else the one its
+    ``turn.completed`` event recorded; without either (a turn whose process lost the session
+    before recording its end) the answer ends without a :class:`Finished`.
 
     The texts of one answer are separated by a blank line (a model that writes, runs a
     sandbox tool, then writes again), exactly as :mod:`~cerver.api.compat.history` shows
@@ -183,7 +209,8 @@ async def follow(handle: TurnHandle) -> AsyncIterator[TextOut | ToolCallOut | Fi
     calls: list[ToolCallPart] = []
     streamed = ""
     started = False
-    async for event in handle.events():
+    completed: TurnResult | None = None
+    async for event in events:
         if event.event == "turn.started":
             started = True
             continue
@@ -208,8 +235,11 @@ async def follow(handle: TurnHandle) -> AsyncIterator[TextOut | ToolCallOut | Fi
                 call = ToolCallPart.model_validate(entry["parts"][0])
                 calls.append(call)
                 yield ToolCallOut(call)
-    result = await handle.result()
-    yield Finished(result, ASSISTANT_TEXT_SEPARATOR.join(texts), calls)
+        elif event.event == "turn.completed":
+            completed = TurnResult.from_completed_event(event.session_id, orjson.loads(event.data))
+    final = await result() if result is not None else completed
+    if final is not None:
+        yield Finished(final, ASSISTANT_TEXT_SEPARATOR.join(texts), calls)
 
 
 def raise_for_failure(result: TurnResult, session_id: str) -> None:

@@ -3,8 +3,11 @@ SDK, models served by the mock upstream (a test double)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import openai
 import pytest
+from openai.types.responses import Response
 
 from cerver.client import AsyncClient
 from cerver.testing.mock_upstream import MockUpstream, Reply
@@ -91,7 +94,81 @@ async def test_streamed_events_and_a_function_call_round_trip(
 
 async def test_unsupported_and_unknown(openai_client: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as exc:
-        await openai_client.responses.create(model="gpt-5", input="hi", background=True)
-    assert exc.value.param == "background"
+        await openai_client.responses.create(model="gpt-5", input="hi", include=["x"])
+    assert exc.value.param == "include"
     with pytest.raises(openai.NotFoundError):
         await openai_client.responses.retrieve("resp_nope")
+    first = await openai_client.responses.create(model="gpt-5", input="hi")
+    with pytest.raises(openai.BadRequestError) as exc:
+        await openai_client.responses.retrieve(first.id, starting_after=2)
+    assert exc.value.param == "starting_after"
+
+
+async def _until(openai_client: openai.AsyncOpenAI, rid: str, status: str) -> Response:
+    for _ in range(200):
+        response = await openai_client.responses.retrieve(rid)
+        if response.status == status:
+            return response
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{rid} never became {status!r}: last {response.status!r}")
+
+
+async def test_background_response_runs_on_and_is_retrieved(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    mock_upstream.script(Reply(text="one two three four", chunk_delay_ms=40))
+    queued = await openai_client.responses.create(
+        model="claude-sonnet-4-5", input="Count.", background=True
+    )
+    assert queued.status == "queued" and queued.output == []
+    running = await _until(openai_client, queued.id, "in_progress")
+    assert running.id == queued.id
+    done = await _until(openai_client, queued.id, "completed")
+    assert done.output_text == "one two three four"
+    assert done.usage is not None and done.usage.output_tokens > 0
+    sid = done.conversation.id  # type: ignore[union-attr]
+    [run] = (await client.list_runs(sid))["runs"]
+    assert run["status"] == "completed" and queued.id.endswith(run["run_id"].removeprefix("run_"))
+
+
+async def test_a_stream_resumes_after_the_last_sequence_number_seen(
+    openai_client: openai.AsyncOpenAI, mock_upstream: MockUpstream
+) -> None:
+    mock_upstream.script(Reply(text="alpha beta gamma delta epsilon", chunk_delay_ms=30))
+    stream = await openai_client.responses.create(
+        model="claude-sonnet-4-5", input="Greek.", background=True, stream=True
+    )
+    seen = []
+    async for event in stream:
+        seen.append(event)
+        if event.type == "response.output_text.delta":
+            break  # the client drops mid-answer; the background turn runs on
+    await stream.close()
+    rid = seen[0].response.id
+    rest = [
+        event
+        async for event in await openai_client.responses.retrieve(
+            rid, stream=True, starting_after=seen[-1].sequence_number
+        )
+    ]
+    whole = [event async for event in await openai_client.responses.retrieve(rid, stream=True)]
+    resumed = seen + rest
+    assert [e.sequence_number for e in resumed] == list(range(len(whole)))
+    assert [e.type for e in resumed] == [e.type for e in whole]
+    deltas = [e.delta for e in resumed if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == "alpha beta gamma delta epsilon"
+    assert whole[-1].type == "response.completed"
+    assert whole[-1].response.output_text == "alpha beta gamma delta epsilon"
+
+
+async def test_cancel_a_background_response(
+    openai_client: openai.AsyncOpenAI, mock_upstream: MockUpstream
+) -> None:
+    mock_upstream.script(Reply(text="never finished", stall_ms=30_000))
+    queued = await openai_client.responses.create(
+        model="claude-sonnet-4-5", input="Wait.", background=True
+    )
+    await _until(openai_client, queued.id, "in_progress")
+    cancelled = await openai_client.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled"
+    assert (await openai_client.responses.retrieve(queued.id)).status == "cancelled"
