@@ -11,10 +11,12 @@ events can be read.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cerver.api.compat.errors import compat_error_body
 from cerver.errors import (
     AuthenticationFailed,
     CerverError,
@@ -25,6 +27,7 @@ from cerver.errors import (
 )
 from cerver.failures import Failure
 from cerver.gateway import Gateway
+from cerver.store.idempotency import StoredResponse
 
 __all__ = ["IdempotencyMiddleware"]
 
@@ -32,6 +35,8 @@ _MAX_KEY_LENGTH = 200
 # Answers that say "not now" rather than "no" (a busy session, rate limits): not stored, so a
 # retry with the same key can still run.
 _RETRYABLE = {409, 429}
+# The answer's headers replayed with its body: the session, run, harness and model it names.
+_REPLAYED_HEADER_PREFIX = b"x-cerver-"
 
 
 class IdempotencyMiddleware:
@@ -48,6 +53,7 @@ class IdempotencyMiddleware:
         if not key or len(key) > _MAX_KEY_LENGTH:
             await _refuse(
                 send,
+                scope["path"],
                 InvalidRequest(
                     f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters.",
                     context={"max_length": _MAX_KEY_LENGTH},
@@ -64,7 +70,7 @@ class IdempotencyMiddleware:
         store = self.gateway.store.idempotency
         prior = await store.claim(account.id, key.decode(), digest)
         if prior is not None:
-            await _replay(send, prior.request_hash == digest, prior.status_code, prior.body)
+            await _replay(send, scope["path"], prior, same_request=prior.request_hash == digest)
             return
         await self._run_and_store(scope, body, send, account.id, key.decode())
 
@@ -74,6 +80,7 @@ class IdempotencyMiddleware:
         status = 500
         streamed = False
         chunks: list[bytes] = []
+        kept: list[tuple[str, str]] = []
 
         async def replay_body() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -82,8 +89,14 @@ class IdempotencyMiddleware:
             nonlocal status, streamed
             if message["type"] == "http.response.start":
                 status = message["status"]
-                content_type = dict(message.get("headers", ())).get(b"content-type", b"")
+                headers = message.get("headers", ())
+                content_type = dict(headers).get(b"content-type", b"")
                 streamed = content_type.startswith(b"text/event-stream")
+                kept.extend(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in headers
+                    if name.lower().startswith(_REPLAYED_HEADER_PREFIX)
+                )
             elif message["type"] == "http.response.body" and not streamed:
                 chunks.append(message.get("body", b""))
             await send(message)
@@ -102,9 +115,11 @@ class IdempotencyMiddleware:
                 "cannot be replayed; read its events from GET /v2/sessions/{id}/events."
             )
             refusal = IdempotentStream(detail)
-            await store.complete(account_id, key, refusal.status_code, _body(refusal))
+            await store.complete(
+                account_id, key, refusal.status_code, _body(scope["path"], refusal)
+            )
         else:
-            await store.complete(account_id, key, status, b"".join(chunks).decode())
+            await store.complete(account_id, key, status, b"".join(chunks).decode(), kept)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -116,39 +131,54 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(parts)
 
 
-async def _replay(send: Send, same_request: bool, status: int, body: str) -> None:
+async def _replay(send: Send, path: str, prior: StoredResponse, *, same_request: bool) -> None:
     if not same_request:
         await _refuse(
             send,
+            path,
             IdempotencyKeyReused(
                 "This Idempotency-Key was used with a different request. Use a new key for a new "
                 "request."
             ),
         )
-    elif status == 0:
+    elif prior.status_code == 0:
         await _refuse(
             send,
+            path,
             IdempotencyKeyInUse(
                 "The first request with this Idempotency-Key is still running; retry later."
             ),
         )
     else:
-        await _answer(send, status, body, replayed=True)
+        await _answer(send, prior.status_code, prior.body, prior.headers or (), replayed=True)
 
 
-def _body(error: CerverError) -> str:
-    return orjson.dumps(Failure.from_error(error).to_json()).decode()
+def _body(path: str, error: CerverError) -> str:
+    """The error in the shape the path's clients parse (a provider's own under ``/v1``)."""
+    failure = Failure.from_error(error)
+    body = compat_error_body(
+        path, error.status_code, failure.message, failure.code.value, dict(failure.context)
+    )
+    return orjson.dumps(body if body is not None else failure.to_json()).decode()
 
 
-async def _refuse(send: Send, error: CerverError) -> None:
-    await _answer(send, error.status_code, _body(error))
+async def _refuse(send: Send, path: str, error: CerverError) -> None:
+    await _answer(send, error.status_code, _body(path, error))
 
 
-async def _answer(send: Send, status: int, body: str, *, replayed: bool = False) -> None:
+async def _answer(
+    send: Send,
+    status: int,
+    body: str,
+    kept: Iterable[tuple[str, str]] = (),
+    *,
+    replayed: bool = False,
+) -> None:
     payload = body.encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
+        *((name.encode("latin-1"), value.encode("latin-1")) for name, value in kept),
     ]
     if replayed:
         headers.append((b"idempotent-replayed", b"true"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +23,8 @@ class StoredResponse:
     request_hash: str
     status_code: int  # 0 while the first request is still running
     body: str
+    #: Headers replayed with the body (``None`` for answers stored before they were kept).
+    headers: list[tuple[str, str]] | None = None
 
 
 class IdempotencyStore:
@@ -31,7 +35,7 @@ class IdempotencyStore:
     async def claim(self, account_id: str, key: str, request_hash: str) -> StoredResponse | None:
         """Claim ``key`` for a new request; returns the earlier request's record if any."""
         c = idempotency_keys.c
-        existing = sa.select(c.request_hash, c.status_code, c.body).where(
+        existing = sa.select(c.request_hash, c.status_code, c.body, c.headers).where(
             c.account_id == account_id, c.key == key
         )
         expired = idempotency_keys.delete().where(
@@ -50,22 +54,29 @@ class IdempotencyStore:
             conn.execute(expired)
             row = conn.execute(existing).first()
             if row is not None:
-                return StoredResponse(*row)
+                return _stored(row)
             try:
                 with conn.begin_nested():
                     conn.execute(insert)
             except IntegrityError:  # another process claimed it a moment ago
-                return StoredResponse(*conn.execute(existing).one())
+                return _stored(conn.execute(existing).one())
             return None
 
         return await self._db.write(run)
 
-    async def complete(self, account_id: str, key: str, status_code: int, body: str) -> None:
+    async def complete(
+        self,
+        account_id: str,
+        key: str,
+        status_code: int,
+        body: str,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         c = idempotency_keys.c
         query = (
             idempotency_keys.update()
             .where(c.account_id == account_id, c.key == key)
-            .values(status_code=status_code, body=body)
+            .values(status_code=status_code, body=body, headers=[list(h) for h in headers])
         )
         await self._db.write(lambda conn: conn.execute(query))
 
@@ -76,3 +87,9 @@ class IdempotencyStore:
             c.account_id == account_id, c.key == key, c.status_code == _IN_FLIGHT
         )
         await self._db.write(lambda conn: conn.execute(query))
+
+
+def _stored(row: sa.Row[Any]) -> StoredResponse:
+    request_hash, status_code, body, headers = row
+    kept = [(str(name), str(value)) for name, value in headers] if headers is not None else None
+    return StoredResponse(request_hash, status_code, body, kept)

@@ -234,6 +234,8 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.String(64), nullable=False),
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
+    # The answer's own headers worth replaying (``X-Cerver-*``), as ``[[name, value], …]``.
+    sa.Column("headers", JSON, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
 )
 

@@ -353,3 +353,29 @@ async def test_a_failed_turn_is_an_sdk_error_and_resending_retries_it(
     assert retried.choices[0].message.content.startswith("[mock upstream]")
     kinds = [(e["role"], e["kind"]) for e in (await client.messages(sid))["messages"]]
     assert kinds == [("user", "text"), ("event", "error"), ("assistant", "text")]
+
+
+async def test_idempotency_key_replays_the_answer_with_its_cerver_headers(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    request = {
+        "model": "claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "Once only."}],
+        "extra_headers": {"Idempotency-Key": "chat-once"},
+    }
+    first = await openai_client.chat.completions.with_raw_response.create(**request)
+    again = await openai_client.chat.completions.with_raw_response.create(**request)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    for name in (SESSION, "X-Cerver-Run-Id", "X-Cerver-Harness", "X-Cerver-Model"):
+        assert again.headers[name] == first.headers[name], name
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert len(mock_upstream.requests) == 1  # the retry ran nothing
+    entries = (await client.messages(first.headers[SESSION]))["messages"]
+    assert [e["role"] for e in entries if e["role"] != "event"] == ["user", "assistant"]
+
+    with pytest.raises(openai.UnprocessableEntityError) as exc:
+        await openai_client.chat.completions.create(
+            **{**request, "messages": [{"role": "user", "content": "Something else."}]}
+        )
+    assert exc.value.code == "idempotency_key_reused"  # OpenAI's error shape, Cerver's code
