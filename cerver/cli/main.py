@@ -150,13 +150,15 @@ def setup(
         list[str] | None,
         typer.Option(
             "--only",
-            help="Run only these steps: bubblewrap, chromium, codex, gemini-cli (repeat it).",
+            help="Run only these steps: bubblewrap, chromium, codex, gemini-cli, ai-sdk "
+            "(repeat it).",
         ),
     ] = None,
 ) -> None:
     """Install the tools Cerver uses when they are missing: bubblewrap (confines local
     sandboxes), Chromium and chromedriver (the console's browser tests), the Codex CLI and
-    Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools prefix)."""
+    Gemini CLI (the ``codex`` and ``gemini-cli`` harnesses, into Cerver's tools prefix), and the
+    Vercel AI SDK (the compatibility tests)."""
     from cerver.cli.setup_tools import STEPS
 
     unknown = sorted(set(only or ()) - set(STEPS))

@@ -4,7 +4,9 @@ Today that is bubblewrap, which isolates the ``local`` compute's commands; Chrom
 driver, for the console's browser tests; the Codex CLI (npm ``@openai/codex``) for the
 ``codex`` harness and Gemini CLI (npm ``@google/gemini-cli``) for the ``gemini-cli`` harness,
 both installed into Cerver's own tools prefix (``$CERVER_TOOLS_DIR/npm``, default
-``~/.cerver/tools/npm``), never globally. Each step checks first and changes nothing when the
+``~/.cerver/tools/npm``), never globally; and the Vercel AI SDK (npm ``ai``, ``@ai-sdk/openai``)
+into ``$CERVER_TOOLS_DIR/ai-sdk``, for the tests that drive the OpenAI-compatible surface with
+it. Each step checks first and changes nothing when the
 host is ready; when it cannot act (not root, no apt) it prints the exact command to run
 instead.
 """
@@ -14,13 +16,25 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["STEPS", "install_bubblewrap", "install_chromium", "install_codex", "install_gemini_cli"]
+from cerver.cli_programs import tools_dir
+
+__all__ = [
+    "AI_SDK_PACKAGES",
+    "STEPS",
+    "ai_sdk_modules",
+    "install_ai_sdk",
+    "install_bubblewrap",
+    "install_chromium",
+    "install_codex",
+    "install_gemini_cli",
+]
 
 _APT_TIMEOUT_S = 600
 # apt-get's words when its package lists are empty or stale (a fresh container, typically).
@@ -131,9 +145,11 @@ def install_codex(console: Console | None = None) -> bool:
     Returns:
         Whether Codex is installed afterwards.
     """
-    from cerver.cli_programs import CODEX_PACKAGE, codex_entry
+    from cerver.cli_programs import CODEX_PACKAGE, codex_entry, codex_prefix
 
-    return _npm_install("Codex CLI", "codex", CODEX_PACKAGE, codex_entry, console)
+    return _npm_install(
+        "Codex CLI", "the codex harness", codex_prefix(), [CODEX_PACKAGE], codex_entry, console
+    )
 
 
 def install_gemini_cli(console: Console | None = None) -> bool:
@@ -145,38 +161,72 @@ def install_gemini_cli(console: Console | None = None) -> bool:
     Returns:
         Whether Gemini CLI is installed afterwards.
     """
-    from cerver.cli_programs import GEMINI_CLI_PACKAGE, gemini_cli_entry
+    from cerver.cli_programs import GEMINI_CLI_PACKAGE, codex_prefix, gemini_cli_entry
 
-    return _npm_install("Gemini CLI", "gemini-cli", GEMINI_CLI_PACKAGE, gemini_cli_entry, console)
+    return _npm_install(
+        "Gemini CLI",
+        "the gemini-cli harness",
+        codex_prefix(),
+        [GEMINI_CLI_PACKAGE],
+        gemini_cli_entry,
+        console,
+    )
+
+
+AI_SDK_PACKAGES: Final = ("ai@6.0.325", "@ai-sdk/openai@3.0.141")
+"""The Vercel AI SDK release the compatibility tests drive Cerver with (the newest that runs on
+Node.js 20; ``ai`` 7 needs Node.js 22)."""
+
+
+def ai_sdk_modules() -> Path | None:
+    """The ``node_modules`` holding the Vercel AI SDK for the compatibility tests, if installed
+    (``$CERVER_TOOLS_DIR/ai-sdk``; Cerver itself never loads it)."""
+    modules = tools_dir() / "ai-sdk" / "node_modules"
+    wanted = (modules / "ai" / "package.json", modules / "@ai-sdk" / "openai" / "package.json")
+    return modules if all(path.is_file() for path in wanted) else None
+
+
+def install_ai_sdk(console: Console | None = None) -> bool:
+    """Make sure the Vercel AI SDK is installed for the compatibility tests, with ``npm``.
+
+    Returns:
+        Whether it is installed afterwards.
+    """
+    return _npm_install(
+        "Vercel AI SDK",
+        "the AI SDK compatibility test",
+        tools_dir() / "ai-sdk",
+        AI_SDK_PACKAGES,
+        ai_sdk_modules,
+        console,
+    )
 
 
 def _npm_install(
     what: str,
-    harness: str,
-    package: str,
+    needed_by: str,
+    prefix: Path,
+    packages: Sequence[str],
     entry: Callable[[], Path | None],
     console: Console | None,
 ) -> bool:
-    """Install ``package`` into the tools prefix unless ``entry()`` already finds it."""
-    from cerver.cli_programs import codex_prefix
-
+    """Install ``packages`` into ``prefix`` unless ``entry()`` already finds them."""
     console = console or Console(stderr=True)
     if entry() is not None:
-        console.print(f"{what} is installed under {codex_prefix()}.")
+        console.print(f"{what} is installed under {prefix}.")
         return True
     npm = shutil.which("npm")
     if npm is None:
         console.print(
-            f"The {harness} harness needs Node.js and npm: install them (e.g. "
+            f"{needed_by[0].upper()}{needed_by[1:]} needs Node.js and npm: install them (e.g. "
             "[bold]apt-get install -y nodejs npm[/]) and run [bold]cerver setup[/] again."
         )
         return False
-    prefix = codex_prefix()
-    console.print(f"Installing the {what}: npm install --prefix {prefix} {package}")
+    console.print(f"Installing the {what}: npm install --prefix {prefix} {' '.join(packages)}")
     prefix.mkdir(parents=True, exist_ok=True)
     try:
         done = subprocess.run(
-            [npm, "install", "--prefix", str(prefix), "--no-fund", "--no-audit", package],
+            [npm, "install", "--prefix", str(prefix), "--no-fund", "--no-audit", *packages],
             capture_output=True,
             text=True,
             timeout=_NPM_TIMEOUT_S,
@@ -201,5 +251,6 @@ STEPS: dict[str, Callable[[Console | None], bool]] = {
     "chromium": install_chromium,
     "codex": install_codex,
     "gemini-cli": install_gemini_cli,
+    "ai-sdk": install_ai_sdk,
 }
 """The steps of ``cerver setup``, by the name ``--only`` takes, in the order they run."""
