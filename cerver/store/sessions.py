@@ -170,6 +170,9 @@ class SessionStore:
         Returns the session as it is now (with the counters the new holder owns) and, if asked,
         its transcript (which only the holder can change while it holds the lock); ``None``
         when another run holds the lock.
+
+        Raises:
+            NotFound: the session no longer exists (deleted while a turn waited for it).
         """
         c = sessions.c
         now = utcnow()
@@ -191,6 +194,12 @@ class SessionStore:
             if (dead := conn.execute(expired_holder).scalar()) is not None:
                 interrupt_run(conn, dead, session_id)
             if conn.execute(take).rowcount != 1:
+                if conn.execute(sa.select(c.id).where(c.id == session_id)).first() is None:
+                    raise NotFound(
+                        f"Session {session_id!r} not found: it was deleted before this turn "
+                        "could start.",
+                        context={"session_id": session_id},
+                    )
                 return None
             session = SessionRecord.model_validate(conn.execute(read_session).one())
             if not with_transcript:

@@ -39,6 +39,23 @@ async def test_close_cancels_the_running_turn_and_queued_turns_are_refused(
     assert run["status"] == "cancelled" and run["cancel_requested_at"]
 
 
+async def test_a_turn_waiting_for_a_session_deleted_meanwhile_ends_not_found(
+    http: httpx.AsyncClient, gateway: Gateway, mock_upstream: MockUpstream
+) -> None:
+    """Deleted by another replica (or between the delete's cancel and its row delete): the
+    waiting turn learns it from the lock, at once, instead of waiting out its timeout."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    mock_upstream.script(Reply(text="slow A", delay_ms=1000))
+    a = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
+    await asyncio.sleep(0.3)
+    b = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "B"}))
+    await asyncio.sleep(0.1)
+    await gateway.store.sessions.delete(sid)  # the row only: nobody cancelled B
+    waited = await asyncio.wait_for(b, 10)
+    assert waited.status_code == 404 and "deleted" in waited.json()["detail"]
+    await a
+
+
 async def test_a_paused_session_refuses_turns_and_keeps_its_snapshot(
     http: httpx.AsyncClient, mock_upstream: MockUpstream
 ) -> None:

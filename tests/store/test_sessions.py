@@ -63,6 +63,17 @@ async def test_turn_lock_is_exclusive_until_released_or_expired(
     assert await store.sessions.try_lock(session.id, "run_c", ttl=30) is not None
 
 
+async def test_turn_lock_of_a_deleted_session_is_not_found_not_busy(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    assert await store.sessions.try_lock(session.id, "run_a", ttl=30) is not None
+    assert await store.sessions.try_lock(session.id, "run_b", ttl=30) is None  # busy
+    await store.sessions.delete(session.id)
+    with pytest.raises(NotFound, match="deleted"):
+        await store.sessions.try_lock(session.id, "run_b", ttl=30)
+
+
 async def test_record_exec_counts_in_one_update(store: Store, account_id: str) -> None:
     session = await make_session(store, account_id)
     await store.sessions.record_exec(session.id, 10.0)
