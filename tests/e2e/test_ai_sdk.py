@@ -1,6 +1,7 @@
 """End to end: the Vercel AI SDK (``ai`` + ``@ai-sdk/openai`` from npm, run by Node.js) drives a
-real `cerver serve` through ``/v1/chat/completions``; its models are the built-in mock upstream
-(a test double). The SDK is unmodified: only its base URL, key and one header are Cerver's."""
+real `cerver serve` through ``/v1/chat/completions`` and ``/v1/responses`` (which the SDK sends
+the whole conversation to, as input items); its models are the built-in mock upstream (a test
+double). The SDK is unmodified: only its base URL, key and one header are Cerver's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,11 +35,14 @@ def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
     url, data_dir = server
     key = _key(data_dir)
     auth = {"Authorization": f"Bearer {key}"}
-    sid = httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth, timeout=60).json()[
-        "session_id"
+    sessions = [
+        httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth, timeout=60).json()[
+            "session_id"
+        ]
+        for _ in ("chat", "responses")
     ]
     done = subprocess.run(
-        [node, str(SCRIPT), url, key, sid],
+        [node, str(SCRIPT), url, key, *sessions],
         env={**os.environ, "NODE_PATH": str(modules)},
         capture_output=True,
         text=True,
@@ -45,8 +50,14 @@ def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen_by_api = json.loads(done.stdout.strip().splitlines()[-1])
+    for api, sid, surface in zip(
+        ("chat", "responses"), sessions, ("chat.completions", "responses"), strict=True
+    ):
+        _check(seen_by_api[api], url, auth, sid, surface)
 
+
+def _check(seen: dict[str, Any], url: str, auth: dict[str, str], sid: str, surface: str) -> None:
     # The SDK ran the app's tool when the model asked, then sent the result back.
     assert seen["ran"] == ["uptime"]
     assert seen["first"]["toolCalls"] == ["shell"] and seen["first"]["steps"] == 2
@@ -65,5 +76,5 @@ def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
         ("text", "openai", "gpt-5"),
     ]
     tool_results = [e for e in session["transcript"] if e["kind"] == "tool_result"]
-    assert [e["metadata"].get("source") for e in tool_results] == ["chat.completions"]
+    assert [e["metadata"].get("source") for e in tool_results] == [surface]
     assert session["metrics"]["interaction_count"] == 3

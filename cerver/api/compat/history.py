@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from cerver.errors import Conflict, InvalidRequest
@@ -48,7 +48,8 @@ class ClientMessage:
         tool_calls: an assistant's calls of the app's tools.
         tool_call_id: a tool result's call.
         is_error: a tool result reporting a failure.
-        index: where the message is in the request (``messages[index]``), for errors.
+        index: where the message is in the request (``<field>[index]``), for errors.
+        field: the request field holding the conversation (``messages``, ``input``).
     """
 
     role: Literal["user", "assistant", "tool"]
@@ -57,6 +58,18 @@ class ClientMessage:
     tool_call_id: str | None = None
     is_error: bool = False
     index: int = 0
+    field: str = "messages"
+
+    @property
+    def where(self) -> str:
+        """The message's place in the request, as errors name it (``messages[2]``)."""
+        return f"{self.field}[{self.index}]"
+
+    def extended(self, text: str = "", calls: tuple[ToolCallPart, ...] = ()) -> ClientMessage:
+        """This assistant message with more of the same answer: ``text`` after a blank line,
+        ``calls`` after its calls."""
+        joined = ASSISTANT_TEXT_SEPARATOR.join(t for t in (self.text, text) if t)
+        return replace(self, text=joined, tool_calls=(*self.tool_calls, *calls))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +117,16 @@ def reconcile(
     """
     view = _view(entries)
     next_seq = (entries[-1].seq or 0) + 1 if entries else 1
+    param = messages[0].field if messages else "messages"
     for shown, sent in zip(view, messages, strict=False):
         if not _same(shown.message, sent):
             raise Conflict(
-                f"messages[{sent.index}] contradicts the session's transcript (entry seq "
+                f"{sent.where} contradicts the session's transcript (entry seq "
                 f"{shown.seq}): the transcript holds {_describe(shown.message)}, the request "
                 f"sent {_describe(sent)}. Send the conversation as stored "
                 "(GET /v2/sessions/{id}/messages) or start a new session (omit "
                 "X-Cerver-Session-Id).",
-                context={"param": "messages", "index": sent.index, "seq": shown.seq},
+                context={"param": param, "index": sent.index, "seq": shown.seq},
             )
     if len(messages) < len(view):
         missing = view[len(messages)]
@@ -120,7 +134,7 @@ def reconcile(
             f"The request's {len(messages)} messages stop before the end of the session's "
             f"transcript, which continues with {_describe(missing.message)} (entry seq "
             f"{missing.seq}). Send the whole conversation, or start a new session.",
-            context={"param": "messages", "index": len(messages), "seq": missing.seq},
+            context={"param": param, "index": len(messages), "seq": missing.seq},
         )
     new = list(messages[len(view) :])
     if not new:
@@ -129,26 +143,28 @@ def reconcile(
         raise InvalidRequest(
             "Nothing to answer: the transcript already holds every message sent and ends with "
             "the assistant's. Add a user message.",
-            context={"param": "messages"},
+            context={"param": param},
         )
     last = new[-1]
     if last.role == "assistant":
         raise InvalidRequest(
-            f"messages[{last.index}]: the last message must be the user's or tool results, "
+            f"{last.where}: the last message must be the user's or tool results, "
             "not the assistant's.",
-            context={"param": "messages", "index": last.index},
+            context={"param": param, "index": last.index},
         )
     user_input = last.text if last.role == "user" else ""
     body = new[:-1] if last.role == "user" else new
     if last.role == "user" and not user_input.strip():
         raise InvalidRequest(
-            f"messages[{last.index}] is empty.", context={"param": "messages", "index": last.index}
+            f"{last.where} is empty.", context={"param": param, "index": last.index}
         )
-    prelude = _prelude(entries, body, source)
+    prelude = _prelude(entries, body, source, param)
     return Reconciled(user_input, prelude, next_seq)
 
 
-def _prelude(entries: Sequence[Entry], body: Sequence[ClientMessage], source: str) -> list[Entry]:
+def _prelude(
+    entries: Sequence[Entry], body: Sequence[ClientMessage], source: str, param: str
+) -> list[Entry]:
     """Entries for the new messages before the input; checks every call gets its result."""
     pending = {call.id: call for call in pending_tool_calls(entries)}
     prelude: list[Entry] = []
@@ -157,9 +173,9 @@ def _prelude(entries: Sequence[Entry], body: Sequence[ClientMessage], source: st
             call_id = message.tool_call_id or ""
             if call_id not in pending:
                 raise Conflict(
-                    f"messages[{message.index}] is a result for tool call {call_id!r}, which is "
-                    f"not waiting for one (pending: {', '.join(map(repr, pending)) or 'none'}).",
-                    context={"param": "messages", "index": message.index, "tool_call_id": call_id},
+                    f"{message.where} is a result for tool call {call_id!r}, which is not "
+                    f"waiting for one (pending: {', '.join(map(repr, pending)) or 'none'}).",
+                    context={"param": param, "index": message.index, "tool_call_id": call_id},
                 )
             del pending[call_id]
             part = ToolResultPart(
@@ -182,9 +198,9 @@ def _prelude(entries: Sequence[Entry], body: Sequence[ClientMessage], source: st
     if pending:  # before the new user message, or results missing from the new ones
         ids = ", ".join(map(repr, pending))
         raise InvalidRequest(
-            f"Tool call(s) {ids} have no result: send a tool message for each call before "
+            f"Tool call(s) {ids} have no result: send a tool result for each call before "
             "continuing the conversation.",
-            context={"param": "messages", "missing": list(pending)},
+            context={"param": param, "missing": list(pending)},
         )
     return prelude
 
@@ -192,9 +208,9 @@ def _prelude(entries: Sequence[Entry], body: Sequence[ClientMessage], source: st
 def _ensure_answered(pending: dict[str, ToolCallPart], message: ClientMessage) -> None:
     if pending:
         raise InvalidRequest(
-            f"messages[{message.index}]: tool call(s) {', '.join(map(repr, pending))} have no "
-            "result before this message: send a tool message for each call first.",
-            context={"param": "messages", "index": message.index, "missing": list(pending)},
+            f"{message.where}: tool call(s) {', '.join(map(repr, pending))} have no "
+            "result before this message: send a tool result for each call first.",
+            context={"param": message.field, "index": message.index, "missing": list(pending)},
         )
 
 
@@ -225,10 +241,7 @@ def _add_to_answer(
     calls = (call,) if call is not None else ()
     if view and view[-1].message.role == "assistant":
         shown = view[-1]
-        previous = shown.message
-        joined = ASSISTANT_TEXT_SEPARATOR.join(t for t in (previous.text, text) if t)
-        message = ClientMessage("assistant", joined, (*previous.tool_calls, *calls))
-        view[-1] = _Shown(message, shown.seq)
+        view[-1] = _Shown(shown.message.extended(text, calls), shown.seq)
     else:
         view.append(_Shown(ClientMessage("assistant", text, calls), seq))
 

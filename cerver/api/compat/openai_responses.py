@@ -1,15 +1,18 @@
 """``POST /v1/responses`` and ``GET /v1/responses/{id}``: a subset of OpenAI's Responses API.
 
-Unlike Chat Completions, a Responses client sends only what is new and names where the
-conversation continues: ``previous_response_id`` (a response of this gateway),
-``conversation`` (a Cerver session id, as a string or ``{"id": …}``), or the
-``X-Cerver-Session-Id`` header; with none of them a new session is created. Each response is
-one Cerver run, and its id encodes the session and the run (``resp_<session hex><run hex>``),
-so any gateway process can answer ``GET /v1/responses/{id}`` from the store.
+A Responses client either sends only what is new and names where the conversation continues
+(``previous_response_id``, a response of this gateway; ``conversation``, a Cerver session id
+as a string or ``{"id": …}``; or the ``X-Cerver-Session-Id`` header), or re-sends the whole
+conversation as input items, as the Vercel AI SDK does. An input holding assistant messages or
+``function_call`` items is such a conversation, matched against the transcript exactly as
+Chat Completions' messages are (:mod:`cerver.api.compat.history`). Without a session named, a
+new session is created. Each response is one Cerver run, and its id encodes the session and
+the run (``resp_<session hex><run hex>``), so any gateway process can answer
+``GET /v1/responses/{id}`` from the store.
 
 Supported: ``model`` (the grammar of :mod:`cerver.api.compat.model_names`; omitted with a
 previous response or conversation: the session's own), ``input`` (a string, or ``message``
-items with text content and ``function_call_output`` items), ``instructions``,
+items with text content, ``function_call`` and ``function_call_output`` items), ``instructions``,
 ``previous_response_id`` (the conversation's latest response only: Cerver never forks
 silently; fork with ``POST /v2/sessions/{id}/fork``), ``conversation``, ``stream`` (typed
 events with ``sequence_number``), ``tools`` (``type: "function"``), ``tool_choice``
@@ -38,7 +41,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cerver.api.compat.deps import CompatAccountDep, SessionIdHeader
-from cerver.api.compat.history import Reconciled
+from cerver.api.compat.history import ClientMessage, Reconciled
 from cerver.api.compat.model_names import parse_model
 from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
@@ -62,13 +65,14 @@ from cerver.services.turns import TurnResult
 from cerver.store import RunRecord, SessionRecord
 from cerver.store.schema import MAX_INTEGER
 from cerver.types import Entry, ToolCallPart, ToolResultPart, Usage
-from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec
+from harnesses.tools import CLIENT_TOOL_KEY, ToolSpec, parse_arguments
 
 __all__ = ["ResponseCreate", "router"]
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
 ORIGIN = "responses"
+_TEXT_PARTS = ("input_text", "output_text", "text")
 _ID = re.compile(r"^resp_([0-9a-f]{24})([0-9a-f]{24})$")
 
 
@@ -130,13 +134,20 @@ async def create_response(
     session_id, previous_run = _session_of(body, session_id)
     if session_id is not None:
         await gateway.sessions.get(account.id, session_id)  # 404 before anything else
-    system, items = _input(body.input)
+    system, messages = _input(body.input)
     if body.instructions:
         system = f"{body.instructions}\n\n{system}" if system else body.instructions
     tools = () if body.tool_choice == "none" else tuple(_tool_spec(t) for t in body.tools or ())
+    resent = any(m.role == "assistant" for m in messages)
+    if resent and previous_run is not None:
+        raise InvalidRequest(
+            "input re-sends the conversation (assistant messages or function_call items) and "
+            "previous_response_id names where it continues: send one or the other.",
+            context={"param": "previous_response_id"},
+        )
 
     def plan(entries: Sequence[Entry]) -> Reconciled:
-        return _plan(entries, items, previous_run, body.previous_response_id)
+        return _plan(entries, messages, previous_run, body.previous_response_id)
 
     turn = await start_turn(
         gateway,
@@ -144,7 +155,7 @@ async def create_response(
         session_id=session_id,
         user=body.user,
         model=parse_model(body.model, gateway.harnesses) if body.model else None,
-        messages=plan,
+        messages=messages if resent else plan,
         tools=tools,
         options=TurnOptionsIn(
             system_prompt=system,
@@ -298,11 +309,11 @@ def _session_of(body: ResponseCreate, header: str | None) -> tuple[str | None, s
 
 def _plan(
     entries: Sequence[Entry],
-    items: list[tuple[str, str, str | None]],
+    messages: list[ClientMessage],
     previous_run: str | None,
     previous_id: str | None,
 ) -> Reconciled:
-    """What the input adds: user messages and the app's function call outputs."""
+    """What an input of only new items adds: user messages and the app's function outputs."""
     next_seq = (entries[-1].seq or 0) + 1 if entries else 1
     if previous_run is not None:
         latest = next((e.run_id for e in reversed(entries) if e.run_id), None)
@@ -314,11 +325,11 @@ def _plan(
                 context={"param": "previous_response_id"},
             )
     outputs = [
-        ToolResultPart(tool_call_id=call_id or "", output=text)
-        for kind, text, call_id in items
-        if kind == "function_call_output"
+        ToolResultPart(tool_call_id=m.tool_call_id or "", output=m.text)
+        for m in messages
+        if m.role == "tool"
     ]
-    users = [text for kind, text, _ in items if kind == "user"]
+    users = [m.text for m in messages if m.role == "user"]
     pending = pending_tool_calls(entries)
     prelude: list[Entry] = []
     if outputs:
@@ -335,35 +346,55 @@ def _plan(
     return Reconciled(users[-1] if users else "", prelude, next_seq)
 
 
-def _input(
-    value: str | list[dict[str, Any]],
-) -> tuple[str | None, list[tuple[str, str, str | None]]]:
-    """The system text, and the input as ``(kind, text, call_id)`` in order."""
+def _input(value: str | list[dict[str, Any]]) -> tuple[str | None, list[ClientMessage]]:
+    """The system text, and the input's conversation items in order.
+
+    Consecutive assistant-side items (``assistant`` messages and ``function_call`` items)
+    are one answer, joined as :mod:`~cerver.api.compat.history` shows an answer.
+    """
     if isinstance(value, str):
-        return None, [("user", value, None)]
+        return None, [ClientMessage("user", value, field="input")]
     system: list[str] = []
-    items: list[tuple[str, str, str | None]] = []
+    messages: list[ClientMessage] = []
     for index, item in enumerate(value):
         kind = item.get("type", "message")
+        role = item.get("role")
+        answer = messages[-1] if messages and messages[-1].role == "assistant" else None
         if kind == "function_call_output":
             output = item.get("output")
             text = output if isinstance(output, str) else json.dumps(output)
-            items.append(("function_call_output", text, str(item.get("call_id", ""))))
-        elif kind == "message" and item.get("role") in ("user", "system", "developer"):
-            text = _content_text(item.get("content"), index)
-            if item["role"] == "user":
-                items.append(("user", text, None))
+            call_id = str(item.get("call_id", ""))
+            messages.append(
+                ClientMessage("tool", text, tool_call_id=call_id, index=index, field="input")
+            )
+        elif kind == "function_call":
+            call = ToolCallPart(
+                id=str(item.get("call_id", "")),
+                name=str(item.get("name", "")),
+                arguments=parse_arguments(str(item.get("arguments") or "{}")),
+            )
+            if answer is None:
+                messages.append(ClientMessage("assistant", "", (call,), index=index, field="input"))
             else:
+                messages[-1] = answer.extended(calls=(call,))
+        elif kind == "message" and role in ("user", "system", "developer", "assistant"):
+            text = _content_text(item.get("content"), index)
+            if role == "user":
+                messages.append(ClientMessage("user", text, index=index, field="input"))
+            elif role != "assistant":
                 system.append(text)
+            elif answer is None:
+                messages.append(ClientMessage("assistant", text, index=index, field="input"))
+            else:
+                messages[-1] = answer.extended(text)
         else:
             raise _unsupported(
                 f"input[{index}]",
-                "only user, system and developer messages and function_call_output items are "
-                "supported (Cerver holds the rest of the conversation)",
+                "only messages, function_call and function_call_output items are supported",
             )
-    if not items:
+    if not messages:
         raise InvalidRequest("input holds nothing to answer.", context={"param": "input"})
-    return ("\n\n".join(system) or None), items
+    return ("\n\n".join(system) or None), messages
 
 
 def _content_text(content: Any, index: int) -> str:
@@ -371,7 +402,7 @@ def _content_text(content: Any, index: int) -> str:
         return content
     texts = []
     for position, part in enumerate(content or []):
-        if not isinstance(part, dict) or part.get("type") not in ("input_text", "text"):
+        if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
             raise _unsupported(f"input[{index}].content[{position}]", "text content only")
         texts.append(str(part.get("text", "")))
     return "".join(texts)

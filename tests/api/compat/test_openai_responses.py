@@ -172,3 +172,59 @@ async def test_cancel_a_background_response(
     cancelled = await openai_client.responses.cancel(queued.id)
     assert cancelled.status == "cancelled"
     assert (await openai_client.responses.retrieve(queued.id)).status == "cancelled"
+
+
+async def test_a_client_that_resends_the_whole_conversation_as_input_items(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    """The Vercel AI SDK's way: no previous_response_id, the history in ``input``."""
+    sid = (await client.create_session(compute=None))["session_id"]
+    same = {"extra_headers": {"X-Cerver-Session-Id": sid}, "tools": [LOOKUP]}
+    mock_upstream.script(
+        Reply(
+            text="Looking.", tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "4"}}]
+        )
+    )
+    question = {"role": "user", "content": [{"type": "input_text", "text": "Where is 4?"}]}
+    first = await openai_client.responses.create(model="gpt-5", input=[question], **same)
+    [call] = [item for item in first.output if item.type == "function_call"]
+    history = [
+        question,
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Looking."}]},
+        {
+            "type": "function_call",
+            "call_id": call.call_id,
+            "name": call.name,
+            "arguments": call.arguments,
+        },
+        {"type": "function_call_output", "call_id": call.call_id, "output": "delivered"},
+    ]
+    second = await openai_client.responses.create(model="gpt-5", input=history, **same)
+    assert second.output_text == "[mock upstream] The tool returned: delivered"
+    history += [
+        {"role": "assistant", "content": [{"type": "output_text", "text": second.output_text}]},
+        {"role": "user", "content": "Thanks"},
+    ]
+    third = await openai_client.responses.create(model="claude-sonnet-4-5", input=history, **same)
+    assert third.output_text.startswith('[mock upstream] (claude-sonnet-4-5) You said: "Thanks"')
+
+    # Re-sent history that contradicts the transcript: a 409, nothing written.
+    wrong = [{**question, "content": "Where is 5?"}, *history[1:]]
+    with pytest.raises(openai.ConflictError) as exc:
+        await openai_client.responses.create(model="gpt-5", input=wrong, **same)
+    assert exc.value.param == "input" and "input[0] contradicts" in exc.value.message
+    with pytest.raises(openai.BadRequestError) as bad:
+        await openai_client.responses.create(
+            input=history, previous_response_id=third.id, tools=[LOOKUP]
+        )
+    assert bad.value.param == "previous_response_id"
+    entries = (await client.messages(sid))["messages"]
+    assert [e["role"] for e in entries if e["role"] != "event"] == [
+        "user",
+        "assistant",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "assistant",
+    ]

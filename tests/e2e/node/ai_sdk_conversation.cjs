@@ -1,16 +1,19 @@
-// The Vercel AI SDK (`ai` + `@ai-sdk/openai`), unmodified, driving one Cerver session: only
-// baseURL, apiKey and the X-Cerver-Session-Id header are Cerver's. Prints one JSON object with
-// what the SDK saw; tests/e2e/test_ai_sdk.py checks it. Usage: node ai_sdk_conversation.cjs URL KEY SESSION_ID
+// The Vercel AI SDK (`ai` + `@ai-sdk/openai`), unmodified, driving Cerver sessions: only
+// baseURL, apiKey and the X-Cerver-Session-Id header are Cerver's. The same conversation runs
+// twice, through Chat Completions (`cerver.chat(model)`) and through the Responses API (the
+// SDK's default, `cerver(model)`), each in its own session. Prints one JSON object with what
+// the SDK saw; tests/e2e/test_ai_sdk.py checks it.
+// Usage: node ai_sdk_conversation.cjs URL KEY CHAT_SESSION_ID RESPONSES_SESSION_ID
 const { generateText, jsonSchema, stepCountIs, streamText, tool } = require("ai");
 const { createOpenAI } = require("@ai-sdk/openai");
 
-async function main() {
-  const [url, apiKey, sessionId] = process.argv.slice(2);
+async function conversation(url, apiKey, sessionId, api) {
   const cerver = createOpenAI({
     baseURL: `${url}/v1`,
     apiKey,
     headers: { "X-Cerver-Session-Id": sessionId },
   });
+  const model = (name) => (api === "chat" ? cerver.chat(name) : cerver.responses(name));
   const ran = [];
   const shell = tool({
     description: "Run a command on the user's machine.",
@@ -28,7 +31,7 @@ async function main() {
   // Turn 1 (Chat Completions): the model calls the app's tool, the SDK runs it and continues.
   const question = { role: "user", content: "run: uptime" };
   const first = await generateText({
-    model: cerver.chat("claude-sonnet-4-5"),
+    model: model("claude-sonnet-4-5"),
     messages: [question],
     tools: { shell },
     stopWhen: stepCountIs(3),
@@ -41,7 +44,7 @@ async function main() {
     ...first.response.messages,
     { role: "user", content: "What did I ask first?" },
   ];
-  const second = streamText({ model: cerver.chat("gpt-5"), messages, tools: { shell }, maxRetries: 0 });
+  const second = streamText({ model: model("gpt-5"), messages, tools: { shell }, maxRetries: 0 });
   let streamed = "";
   for await (const delta of second.textStream) streamed += delta;
   const secondResponse = await second.response;
@@ -50,23 +53,29 @@ async function main() {
   let error = null;
   const fresh = createOpenAI({ baseURL: `${url}/v1`, apiKey });
   try {
-    await generateText({ model: fresh.chat("claud-haiku-4-5"), prompt: "hi", maxRetries: 0 });
+    const unknown = api === "chat" ? fresh.chat("claud-haiku-4-5") : fresh.responses("claud-haiku-4-5");
+    await generateText({ model: unknown, prompt: "hi", maxRetries: 0 });
   } catch (exc) {
     error = { name: exc.name, status: exc.statusCode, message: exc.message };
   }
 
-  console.log(
-    JSON.stringify({
-      ran,
-      first: {
-        text: first.text,
-        steps: first.steps.length,
-        toolCalls: first.steps.flatMap((step) => step.toolCalls.map((call) => call.toolName)),
-      },
-      second: { text: streamed, model: secondResponse.headers["x-cerver-model"] },
-      error,
-    }),
-  );
+  return {
+    ran,
+    first: {
+      text: first.text,
+      steps: first.steps.length,
+      toolCalls: first.steps.flatMap((step) => step.toolCalls.map((call) => call.toolName)),
+    },
+    second: { text: streamed, model: secondResponse.headers["x-cerver-model"] },
+    error,
+  };
+}
+
+async function main() {
+  const [url, apiKey, chatSession, responsesSession] = process.argv.slice(2);
+  const chat = await conversation(url, apiKey, chatSession, "chat");
+  const responses = await conversation(url, apiKey, responsesSession, "responses");
+  console.log(JSON.stringify({ chat, responses }));
 }
 
 main().catch((exc) => {
