@@ -57,7 +57,9 @@ class Gateway:
         self.hub = EventHub()
         sandboxes = self.settings.resolved_data_dir / "sandboxes"
         self.registered_computes = ComputeService(self.store)
-        self.proxy = ModelProxy(ProxyForwarder(self._upstream_route), runtime_dir())
+        self.proxy = ModelProxy(
+            ProxyForwarder(self._upstream_route), runtime_dir(), store=self.store.grants
+        )
         # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
         shared = [self.proxy.socket_dir, *cli_tool_dirs()]
         sandbox_policy = SandboxPolicy(
