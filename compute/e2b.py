@@ -28,10 +28,12 @@ from cerver.errors import ComputeError, ComputeTimeout, InvalidRequest, NotConfi
 from cerver.options import PluginOptions, PluginSettings, plugin_settings
 from cerver.types import ExecResult
 from compute import _remote_paths as paths
+from compute._cli_hosting import remote_hosting
 from compute.base import (
     MISSING,
     PASS_THROUGH,
     Capabilities,
+    CliHosting,
     Compute,
     ExecChunk,
     Profile,
@@ -220,6 +222,11 @@ class E2BSandbox(Sandbox):
         (absolute,) = await self._checked(path)
         async with VENDOR_ERRORS.translate(f"write {path!r}"):
             await self._sbx.files.write(absolute, data, use_octet_stream=True)
+
+    async def cli_hosting(self) -> CliHosting:
+        """The CLIs of the template (or installed by Cerver); the model proxy at the
+        gateway's public URL. Files upload natively, so a missing CLI can be installed."""
+        return await remote_hosting(self, vendor="E2B", can_install=True)
 
     async def list_files(self, path: str = ".") -> list[str]:
         (absolute,) = await self._checked(path)

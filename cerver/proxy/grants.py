@@ -89,6 +89,7 @@ class ProxyGrants:
         socket_path: str | None = None,
         account_id: str | None = None,
         ttl_s: float = DEFAULT_TTL_S,
+        public_url: str | None = None,
     ) -> ProxyGrant:
         """Create a token for one run; usage of requests made with it goes to ``on_usage``."""
         self._expire()
@@ -100,6 +101,7 @@ class ProxyGrants:
             expires_at=time.monotonic() + ttl_s,
             socket_path=socket_path,
             account_id=account_id,
+            public_url=public_url,
         )
         self._active[grant.token] = _Active(grant, on_usage)
         return grant

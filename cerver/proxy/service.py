@@ -57,12 +57,19 @@ class ModelProxy:
             sandboxes bind this directory read-only at the same path.
         store: where grants are shared with the other replicas; ``None``: this process
             alone serves its grants.
+        public_url: the gateway's public URL, put on every grant for remote sandboxes.
     """
 
     def __init__(
-        self, forwarder: ProxyForwarder, socket_dir: Path, store: GrantStore | None = None
+        self,
+        forwarder: ProxyForwarder,
+        socket_dir: Path,
+        store: GrantStore | None = None,
+        *,
+        public_url: str | None = None,
     ) -> None:
         self.forwarder = forwarder
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.grants = ProxyGrants()
         self.socket_dir = socket_dir
         self._store = store
@@ -105,6 +112,7 @@ class ModelProxy:
             on_usage=on_usage,
             socket_path=str(self.socket_path),
             account_id=account_id,
+            public_url=self.public_url,
         )
         if self._store is not None:
             await self._store.put(

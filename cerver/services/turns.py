@@ -180,6 +180,12 @@ class TurnService:
         harness = self._harnesses.get(name, endpoints)
         self._admission.ensure_priced(admitted, session, harness, model)
         _ensure_supported(type(harness), session, request)
+        if harness.uses_model_proxy:
+            # A CLI harness on a compute that cannot host it is refused here, before the
+            # turn writes anything (its user message, its harness switch).
+            sandbox = await self._execs.sandbox(session) if session.sandbox_id else None
+            public_url = self._proxy.public_url if self._proxy is not None else None
+            await harness.preflight(sandbox, public_url=public_url)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),
