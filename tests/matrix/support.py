@@ -187,17 +187,22 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def served_gateway(
-    tmp_path: Path, mock_upstream: MockUpstream, *, host: str = "127.0.0.1"
+    tmp_path: Path,
+    mock_upstream: MockUpstream,
+    *,
+    host: str = "127.0.0.1",
+    announce_public_url: bool = True,
 ) -> AsyncIterator[Served]:
-    """A gateway on SQLite served over TCP at its public URL (``CERVER_PUBLIC_URL``), with a
-    relay (``cerver relay``'s app, in this process) registered to it."""
+    """A gateway on SQLite served over TCP at its public URL (``CERVER_PUBLIC_URL``, left
+    unset with ``announce_public_url=False``), with a relay (``cerver relay``'s app, in this
+    process) registered to it."""
     port = free_port()
     public_url = f"http://{host}:{port}"
     settings = make_settings(
         tmp_path / "gateway",
         f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}",
         mock_upstream,
-        public_url=public_url,
+        public_url=public_url if announce_public_url else None,
     )
     gateway = Gateway(settings)
     await gateway.start()
