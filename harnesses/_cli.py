@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLI_COMPUTES",
     "CLI_INSTALL_KEY",
+    "CLI_SANDBOX_KEY",
     "CLI_SESSION_KEY",
     "CliHarness",
     "CliRun",
@@ -68,6 +69,10 @@ __all__ = [
 CLI_SESSION_KEY: Final = "cli_session"
 """``Entry.metadata`` key holding the CLI's own session (thread) id."""
 
+CLI_SANDBOX_KEY: Final = "cli_sandbox"
+"""``Entry.metadata`` key holding the sandbox the CLI ran in: a native session is resumed only
+in the same sandbox (a moved workspace carries the session files, but not the paths and
+machine they were made for)."""
 CLI_INSTALL_KEY: Final = "cli_installed"
 """``Entry.metadata`` key on a run's first entry when the run installed its CLI in the sandbox
 (``{"program", "bytes", "seconds"}``)."""
@@ -287,7 +292,9 @@ class CliHarness(Harness):
     async def _plan(self, turn: TurnContext, sandbox: Sandbox) -> CliRun:
         directory = f".cerver/runs/{turn.run_id}"
         home = f"{directory}/home"
-        previous = _resumable(turn.history, self.name) if self.native_resume else None
+        previous = (
+            _resumable(turn.history, self.name, sandbox.sandbox_id) if self.native_resume else None
+        )
         if previous is not None:
             run_id, cli_session = previous
             state = f".cerver/runs/{run_id}/home/{self.resume_state}"
@@ -380,7 +387,11 @@ class CliHarness(Harness):
         return None
 
     def _stamp(self, turn: TurnContext, entry: Entry, cli_session: str | None) -> Entry:
-        metadata = {**entry.metadata, CLI_SESSION_KEY: cli_session} if cli_session else None
+        metadata = None
+        if cli_session:
+            metadata = {**entry.metadata, CLI_SESSION_KEY: cli_session}
+            if turn.sandbox is not None:
+                metadata[CLI_SANDBOX_KEY] = turn.sandbox.sandbox_id
         return entry.model_copy(
             update={
                 "harness": self.name,
@@ -391,10 +402,13 @@ class CliHarness(Harness):
         )
 
 
-def _resumable(history: Sequence[Entry], harness: str) -> tuple[str, str] | None:
-    """``(run_id, cli_session)`` when the last conversation entry is this CLI's own."""
+def _resumable(history: Sequence[Entry], harness: str, sandbox_id: str) -> tuple[str, str] | None:
+    """``(run_id, cli_session)`` when the last conversation entry is this CLI's own, written
+    in this sandbox (entries from before the sandbox was recorded: wherever their files are)."""
     last = next((e for e in reversed(history) if e.is_conversation), None)
     if last is None or last.harness != harness or not last.run_id:
+        return None
+    if last.metadata.get(CLI_SANDBOX_KEY, sandbox_id) != sandbox_id:
         return None
     session = last.metadata.get(CLI_SESSION_KEY)
     return (last.run_id, session) if isinstance(session, str) and session else None

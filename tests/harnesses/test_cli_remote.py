@@ -5,18 +5,25 @@ the mock upstream (a test double) plays the model."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cerver.cli_programs import INSTALL_TOOLS_DIR, TOOLS_LAYOUT, gemini_cli_entry
+from cerver.cli_programs import (
+    INSTALL_TOOLS_DIR,
+    TOOLS_LAYOUT,
+    claude_code_binary,
+    gemini_cli_entry,
+)
 from cerver.errors import InvalidRequest, NotConfigured
 from cerver.telemetry.metrics import CLI_INSTALL_SECONDS
 from cerver.testing.mock_upstream import MockUpstream
-from harnesses._cli import CLI_INSTALL_KEY
-from tests.harnesses.cli_support import require_cli
-from tests.matrix.support import CLI_INSTALLS, served_gateway
+from harnesses._cli import CLI_INSTALL_KEY, CLI_SANDBOX_KEY
+from harnesses._cli_preamble import PREAMBLE_START
+from tests.harnesses.cli_support import requests_of, require_cli
+from tests.matrix.support import CLI_INSTALLS, cli_image, served_gateway
 
 pytest.importorskip("e2b", reason="pip install 'cerver[e2b]'")
 
@@ -27,6 +34,16 @@ from tests.compute.fake_e2b import FakeE2B, fake_e2b
 def bare_e2b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeE2B]:
     """The fake E2B with the base template: no CLI in its image."""
     with fake_e2b(tmp_path / "e2b") as fake:
+        monkeypatch.setenv("E2B_API_KEY", "e2b_test_key")
+        monkeypatch.setenv("E2B_API_URL", fake.url)
+        monkeypatch.setenv("E2B_SANDBOX_URL", fake.url)
+        yield fake
+
+
+@pytest.fixture
+def imaged_e2b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeE2B]:
+    """The fake E2B with a template carrying the CLIs (this machine's, at /opt/cerver-tools)."""
+    with fake_e2b(tmp_path / "e2b", cli_image()) as fake:
         monkeypatch.setenv("E2B_API_KEY", "e2b_test_key")
         monkeypatch.setenv("E2B_API_URL", fake.url)
         monkeypatch.setenv("E2B_SANDBOX_URL", fake.url)
@@ -87,3 +104,36 @@ async def test_a_networked_sandbox_without_a_public_url_is_refused_before_any_wr
                 await client.run_llm(sid, "hello", harness="codex")
             assert (await client.messages(sid))["messages"] == before
             assert (await client.get_session(sid))["harness"] == session["harness"]
+
+
+async def test_a_native_session_is_resumed_only_in_the_sandbox_it_was_made_in(
+    imaged_e2b: FakeE2B, tmp_path: Path, mock_upstream: MockUpstream
+) -> None:
+    what, install = CLI_INSTALLS["claude-code"]
+    require_cli(claude_code_binary(), what, install)
+    async with served_gateway(tmp_path, mock_upstream) as served:
+        client = served.client
+        session = await client.create_session(
+            user="u1", harness="claude-code", compute={"provider": "local"}
+        )
+        sid = session["session_id"]
+        await client.run_llm(sid, "run: echo on-local > where.txt && cat where.txt")
+        moved = await client.move_compute(sid, provider="e2b")
+        assert moved["provider"] == "e2b"
+
+        # Same CLI, another sandbox (the workspace, with its session files, moved along):
+        # the history goes in as the preamble, not as a native resume.
+        await client.run_llm(sid, "What did the command print?")
+        after_move = requests_of(mock_upstream, "anthropic")[-1]["body"]
+        assert PREAMBLE_START in json.dumps(after_move.get("system"))
+        assert "on-local" in json.dumps(after_move.get("system"))
+
+        # Same CLI, same sandbox: native resume (the CLI's session goes on).
+        await client.run_llm(sid, "And now?")
+        entries = (await client.messages(sid))["messages"]
+        answers = [e["metadata"] for e in entries if e["role"] == "assistant"]
+        local, moved_fresh, resumed = answers[0], answers[-2], answers[-1]
+        assert local[CLI_SANDBOX_KEY] == session["sandbox_id"]
+        assert moved_fresh[CLI_SANDBOX_KEY] == resumed[CLI_SANDBOX_KEY] == moved["sandbox_id"]
+        assert moved_fresh["cli_session"] != local["cli_session"]  # fresh after the move
+        assert resumed["cli_session"] == moved_fresh["cli_session"]  # resumed in that sandbox
