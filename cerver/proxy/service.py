@@ -78,6 +78,11 @@ class ModelProxy:
         self._charging: set[asyncio.Task[None]] = set()
 
     @property
+    def shares_grants(self) -> bool:
+        """Whether other replicas may serve this process's grants (a store is shared)."""
+        return self._store is not None
+
+    @property
     def socket_path(self) -> Path:
         return self.socket_dir / SOCKET_NAME
 
