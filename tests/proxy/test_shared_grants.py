@@ -126,3 +126,31 @@ async def test_an_expired_stored_grant_is_refused(gateways: tuple[Gateway, Gatew
     assert await b.store.grants.live("cpx_expired") is None
     live = await a.store.grants.live("cpx_unknown")
     assert live is None
+
+
+async def test_expired_grants_are_purged_by_the_reaper(gateways: tuple[Gateway, Gateway]) -> None:
+    a, _ = gateways
+    sid, run_id = await started_run(a)
+    for token, ttl in (("cpx_old", -2 * 86400.0), ("cpx_recent", -1.0), ("cpx_live", 60.0)):
+        await a.store.grants.put(
+            token, run_id=run_id, session_id=sid, account_id=None, harness="codex", ttl_s=ttl
+        )
+    await a.runs.reap()
+    rows = await a.store.db.read(lambda c: c.execute(sa.select(proxy_grants.c.token_hash)).all())
+    assert {r.token_hash for r in rows} == {token_hash("cpx_recent"), token_hash("cpx_live")}
+
+
+async def test_run_totals_sum_one_runs_model_calls(gateways: tuple[Gateway, Gateway]) -> None:
+    a, b = gateways
+    sid, run_id = await started_run(a)
+    grant = await issue(a, sid, run_id, [])
+    assert (await call(b, grant)).status_code == 200
+    assert (await call(b, grant)).status_code == 200
+    await b.proxy.settle()
+    calls, input_tokens, output_tokens, cost = await a.store.ledger.run_totals(run_id)
+    rows = await ledger_rows(a, run_id)
+    assert calls == 2 == len(rows)
+    assert input_tokens == sum(r.input_tokens for r in rows) > 0
+    assert output_tokens == sum(r.output_tokens for r in rows)
+    assert cost == pytest.approx(sum(r.cost_usd or 0.0 for r in rows))
+    assert await a.store.ledger.run_totals("run_other") == (0, 0, 0, 0.0)
