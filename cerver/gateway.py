@@ -81,6 +81,8 @@ class Gateway:
                 "resolve": self.registered_computes.endpoint,
                 "model_proxy_url": self.settings.public_url,
             },
+            # E2B sandboxes without network may still reach the gateway (the model proxy).
+            "e2b": {"model_proxy_url": self.settings.public_url},
         }
         self.computes = ComputePool(compute_options)
         self.placement = PlacementService(
