@@ -49,6 +49,8 @@ __all__ = [
     "cli_image",
     "doubles",
     "free_port",
+    "missing_for",
+    "serve_app",
     "served_gateway",
 ]
 
