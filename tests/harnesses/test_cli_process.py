@@ -99,7 +99,8 @@ async def test_a_timeout_closes_open_calls_and_fails_the_run() -> None:
     call, result = (e.entry for e in events if isinstance(e, Message))
     assert call.tool_call is not None and result.tool_result is not None
     assert result.tool_result.tool_call_id == call.tool_call.id and result.tool_result.is_error
-    assert call.metadata == {"cli_session": "0abc-1"} and call.harness == "codex"
+    assert call.metadata == {"cli_session": "0abc-1", "cli_sandbox": "sbx_fake"}
+    assert call.harness == "codex"
     error = events[-1]
     assert isinstance(error, Error) and error.code == "timeout" and error.retryable
 
