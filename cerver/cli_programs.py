@@ -30,11 +30,17 @@ __all__ = [
     "CODEX_PACKAGE",
     "GEMINI_CLI_INSTALL",
     "GEMINI_CLI_PACKAGE",
+    "IMAGE_TOOLS_DIR",
+    "INSTALL_TOOLS_DIR",
+    "TOOLS_LAYOUT",
     "claude_code_binary",
     "cli_tool_dirs",
     "codex_entry",
     "codex_prefix",
     "gemini_cli_entry",
+    "host_programs",
+    "install_sources",
+    "layout_programs",
     "tools_dir",
 ]
 
@@ -87,3 +93,51 @@ def cli_tool_dirs() -> list[Path]:
     if (binary := claude_code_binary()) is not None:
         dirs.append(binary.parent)
     return dirs
+
+
+TOOLS_LAYOUT: Final = {
+    "claude-code": "claude-code/claude",
+    "codex": "npm/node_modules/@openai/codex/bin/codex.js",
+    "gemini-cli": "npm/node_modules/@google/gemini-cli/bundle/gemini.js",
+}
+"""Cerver's tools layout: where each CLI harness's program lies under a tools directory of
+a sandbox (an image made for Cerver, or what Cerver installed on first use)."""
+
+IMAGE_TOOLS_DIR: Final = "/opt/cerver-tools"
+"""Where a sandbox image made for the CLI harnesses carries them, in :data:`TOOLS_LAYOUT`
+(e.g. ``COPY`` of ``claude_agent_sdk/_bundled`` to ``/opt/cerver-tools/claude-code`` and
+``CERVER_TOOLS_DIR=/opt/cerver-tools cerver setup --only codex --only gemini-cli``)."""
+
+INSTALL_TOOLS_DIR: Final = "/tmp/cerver-tools"
+"""Where Cerver installs a missing CLI on first use in a sandbox (outside the workspace, so
+a move does not carry it)."""
+
+
+def host_programs() -> dict[str, str]:
+    """The CLI programs installed on this host, by harness name (the paths local sandboxes
+    see unchanged through :func:`cli_tool_dirs`)."""
+    found = {
+        "claude-code": claude_code_binary(),
+        "codex": codex_entry(),
+        "gemini-cli": gemini_cli_entry(),
+    }
+    return {name: str(path) for name, path in found.items() if path is not None}
+
+
+def layout_programs(directory: str) -> dict[str, str]:
+    """Every CLI's program under a tools directory in :data:`TOOLS_LAYOUT`."""
+    return {name: f"{directory.rstrip('/')}/{relative}" for name, relative in TOOLS_LAYOUT.items()}
+
+
+def install_sources(harness: str) -> list[tuple[Path, str]]:
+    """What installing ``harness``'s CLI in a sandbox copies: ``(host directory, its place
+    in the tools layout)`` pairs; empty when the CLI is not installed on this host."""
+    if harness == "claude-code":
+        binary = claude_code_binary()
+        return [(binary.parent, "claude-code")] if binary else []
+    modules = codex_prefix() / "node_modules"
+    if harness == "codex" and codex_entry() is not None:
+        return [(modules / "@openai", "npm/node_modules/@openai")]
+    if harness == "gemini-cli" and gemini_cli_entry() is not None:
+        return [(modules / "@google" / "gemini-cli", "npm/node_modules/@google/gemini-cli")]
+    return []

@@ -57,7 +57,12 @@ class Gateway:
         self.hub = EventHub()
         sandboxes = self.settings.resolved_data_dir / "sandboxes"
         self.registered_computes = ComputeService(self.store)
-        self.proxy = ModelProxy(ProxyForwarder(self._upstream_route), runtime_dir())
+        self.proxy = ModelProxy(
+            ProxyForwarder(self._upstream_route),
+            runtime_dir(),
+            store=self.store.grants,
+            public_url=self.settings.public_url,
+        )
         # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
         shared = [self.proxy.socket_dir, *cli_tool_dirs()]
         sandbox_policy = SandboxPolicy(
@@ -72,7 +77,12 @@ class Gateway:
                 "limits": sandbox_policy.defaults,
                 "egress": sandbox_policy.egress,
             },
-            "relay": {"resolve": self.registered_computes.endpoint},
+            "relay": {
+                "resolve": self.registered_computes.endpoint,
+                "model_proxy_url": self.settings.public_url,
+            },
+            # E2B sandboxes without network may still reach the gateway (the model proxy).
+            "e2b": {"model_proxy_url": self.settings.public_url},
         }
         self.computes = ComputePool(compute_options)
         self.placement = PlacementService(

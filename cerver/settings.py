@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     database_url: str | None = None
     admin_key: str | None = None
 
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s]+$",
+        description="The URL remote sandboxes reach this gateway at (CERVER_PUBLIC_URL): CLI "
+        "harnesses in relay, E2B or other remote sandboxes call the model proxy at "
+        "<public_url>/v2/proxy/{provider}/… with their run's token. Unset: CLI harnesses "
+        "run in local sandboxes only.",
+    )
+
     default_harness: str = "anthropic"
     default_compute: str | None = "local"
     max_body_bytes: int = 1_048_576

@@ -219,6 +219,8 @@ class ProxyGrant:
             the same path. ``None`` when no listener runs.
         account_id: the account the run belongs to: the proxy forwards with that account's
             own provider key when it has one. Never sent to the sandbox.
+        public_url: the gateway's public URL (``CERVER_PUBLIC_URL``), where a remote
+            sandbox reaches ``/v2/proxy/…``; ``None`` when the gateway has none.
     """
 
     token: str
@@ -228,6 +230,7 @@ class ProxyGrant:
     expires_at: float
     socket_path: str | None = None
     account_id: str | None = None
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,8 @@ from typing import ClassVar
 from cerver.errors import ComputeError, InvalidRequest, NotFound
 from cerver.types import ExecResult
 from compute import _remote_paths as paths
-from compute.base import Sandbox
+from compute._cli_hosting import remote_hosting
+from compute.base import CliHosting, Sandbox
 
 __all__ = ["IMAGE_NAME", "OUTPUT_CAP", "CommandSandbox", "RawResult"]
 
@@ -89,6 +90,12 @@ class CommandSandbox(Sandbox):
             )
             if result.exit_code != 0:
                 raise ComputeError(f"Could not write {absolute!r}: {result.stderr.strip()}")
+
+    async def cli_hosting(self) -> CliHosting:
+        """The CLIs of the image (or installed by Cerver); the model proxy at the gateway's
+        public URL. Installing needs the provider's native file upload."""
+        native = type(self)._write_bytes is not CommandSandbox._write_bytes
+        return await remote_hosting(self, vendor=self.provider, can_install=native)
 
     # -- commands -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ __all__ = [
     "PASS_THROUGH",
     "TRANSPORT_ERRORS",
     "Capabilities",
+    "CliHosting",
     "Compute",
     "ExecChunk",
     "HostReport",
@@ -53,6 +54,32 @@ class Capabilities:
     persistence: Literal["low", "medium", "high"] = "low"
     browser: bool = False
     max_timeout_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CliHosting:
+    """How one sandbox runs the CLI harnesses (Claude Code, Codex, Gemini CLI).
+
+    Attributes:
+        programs: harness name → the CLI's program inside the sandbox, for the CLIs the
+            sandbox carries (the gateway's installs bound in, the relay's own, or an image
+            holding Cerver's tools layout at :data:`cerver.cli_programs.IMAGE_TOOLS_DIR`).
+        proxy: how a command reaches the gateway's model proxy: ``"gateway"`` (the gateway's
+            own unix socket is bound in at the same path: local sandboxes), ``"socket"`` (a
+            socket in the sandbox, :attr:`proxy_socket`, bridged to the gateway by the
+            machine: relays), ``"url"`` (over the network, at the gateway's public URL),
+            or ``None`` (it cannot: a CLI turn there is refused).
+        proxy_socket: the socket of ``proxy == "socket"``.
+        install_dir: where Cerver may install a missing CLI on first use (a writable
+            directory outside the workspace, so moves do not carry it); ``None``: it may not.
+        carried_by: how the CLIs got there, in words (shown in errors and the matrix).
+    """
+
+    programs: Mapping[str, str] = field(default_factory=dict)
+    proxy: Literal["gateway", "socket", "url"] | None = None
+    proxy_socket: str | None = None
+    install_dir: str | None = None
+    carried_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +344,11 @@ class Sandbox(ABC):
 
     async def delete(self) -> None:  # noqa: B027 - providers without teardown keep the default
         """Release the sandbox and its workspace. Idempotent."""
+
+    async def cli_hosting(self) -> CliHosting:
+        """How this sandbox runs the CLI harnesses. Default: it cannot (no CLIs, no way to
+        the model proxy), so a CLI turn on it is refused before anything is written."""
+        return CliHosting()
 
     async def __aenter__(self) -> Self:
         return self

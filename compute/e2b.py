@@ -21,6 +21,7 @@ import shlex
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
@@ -28,10 +29,12 @@ from cerver.errors import ComputeError, ComputeTimeout, InvalidRequest, NotConfi
 from cerver.options import PluginOptions, PluginSettings, plugin_settings
 from cerver.types import ExecResult
 from compute import _remote_paths as paths
+from compute._cli_hosting import remote_hosting
 from compute.base import (
     MISSING,
     PASS_THROUGH,
     Capabilities,
+    CliHosting,
     Compute,
     ExecChunk,
     Profile,
@@ -221,6 +224,11 @@ class E2BSandbox(Sandbox):
         async with VENDOR_ERRORS.translate(f"write {path!r}"):
             await self._sbx.files.write(absolute, data, use_octet_stream=True)
 
+    async def cli_hosting(self) -> CliHosting:
+        """The CLIs of the template (or installed by Cerver); the model proxy at the
+        gateway's public URL. Files upload natively, so a missing CLI can be installed."""
+        return await remote_hosting(self, vendor="E2B", can_install=True)
+
     async def list_files(self, path: str = ".") -> list[str]:
         (absolute,) = await self._checked(path)
         quoted = shlex.quote(absolute)
@@ -323,6 +331,7 @@ class E2BCompute(Compute):
         api_url: str | None = None,
         sandbox_url: str | None = None,
         request_timeout: float = 30.0,
+        model_proxy_url: str | None = None,
     ) -> None:
         e2b = self._import_sdk("e2b")
         self._require_credentials("E2B API key", {"E2B_API_KEY": api_key})
@@ -337,19 +346,27 @@ class E2BCompute(Compute):
             self._opts["api_url"] = settings.api_url
         if settings.sandbox_url:
             self._opts["sandbox_url"] = settings.sandbox_url
+        # The gateway's host: the one destination of a sandbox without network, so that a
+        # CLI harness in it reaches the model proxy (E2B's allow rules win over its deny).
+        self._gateway_host = urlsplit(model_proxy_url).hostname if model_proxy_url else None
 
     async def create(self, spec: SandboxSpec) -> E2BSandbox:
-        """Create a sandbox living ``spec.timeout_minutes``, internet only if ``spec.network``.
+        """Create a sandbox living ``spec.timeout_minutes``, internet only if ``spec.network``;
+        without it, the gateway's host (``model_proxy_url``) is its one allowed destination.
 
         Raises:
             ComputeError: E2B failed. NotConfigured: E2B refused the key.
         """
         options = spec.options if isinstance(spec.options, self.Options) else self.Options()
+        egress: dict[str, Any] = {}
+        if not spec.network and self._gateway_host:
+            egress["network"] = {"allow_out": [self._gateway_host], "deny_out": ["0.0.0.0/0"]}
         async with VENDOR_ERRORS.translate("create a sandbox"):
             sbx = await self._sdk.create(
                 template=options.template or self._template,
                 timeout=spec.timeout_minutes * 60,
                 allow_internet_access=spec.network,
+                **egress,
                 envs=dict(spec.env),
                 metadata={"cerver_session_id": spec.session_id},
                 **self._opts,

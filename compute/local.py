@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from pydantic import ValidationError
 
+from cerver.cli_programs import host_programs
 from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
 from cerver.options import PluginSettings, plugin_settings
 from cerver.types import ExecResult, SandboxLimits
@@ -43,6 +44,7 @@ from compute._process import CommandRun
 from compute._snapshot import pack_workspace, unpack_workspace
 from compute.base import (
     Capabilities,
+    CliHosting,
     Compute,
     ExecChunk,
     HostReport,
@@ -381,6 +383,13 @@ class LocalSandbox(Sandbox):
 
     def __repr__(self) -> str:
         return f"LocalSandbox({self.sandbox_id!r}, workspace={str(self.workspace)!r})"
+
+    async def cli_hosting(self) -> CliHosting:
+        """The CLIs installed on this machine (bound read-only at the same paths), and the
+        gateway's model-proxy socket (bound the same way, see :mod:`compute._proxy_bridge`)."""
+        return CliHosting(
+            programs=host_programs(), proxy="gateway", carried_by="this machine's installs"
+        )
 
     # -- commands -----------------------------------------------------------------------
 

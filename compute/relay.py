@@ -32,6 +32,7 @@ from cerver.errors import (
 from cerver.types import ExecResult, RelayEndpoint
 from compute.base import (
     Capabilities,
+    CliHosting,
     Compute,
     ExecChunk,
     Profile,
@@ -155,6 +156,17 @@ class RelaySandbox(Sandbox):
     async def set_state(self, archive: bytes) -> None:
         await self._call("restore the workspace", "PUT", "/state", content=archive, timeout=330)
 
+    async def cli_hosting(self) -> CliHosting:
+        """The relay machine's CLIs and its uplink to the gateway's model proxy (present
+        when the gateway gave its public URL at creation)."""
+        body = (await self._call("describe its CLI hosting", "GET", "/cli")).json()
+        return CliHosting(
+            programs=dict(body.get("programs") or {}),
+            proxy="socket" if body.get("proxy_socket") else None,
+            proxy_socket=body.get("proxy_socket"),
+            carried_by=str(body.get("carried_by") or "the relay machine's installs"),
+        )
+
     async def delete(self) -> None:
         """Delete the remote workspace; an already-deleted one is fine."""
         with contextlib.suppress(NotFound):
@@ -168,6 +180,9 @@ class RelayCompute(Compute):
         base_url: a relay to use when the spec names no compute id.
         token: that relay's token.
         resolve: compute id -> :class:`RelayEndpoint` (raises NotFound for an unknown one).
+        model_proxy_url: the gateway's public URL (``CERVER_PUBLIC_URL``), given to each new
+            sandbox so the relay can bridge its CLIs to the model proxy; ``None``: CLI
+            harnesses cannot reach their model from relay sandboxes.
     """
 
     name: ClassVar[str] = "relay"
@@ -183,8 +198,10 @@ class RelayCompute(Compute):
         *,
         resolve: Resolver | None = None,
         connect_timeout: float = 5.0,
+        model_proxy_url: str | None = None,
     ) -> None:
         self._direct = RelayEndpoint(base_url, token or "") if base_url else None
+        self._model_proxy_url = model_proxy_url
         self._resolve = resolve
         self._connect_timeout = connect_timeout
         self._clients: dict[RelayEndpoint, httpx.AsyncClient] = {}
@@ -225,6 +242,7 @@ class RelayCompute(Compute):
             "timeout_minutes": spec.timeout_minutes,
             "env": dict(spec.env),
             "limits": spec.limits.model_dump() if spec.limits else None,
+            "model_proxy_url": self._model_proxy_url,
         }
         where = {"base_url": str(client.base_url), "compute_id": compute_id}
         async with VENDOR_ERRORS.translate("create a sandbox", context=where):

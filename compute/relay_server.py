@@ -22,12 +22,21 @@ the status of the :mod:`cerver.errors` class):
     POST   /sandboxes/{id}/install            {packages, manager} -> ExecResult
     GET    /sandboxes/{id}/state              tar.gz bytes
     PUT    /sandboxes/{id}/state              tar.gz bytes
+    GET    /sandboxes/{id}/cli                {"programs", "proxy", "proxy_socket",
+                                               "carried_by"}: the CLIs of this machine and
+                                               the uplink socket to the gateway's model proxy
+
+``POST /sandboxes`` may carry ``model_proxy_url``: the gateway's public URL. The relay then
+serves, on a unix socket bound read-only into every sandbox, an uplink forwarding
+``/v2/proxy/…`` (and nothing else) to it (:mod:`compute._uplink`): the CLI harnesses' way to
+their model from a sandbox without network.
 
 An operation on a deleted sandbox answers 410 ``sandbox_gone`` (so 404 means a missing file).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from cerver.cli_programs import cli_tool_dirs
 from cerver.errors import (
     AuthenticationFailed,
     CerverError,
@@ -50,6 +60,7 @@ from cerver.errors import (
 )
 from cerver.failures import Failure
 from cerver.types import SandboxLimits
+from compute._uplink import Uplinks
 from compute.base import SandboxSpec
 from compute.local import LocalCompute, LocalSandbox
 
@@ -97,8 +108,16 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
     """
     if not token:
         raise InvalidRequest("The relay needs a token: cerver relay --token <secret>.")
+    uplinks = Uplinks()
+    # Made now: a sandbox binds the shared directories that exist when it is first built.
+    uplinks.directory.mkdir(mode=0o711, parents=True, exist_ok=True)
     # Confined, or refused; CERVER_LOCAL_ISOLATION=none on this machine is the owner's opt-in.
-    compute = LocalCompute(root)
+    # Sandboxes see the uplinks and this machine's CLI installs, read-only.
+    compute = LocalCompute(root, shared=[uplinks.directory, *cli_tool_dirs()])
+
+    def uplink_file(sandbox_id: str) -> Path:
+        return compute.root / f"{sandbox_id}.uplink"
+
     expected = f"Bearer {token}".encode()
 
     def guarded(handler: Handler, *, public: bool = False) -> Handler:
@@ -138,7 +157,26 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
             limits=_limits(body.get("limits")),
         )
         created = await compute.create(spec)
+        target = body.get("model_proxy_url")
+        if isinstance(target, str) and target.startswith(("http://", "https://")):
+            uplink_file(created.sandbox_id).write_text(target)
         return _json({"sandbox_id": created.sandbox_id}, 201)
+
+    async def cli(request: Request) -> Response:
+        box = await sandbox(request)
+        hosting = await box.cli_hosting()
+        socket_path = None
+        with contextlib.suppress(OSError):
+            target = uplink_file(box.sandbox_id).read_text().strip()
+            socket_path = str(await uplinks.ensure(target))
+        return _json(
+            {
+                "programs": dict(hosting.programs),
+                "proxy": "socket" if socket_path else None,
+                "proxy_socket": socket_path,
+                "carried_by": "the relay machine's installs",
+            }
+        )
 
     async def get(request: Request) -> Response:
         found = await compute.attach(request.path_params["sandbox_id"])  # 404 when gone
@@ -146,6 +184,7 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
 
     async def delete(request: Request) -> Response:
         await (await compute.attach(request.path_params["sandbox_id"])).delete()
+        uplink_file(request.path_params["sandbox_id"]).unlink(missing_ok=True)
         return Response(status_code=204)
 
     async def exec_(request: Request) -> Response:
@@ -206,5 +245,14 @@ def create_relay_app(token: str, root: Path | None = None) -> Starlette:
         Route(f"{prefix}/files/list", guarded(list_files), methods=["GET"]),
         Route(f"{prefix}/install", guarded(install), methods=["POST"]),
         Route(f"{prefix}/state", guarded(state), methods=["GET", "PUT"]),
+        Route(f"{prefix}/cli", guarded(cli), methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await uplinks.aclose()
+
+    return Starlette(routes=routes, lifespan=lifespan)

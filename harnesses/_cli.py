@@ -24,14 +24,21 @@ Process control lives here; parsing lives in the parser modules.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import shlex
+import tarfile
+import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
+from cerver.cli_programs import IMAGE_TOOLS_DIR, TOOLS_LAYOUT, install_sources, layout_programs
 from cerver.errors import (
     CerverError,
+    ComputeError,
     HarnessError,
     HarnessTimeout,
     InvalidRequest,
@@ -39,22 +46,38 @@ from cerver.errors import (
     NotConfigured,
 )
 from cerver.failures import Failure
-from cerver.types import Entry, ToolResultPart
+from cerver.telemetry import metrics
+from cerver.types import Entry, ProxyGrant, ToolResultPart
 from compute._proxy_bridge import FORWARDER_FAILED_EXIT, forwarder_prelude
-from compute.base import Sandbox
+from compute.base import CliHosting, Sandbox
 from harnesses._cli_preamble import history_preamble
 from harnesses.base import Error, Harness, HarnessEvent, Message, TurnContext
 
 if TYPE_CHECKING:
     from cerver.providers import Endpoints
 
-__all__ = ["CLI_SESSION_KEY", "CliHarness", "CliRun", "EventParser"]
+__all__ = [
+    "CLI_COMPUTES",
+    "CLI_INSTALL_KEY",
+    "CLI_SANDBOX_KEY",
+    "CLI_SESSION_KEY",
+    "CliHarness",
+    "CliRun",
+    "EventParser",
+]
 
 CLI_SESSION_KEY: Final = "cli_session"
 """``Entry.metadata`` key holding the CLI's own session (thread) id."""
 
-_COMPUTES: Final = ("local",)
-"""Computes whose sandboxes see the gateway's proxy socket and CLI installs."""
+CLI_SANDBOX_KEY: Final = "cli_sandbox"
+"""``Entry.metadata`` key holding the sandbox the CLI ran in: a native session is resumed only
+in the same sandbox (a moved workspace carries the session files, but not the paths and
+machine they were made for)."""
+CLI_INSTALL_KEY: Final = "cli_installed"
+"""``Entry.metadata`` key on a run's first entry when the run installed its CLI in the sandbox
+(``{"program", "bytes", "seconds"}``)."""
+CLI_COMPUTES: Final = ("local", "relay", "e2b", "daytona", "vercel", "modal")
+"""Computes whose sandboxes can host the CLI harnesses (named in refusals)."""
 _STDERR_KEPT: Final = 2000
 _TIMEOUT_EXIT: Final = 124
 
@@ -120,10 +143,6 @@ class CliHarness(Harness):
         return {}
 
     @abstractmethod
-    def _program(self) -> str | None:
-        """The CLI's path on the host (also valid inside local sandboxes), or ``None``."""
-
-    @abstractmethod
     def _parser(self) -> EventParser:
         """A fresh parser for one run's output."""
 
@@ -138,75 +157,144 @@ class CliHarness(Harness):
         returned environment, never in a file.
         """
 
+    async def preflight(self, sandbox: Sandbox | None, *, public_url: str | None) -> None:
+        """Refuse, before the turn writes anything, a compute that cannot host this CLI.
+
+        Raises:
+            InvalidRequest: no compute, or one whose sandboxes cannot reach the model proxy
+                (the message names the computes that can).
+            NotConfigured: the sandbox reaches the gateway over the network and the
+                gateway has no public URL (``CERVER_PUBLIC_URL``).
+            MissingDependency: the sandbox lacks the CLI and Cerver can neither install it
+                there nor has it to install.
+        """
+        await self._hosting(sandbox, public_url)
+
+    async def _hosting(self, sandbox: Sandbox | None, public_url: str | None) -> CliHosting:
+        if sandbox is None:
+            raise InvalidRequest(
+                f"The {self.name!r} harness runs its CLI inside the session's compute, and "
+                'this session has none (it was created with "compute": null). Create the '
+                'session with a compute, e.g. "compute": {"provider": "local"}.'
+            )
+        hosting = await sandbox.cli_hosting()
+        provider = sandbox.provider
+        if hosting.proxy is None:
+            fix = (
+                "set CERVER_PUBLIC_URL on the gateway (the relay bridges its sandboxes to it), "
+                "then create a new sandbox"
+                if provider == "relay"
+                else f"move the session to one of {', '.join(CLI_COMPUTES)}, or use an SDK harness"
+            )
+            raise InvalidRequest(
+                f"The {self.name!r} harness cannot run in a {provider!r} sandbox: its commands "
+                f"have no way to the gateway's model proxy. To fix it: {fix}.",
+                context={"provider": provider, "harness": self.name},
+            )
+        if hosting.proxy == "url" and not public_url:
+            raise NotConfigured(
+                f"The {self.name!r} harness in a {provider!r} sandbox reaches its model at the "
+                "gateway's public URL, and this gateway has none: set CERVER_PUBLIC_URL to the "
+                "URL the sandbox can reach the gateway at (e.g. https://cerver.example.com).",
+                context={"provider": provider, "variable": "CERVER_PUBLIC_URL"},
+            )
+        if self.name in hosting.programs:
+            return hosting
+        if hosting.proxy == "socket":  # a relay: its machine has its own installs
+            raise MissingDependency(
+                f"The relay machine of this {provider!r} sandbox does not have the {self.name} "
+                f"CLI. Install it there with: {self.install_step}",
+                context={"provider": provider, "harness": self.name},
+            )
+        if hosting.install_dir is None and hosting.proxy != "gateway":
+            raise MissingDependency(
+                f"The {provider!r} sandbox does not carry the {self.name} CLI and Cerver cannot "
+                f"install it there. Use an image that carries it in Cerver's tools layout at "
+                f"{IMAGE_TOOLS_DIR} ({TOOLS_LAYOUT[self.name]}), or another compute.",
+                context={"provider": provider, "harness": self.name},
+            )
+        if hosting.install_dir is None or not install_sources(self.name):
+            raise MissingDependency(
+                f"The {self.name!r} CLI is not installed on this gateway. Install it with: "
+                f"{self.install_step}",
+                context={"harness": self.name, "provider": provider},
+            )
+        return hosting
+
     async def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
         """Write one turn with the CLI; see the module docstring for the steps."""
-        sandbox, program = turn.sandbox, self._program()
-        problem = self._problem(turn, program)
-        if problem is not None:
-            yield problem
-            return
-        assert sandbox is not None and program is not None and turn.proxy is not None
-        try:
-            run = await self._plan(turn, sandbox)
-            script, env = await self._script(turn, run, program)
-        except CerverError as exc:
-            yield Error.of(exc)
-            return
-        assert turn.proxy.socket_path is not None
-        command = "\n".join(
-            [
-                f"mkdir -p {shlex.quote(run.home)} || exit 1",
-                *self._carry_over(run),
-                f'export HOME="$PWD/{run.home}"',
-                forwarder_prelude(turn.proxy.socket_path, f"{run.directory}/proxy.port"),
-                script,
-            ]
-        )
-        async for event in self._execute(turn, sandbox, command, env):
-            yield event
-
-    # -- steps ----------------------------------------------------------------------------
-
-    def _problem(self, turn: TurnContext, program: str | None) -> Error | None:
-        if turn.sandbox is None:
-            return Error.of(
-                InvalidRequest(
-                    f"The {self.name!r} harness runs its CLI inside the session's compute, and "
-                    'this session has none (it was created with "compute": null). Create the '
-                    'session with a compute, e.g. "compute": {"provider": "local"}.'
-                )
-            )
-        if turn.sandbox.provider not in _COMPUTES:
-            return Error.of(
-                InvalidRequest(
-                    f"The {self.name!r} harness runs only in the local compute for now: a "
-                    f"{turn.sandbox.provider!r} sandbox has neither the CLI installed nor a way "
-                    "to the gateway's model proxy. Move the session to local compute, or use an "
-                    "SDK harness.",
-                    context={"provider": turn.sandbox.provider},
-                )
-            )
-        if turn.proxy is None or turn.proxy.socket_path is None:
-            return Error.of(
+        sandbox, grant = turn.sandbox, turn.proxy
+        if grant is None:
+            yield Error.of(
                 NotConfigured(
                     f"The {self.name!r} harness needs the gateway's model proxy, which this "
                     "gateway did not provide for the run."
                 )
             )
-        if program is None:
-            return Error.of(
-                MissingDependency(
-                    f"The {self.name!r} CLI is not installed on this gateway. Install it with: "
-                    f"{self.install_step}",
-                    context={"harness": self.name},
-                )
+            return
+        installed: dict[str, Any] | None = None
+        try:
+            hosting = await self._hosting(sandbox, grant.public_url)
+            assert sandbox is not None
+            program = hosting.programs.get(self.name)
+            if program is None:
+                program, installed = await self._install(sandbox, hosting)
+            run = await self._plan(turn, sandbox)
+            script, env = await self._script(turn, run, program)
+            prelude = _proxy_prelude(hosting, grant, run)
+        except CerverError as exc:
+            yield Error.of(exc)
+            return
+        command = "\n".join(
+            [
+                f"mkdir -p {shlex.quote(run.home)} || exit 1",
+                *self._carry_over(run),
+                f'export HOME="$PWD/{run.home}"',
+                prelude,
+                script,
+            ]
+        )
+        async for event in self._execute(turn, sandbox, command, env, installed):
+            yield event
+
+    async def _install(self, sandbox: Sandbox, hosting: CliHosting) -> tuple[str, dict[str, Any]]:
+        """Copy this gateway's install of the CLI into the sandbox's install directory
+        (first use in that sandbox); returns the program and what was done, for the record.
+
+        Raises:
+            ComputeError: the upload or the unpacking failed.
+        """
+        assert hosting.install_dir is not None
+        started = time.perf_counter()
+        archive = await asyncio.to_thread(_tar, install_sources(self.name))
+        upload = f".cerver/install-{self.name}.tar"
+        await sandbox.write_file(upload, archive)
+        target = shlex.quote(hosting.install_dir)
+        unpacked = await sandbox.exec(
+            f"mkdir -p {target} && tar -xf {shlex.quote(upload)} -C {target}; "
+            f"code=$?; rm -f {shlex.quote(upload)}; exit $code",
+            timeout=600,
+        )
+        if unpacked.exit_code != 0:
+            raise ComputeError(
+                f"Could not install the {self.name} CLI in the {sandbox.provider!r} sandbox: "
+                f"{unpacked.stderr.strip()[-500:]}",
+                context={"provider": sandbox.provider, "harness": self.name},
             )
-        return None
+        seconds = time.perf_counter() - started
+        metrics.cli_installed(self.name, sandbox.provider, seconds)
+        program = layout_programs(hosting.install_dir)[self.name]
+        record = {"program": program, "bytes": len(archive), "seconds": round(seconds, 3)}
+        return program, record
+
+    # -- steps ----------------------------------------------------------------------------
 
     async def _plan(self, turn: TurnContext, sandbox: Sandbox) -> CliRun:
         directory = f".cerver/runs/{turn.run_id}"
         home = f"{directory}/home"
-        previous = _resumable(turn.history, self.name) if self.native_resume else None
+        previous = (
+            _resumable(turn.history, self.name, sandbox.sandbox_id) if self.native_resume else None
+        )
         if previous is not None:
             run_id, cli_session = previous
             state = f".cerver/runs/{run_id}/home/{self.resume_state}"
@@ -224,7 +312,12 @@ class CliHarness(Harness):
         return [f"mkdir -p {target} && cp -a {source}/. {target}/ || exit 1"]
 
     async def _execute(
-        self, turn: TurnContext, sandbox: Sandbox, command: str, env: dict[str, str]
+        self,
+        turn: TurnContext,
+        sandbox: Sandbox,
+        command: str,
+        env: dict[str, str],
+        installed: dict[str, Any] | None = None,
     ) -> AsyncIterator[HarnessEvent]:
         parser = self._parser()
         pending = ""
@@ -247,7 +340,11 @@ class CliHarness(Harness):
                             final_error = event  # the contract: an Error is the last event
                             continue
                         if isinstance(event, Message):
-                            event = Message(self._stamp(turn, event.entry, parser.session_id))
+                            entry = self._stamp(turn, event.entry, parser.session_id)
+                            if installed is not None:  # the first entry records the install
+                                meta = {**entry.metadata, CLI_INSTALL_KEY: installed}
+                                entry, installed = entry.model_copy(update={"metadata": meta}), None
+                            event = Message(entry)
                             _track(event.entry, open_calls)
                         yield event
         except CerverError as exc:
@@ -290,7 +387,11 @@ class CliHarness(Harness):
         return None
 
     def _stamp(self, turn: TurnContext, entry: Entry, cli_session: str | None) -> Entry:
-        metadata = {**entry.metadata, CLI_SESSION_KEY: cli_session} if cli_session else None
+        metadata = None
+        if cli_session:
+            metadata = {**entry.metadata, CLI_SESSION_KEY: cli_session}
+            if turn.sandbox is not None:
+                metadata[CLI_SANDBOX_KEY] = turn.sandbox.sandbox_id
         return entry.model_copy(
             update={
                 "harness": self.name,
@@ -301,10 +402,13 @@ class CliHarness(Harness):
         )
 
 
-def _resumable(history: Sequence[Entry], harness: str) -> tuple[str, str] | None:
-    """``(run_id, cli_session)`` when the last conversation entry is this CLI's own."""
+def _resumable(history: Sequence[Entry], harness: str, sandbox_id: str) -> tuple[str, str] | None:
+    """``(run_id, cli_session)`` when the last conversation entry is this CLI's own, written
+    in this sandbox (entries from before the sandbox was recorded: wherever their files are)."""
     last = next((e for e in reversed(history) if e.is_conversation), None)
     if last is None or last.harness != harness or not last.run_id:
+        return None
+    if last.metadata.get(CLI_SANDBOX_KEY, sandbox_id) != sandbox_id:
         return None
     session = last.metadata.get(CLI_SESSION_KEY)
     return (last.run_id, session) if isinstance(session, str) and session else None
@@ -315,3 +419,26 @@ def _track(entry: Entry, open_calls: dict[str, str]) -> None:
         open_calls[call.id] = call.name
     elif (result := entry.tool_result) is not None:
         open_calls.pop(result.tool_call_id, None)
+
+
+def _proxy_prelude(hosting: CliHosting, grant: ProxyGrant, run: CliRun) -> str:
+    """Shell lines setting ``$CERVER_PROXY_URL`` to where this sandbox reaches the proxy."""
+    port_file = f"{run.directory}/proxy.port"
+    if hosting.proxy == "gateway":
+        if grant.socket_path is None:
+            raise NotConfigured("The gateway's model proxy has no socket for local sandboxes.")
+        return forwarder_prelude(grant.socket_path, port_file)
+    if hosting.proxy == "socket" and hosting.proxy_socket:
+        return forwarder_prelude(hosting.proxy_socket, port_file)
+    assert grant.public_url is not None  # checked by _hosting
+    return f"CERVER_PROXY_URL={shlex.quote(grant.public_url)}"
+
+
+def _tar(sources: list[tuple[Path, str]]) -> bytes:
+    """An uncompressed tar of host directories under their tools-layout names (a CLI is a
+    few hundred MB of mostly incompressible binary: gzip would cost more than it saves)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for directory, name in sources:
+            archive.add(directory, arcname=name)
+    return buffer.getvalue()

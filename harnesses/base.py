@@ -208,6 +208,16 @@ class Harness(ABC):
         endpoint = endpoints.require(cls.provider)
         return {"base_url": endpoint.base_url, "api_key": endpoint.api_key}
 
+    async def preflight(self, sandbox: Sandbox | None, *, public_url: str | None) -> None:
+        """Check, before the gateway writes anything for the turn, that this harness can run
+        in the session's sandbox (``None``: the session has no compute) given the gateway's
+        public URL. Default: every harness can (SDK harnesses run in the gateway).
+
+        Raises:
+            CerverError: it cannot; the message names what is missing and the fix.
+        """
+        del sandbox, public_url
+
     @abstractmethod
     def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:
         """Write one turn. See the class docstring for the event contract."""

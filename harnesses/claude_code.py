@@ -33,7 +33,7 @@ import shlex
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
-from cerver.cli_programs import CLAUDE_CODE_INSTALL, claude_code_binary
+from cerver.cli_programs import CLAUDE_CODE_INSTALL
 from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.claude_code_events import ClaudeCodeParser
@@ -68,10 +68,6 @@ class ClaudeCodeHarness(CliHarness):
             "--fallback-model": CliFlag(r"[A-Za-z0-9._:\-]{1,100}"),
             "--disallowedTools": CliFlag(r"[A-Za-z0-9_,() *:\-]{1,500}"),
         }
-
-    def _program(self) -> str | None:
-        binary = claude_code_binary()
-        return str(binary) if binary else None
 
     def _parser(self) -> ClaudeCodeParser:
         return ClaudeCodeParser()

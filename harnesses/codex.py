@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
-from cerver.cli_programs import CODEX_INSTALL, codex_entry
+from cerver.cli_programs import CODEX_INSTALL
 from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.codex_events import CodexParser
@@ -63,10 +63,6 @@ class CodexHarness(CliHarness):
         allowed: ClassVar[Mapping[str, CliFlag]] = {
             flag: CliFlag(_CONFIG_OVERRIDES) for flag in ("-c", "--config")
         }
-
-    def _program(self) -> str | None:
-        entry = codex_entry()
-        return str(entry) if entry else None
 
     def _parser(self) -> CodexParser:
         return CodexParser()

@@ -35,7 +35,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
-from cerver.cli_programs import GEMINI_CLI_INSTALL, gemini_cli_entry
+from cerver.cli_programs import GEMINI_CLI_INSTALL
 from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.gemini_cli_events import GeminiCliParser
@@ -77,10 +77,6 @@ class GeminiCliHarness(CliHarness):
         allowed: ClassVar[Mapping[str, CliFlag]] = {
             "--approval-mode": CliFlag(("yolo", "auto_edit", "plan"), replaces=True),
         }
-
-    def _program(self) -> str | None:
-        entry = gemini_cli_entry()
-        return str(entry) if entry else None
 
     def _parser(self) -> GeminiCliParser:
         return GeminiCliParser()

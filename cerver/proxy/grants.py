@@ -2,9 +2,10 @@
 
 A token is a random secret (``cpx_…``) the gateway hands to a CLI in place of a provider
 key. It names exactly one run and session; requests carrying it are metered to that run
-through the ``on_usage`` callback the turn registered with it. Tokens live in the memory of
-the gateway process that issued them: the proxy listener a sandbox reaches belongs to that
-same process, so no other process ever needs to resolve them.
+through the ``on_usage`` callback the turn registered with it. This module holds the tokens
+of the gateway process that issued them (with their callbacks and requests in flight); the
+store holds them too, hashed (:mod:`cerver.store.grants`), so that another replica on the same
+database can serve a request made with one (:class:`cerver.proxy.service.ModelProxy`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class ProxyCall:
     _active: _Active
     _ended: bool = False
 
+    @classmethod
+    def detached(cls, grant: ProxyGrant, on_usage: UsageCallback) -> ProxyCall:
+        """A call of a grant this process did not issue (served from the store): nothing
+        here waits for it to end."""
+        return cls(grant, on_usage, _Active(grant, on_usage, in_flight=1))
+
     def end(self) -> None:
         """The request is over (its usage, if any, was reported). Idempotent."""
         if not self._ended:
@@ -82,6 +89,7 @@ class ProxyGrants:
         socket_path: str | None = None,
         account_id: str | None = None,
         ttl_s: float = DEFAULT_TTL_S,
+        public_url: str | None = None,
     ) -> ProxyGrant:
         """Create a token for one run; usage of requests made with it goes to ``on_usage``."""
         self._expire()
@@ -93,6 +101,7 @@ class ProxyGrants:
             expires_at=time.monotonic() + ttl_s,
             socket_path=socket_path,
             account_id=account_id,
+            public_url=public_url,
         )
         self._active[grant.token] = _Active(grant, on_usage)
         return grant

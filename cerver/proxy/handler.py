@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from cerver.proxy.forward import ProxyForwarder
-from cerver.proxy.grants import ProxyGrants
+from cerver.proxy.grants import ProxyCall
 from cerver.telemetry import metrics, tracing
 from cerver.types import Usage
 
@@ -23,15 +23,18 @@ __all__ = ["PROXY_PREFIX", "ProxyBackend", "handle", "token_of"]
 
 
 class ProxyBackend(Protocol):
-    """What the handler needs of a proxy: its live tokens and its forwarder.
+    """What the handler needs of a proxy: the call behind a token, and its forwarder.
 
     :class:`cerver.proxy.service.ModelProxy` is one; the handler and the listener depend on
     this protocol, not on the service, so the service can build the listener without an
     import cycle.
     """
 
-    grants: ProxyGrants
     forwarder: ProxyForwarder
+
+    async def begin(self, token: str | None) -> ProxyCall:
+        """The request's call (see :meth:`cerver.proxy.service.ModelProxy.begin`)."""
+        ...
 
 
 PROXY_PREFIX = "/v2/proxy"
@@ -70,7 +73,7 @@ async def handle(
         UpstreamError: the upstream could not be reached (502).
     """
     try:
-        call = proxy.grants.begin(token_of(request))
+        call = await proxy.begin(token_of(request))
     except BaseException as exc:
         metrics.proxy_request(provider, getattr(exc, "status_code", "error"))
         raise

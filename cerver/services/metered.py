@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from cerver.store.sessions import SessionStore
 from cerver.telemetry import metrics, tracing
 from cerver.types import ExecResult
-from compute.base import ExecChunk, Sandbox
+from compute.base import CliHosting, ExecChunk, Sandbox
 
 __all__ = ["MeteredSandbox"]
 
@@ -63,6 +63,9 @@ class MeteredSandbox(Sandbox):
 
     async def read_file(self, path: str) -> bytes:
         return await self.inner.read_file(path)
+
+    async def cli_hosting(self) -> CliHosting:
+        return await self.inner.cli_hosting()
 
     async def write_file(self, path: str, data: bytes) -> None:
         await self.inner.write_file(path, data)

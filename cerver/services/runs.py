@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 from typing import Literal, Protocol
 
 from cerver.errors import NotFound, ShuttingDown
@@ -35,6 +36,7 @@ CancelReason = Literal["cancelled", "interrupted"]
 """Why work is stopped: ``cancelled`` (someone asked) or ``interrupted`` (a shutdown)."""
 
 _STOP_WAIT_S = 2.0
+_GRANT_RETENTION = timedelta(days=1)
 """How long stopped work may take to record itself (one transaction, a killed process)."""
 
 
@@ -230,6 +232,8 @@ class RunService:
             self._hub.publish(event)
         runs = sum(1 for e in written if e.event == "turn.completed")
         fanouts = await self._store.fanouts.reclaim_expired()
+        # Expired model-proxy grants are refused already; their rows go after a day.
+        await self._store.grants.purge(older_than=utcnow() - _GRANT_RETENTION)
         if runs or fanouts:
             log.warning(
                 "Marked %d run(s) and %d fan-out(s) of a stopped gateway process as interrupted.",

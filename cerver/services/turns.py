@@ -216,6 +216,12 @@ class TurnService:
         harness = self._harnesses.get(name, endpoints)
         self._admission.ensure_priced(admitted, session, harness, model)
         _ensure_supported(type(harness), session, request)
+        if harness.uses_model_proxy:
+            # A CLI harness on a compute that cannot host it is refused here, before the
+            # turn writes anything (its user message, its harness switch).
+            sandbox = await self._execs.sandbox(session) if session.sandbox_id else None
+            public_url = self._proxy.public_url if self._proxy is not None else None
+            await harness.preflight(sandbox, public_url=public_url)
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),
@@ -583,8 +589,11 @@ class TurnService:
             yield
             return
 
+        metered_here: list[Usage] = []
+
         def on_usage(model: str, provider: str, usage: Usage, latency_ms: float) -> None:
             result.usage = result.usage + usage
+            metered_here.append(usage)
             _count_usage(handle.harness, model, provider, usage)
             writer.charge(
                 kind="llm",
@@ -605,8 +614,28 @@ class TurnService:
         )
         try:
             yield
-        finally:
+        except BaseException:
             await self._proxy.release(turn.proxy)
+            raise
+        await self._proxy.release(turn.proxy)
+        if self._proxy.shares_grants:
+            await self._add_served_elsewhere(handle.run_id, writer, result, metered_here)
+
+    async def _add_served_elsewhere(
+        self, run_id: str, writer: SessionWriter, result: TurnResult, metered_here: list[Usage]
+    ) -> None:
+        """Add to the run's result the proxied calls another replica served (it wrote them
+        straight to the ledger): the run's ``llm`` rows beyond those metered here."""
+        await writer.flush()
+        calls, input_tokens, output_tokens, cost = await self._store.ledger.run_totals(run_id)
+        if calls <= len(metered_here):
+            return
+        here = sum(metered_here, Usage())
+        result.usage = result.usage + Usage(
+            input_tokens=input_tokens - here.input_tokens,
+            output_tokens=output_tokens - here.output_tokens,
+            cost_usd=max(cost - (here.cost_usd or 0.0), 0.0),
+        )
 
     @staticmethod
     def _options(session: SessionRecord, request: TurnRequest) -> TurnOptions:

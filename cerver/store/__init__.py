@@ -5,6 +5,7 @@ from cerver.store.computes import ComputeRecord, ComputeStore
 from cerver.store.credentials import CredentialRecord, CredentialStore
 from cerver.store.database import Database
 from cerver.store.fanouts import FanoutRecord, FanoutStore, VariantRecord
+from cerver.store.grants import GrantStore
 from cerver.store.idempotency import IdempotencyStore
 from cerver.store.ledger import LedgerStore
 from cerver.store.profiles import LearnedProfile, ProfileStore
@@ -32,6 +33,7 @@ __all__ = [
     "Database",
     "FanoutRecord",
     "FanoutStore",
+    "GrantStore",
     "IdempotencyStore",
     "LearnedProfile",
     "LedgerStore",
@@ -66,6 +68,7 @@ class Store:
         self.credentials = CredentialStore(self.db)
         self.profiles = ProfileStore(self.db)
         self.snapshots = SnapshotStore(self.db)
+        self.grants = GrantStore(self.db)
 
     async def open(self) -> None:
         await self.db.migrate()

@@ -27,6 +27,7 @@ __all__ = [
     "metadata",
     "provider_credentials",
     "provider_profiles",
+    "proxy_grants",
     "runs",
     "sessions",
     "snapshots",
@@ -282,6 +283,24 @@ provider_profiles = sa.Table(
     sa.Column("execs", sa.Integer, nullable=False, default=0),
     sa.Column("failures", sa.Integer, nullable=False, default=0),
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
+)
+
+# Model-proxy run tokens (cerver/store/grants.py), so any replica on this database serves them.
+# Only the SHA-256 of a token is kept; a grant is live until ``expires_at``, its revocation,
+# or the end of its run. No foreign keys: a grant outlives nothing (it expires), and a usage
+# row of a deleted session is simply not written.
+proxy_grants = sa.Table(
+    "proxy_grants",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(40), nullable=False),
+    sa.Column("session_id", sa.String(40), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=True),
+    sa.Column("harness", sa.String(100), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index(None, "run_id"),
 )
 
 # The workspace of a paused session (a Sandbox.get_state archive) until it resumes.

@@ -119,6 +119,14 @@ EXEC_SECONDS = Histogram(
     buckets=_FAST_BUCKETS,
     registry=REGISTRY,
 )
+CLI_INSTALL_SECONDS = Histogram(
+    "cerver_cli_install_seconds",
+    "Time to install a CLI harness's program in a sandbox on first use, by harness and "
+    "compute provider (once per sandbox).",
+    ["harness", "provider"],
+    buckets=_TURN_BUCKETS,
+    registry=REGISTRY,
+)
 PROXY_REQUESTS = Counter(
     "cerver_proxy_requests",
     "Requests CLI harnesses sent through the model proxy, by provider and response status.",
@@ -189,6 +197,10 @@ def sandbox_provisioned(provider: str, seconds: float, *, ok: bool) -> None:
 
 def exec_finished(provider: str | None, seconds: float, *, stream: bool = False) -> None:
     EXEC_SECONDS.labels(_label(provider), "stream" if stream else "exec").observe(seconds)
+
+
+def cli_installed(harness: str, provider: str, seconds: float) -> None:
+    CLI_INSTALL_SECONDS.labels(_label(harness), _label(provider)).observe(seconds)
 
 
 def proxy_request(provider: str, status: int | str) -> None:

@@ -44,6 +44,9 @@ class FakeBox:
     root: Path
     mounts: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
+    image: Mapping[str, Path] = field(default_factory=dict)
+    """Read-only directories the sandbox's image carries: sandbox path → host directory
+    (how a test gives a double's image the CLI harnesses, see ``tests/matrix``)."""
     processes: set[asyncio.subprocess.Process] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class FakeBox:
                 argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
         for mount in self.mounts:
             argv += ["--bind", str(self.host(mount)), mount]
+        for target, source in self.image.items():
+            argv += ["--ro-bind", str(source), target]
         argv += ["--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent"]
         return [*argv, "--chdir", cwd, "--"]
 

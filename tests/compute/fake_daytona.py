@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +49,12 @@ class FakeDaytona:
     created: list[dict[str, Any]]
 
 
-def _app(root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]]) -> Any:
+def _app(
+    root: Path,
+    sandboxes: dict[str, FakeBox],
+    created: list[dict[str, Any]],
+    image: Mapping[str, Path],
+) -> Any:
     def sandbox_json(request: Request, box: FakeBox, body: dict[str, Any]) -> dict[str, Any]:
         return {
             "id": box.sandbox_id,
@@ -88,7 +93,9 @@ def _app(root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]
         body = await request.json()
         created.append(body)
         sandbox_id = f"fake{secrets.token_hex(6)}"
-        box = FakeBox(sandbox_id, root / sandbox_id, (HOME, "/tmp"), dict(body.get("env") or {}))
+        box = FakeBox(
+            sandbox_id, root / sandbox_id, (HOME, "/tmp"), dict(body.get("env") or {}), image
+        )
         sandboxes[sandbox_id] = box
         bodies[sandbox_id] = body
         return JSONResponse(sandbox_json(request, box, body), 200)
@@ -177,11 +184,12 @@ def _app(root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]
 
 
 @contextmanager
-def fake_daytona(root: Path) -> Iterator[FakeDaytona]:
-    """Serve the double on a free localhost port in a background thread."""
+def fake_daytona(root: Path, image: Mapping[str, Path] | None = None) -> Iterator[FakeDaytona]:
+    """Serve the double on a free localhost port in a background thread; every sandbox's
+    image carries ``image`` (sandbox path → host directory, read-only)."""
     sandboxes: dict[str, FakeBox] = {}
     created: list[dict[str, Any]] = []
-    with serve(_app(root, sandboxes, created), "fake Daytona") as url:
+    with serve(_app(root, sandboxes, created, image or {}), "fake Daytona") as url:
         try:
             yield FakeDaytona(url, sandboxes, created)
         finally:

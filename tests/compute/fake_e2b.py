@@ -25,7 +25,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +71,9 @@ class FakeE2B:
 class _Process(Process):
     """``process.Process``: Start runs ``cmd args`` in the sandbox's directory tree."""
 
-    def __init__(self, sandboxes: dict[str, FakeSandbox]) -> None:
+    def __init__(self, sandboxes: dict[str, FakeSandbox], image: Mapping[str, Path]) -> None:
         self._sandboxes = sandboxes
+        self._image = image
 
     def _sandbox(self, ctx: Any) -> FakeSandbox:
         sandbox_id = ctx.request_headers.get("e2b-sandbox-id", "")
@@ -95,6 +96,10 @@ class _Process(Process):
             str(sandbox.host("/tmp")),
             "/tmp",
         ]
+        if self._image:  # what the sandbox's template carries, read-only
+            jail += ["--tmpfs", "/opt"]
+            for target, source in self._image.items():
+                jail += ["--ro-bind", str(source), target]
         jail += ["--dev", "/dev", "--proc", "/proc"]
         jail += ["--chdir", config.cwd or HOME, "--die-with-parent", "--"]
         env = {"PATH": os.environ["PATH"], "HOME": HOME, **sandbox.envs, **dict(config.envs)}
@@ -161,7 +166,12 @@ class _Process(Process):
         return process_pb.SendSignalResponse()
 
 
-def _app(root: Path, sandboxes: dict[str, FakeSandbox], created: list[dict[str, Any]]) -> Any:
+def _app(
+    root: Path,
+    sandboxes: dict[str, FakeSandbox],
+    created: list[dict[str, Any]],
+    image: Mapping[str, Path],
+) -> Any:
     def sandbox_json(sandbox: FakeSandbox) -> dict[str, Any]:
         return {
             "templateID": "base",
@@ -233,7 +243,7 @@ def _app(root: Path, sandboxes: dict[str, FakeSandbox], created: list[dict[str, 
             Route("/health", health),
         ]
     )
-    rpc = ProcessASGIApplication(_Process(sandboxes))
+    rpc = ProcessASGIApplication(_Process(sandboxes, image))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/process.Process/"):
@@ -245,15 +255,19 @@ def _app(root: Path, sandboxes: dict[str, FakeSandbox], created: list[dict[str, 
 
 
 @contextmanager
-def fake_e2b(root: Path) -> Iterator[FakeE2B]:
-    """Serve the double on a free localhost port in a background thread."""
+def fake_e2b(root: Path, image: Mapping[str, Path] | None = None) -> Iterator[FakeE2B]:
+    """Serve the double on a free localhost port in a background thread; every sandbox's
+    template carries ``image`` (sandbox path under ``/opt`` → host directory, read-only)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     sandboxes: dict[str, FakeSandbox] = {}
     created: list[dict[str, Any]] = []
     config = uvicorn.Config(
-        _app(root, sandboxes, created), host="127.0.0.1", port=port, log_level="warning"
+        _app(root, sandboxes, created, image or {}),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -20,7 +20,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,8 +118,9 @@ def _task_id(sandbox_id: str) -> str:
 class _Services:
     """Both gRPC services; an RPC is served by the ``rpc_<Name>`` method of the same name."""
 
-    def __init__(self, root: Path, state: FakeModal) -> None:
+    def __init__(self, root: Path, state: FakeModal, image: Mapping[str, Path]) -> None:
         self.root = root
+        self.image = image
         self.state = state
         self.workdirs: dict[str, str] = {}
         self.execs: dict[str, _Exec] = {}
@@ -198,7 +199,7 @@ class _Services:
         for source in request.secret_sources:  # Sandbox.create(env=…) arrives inline
             if source.HasField("env"):
                 env.update(source.env.contents)
-        box = FakeBox(sandbox_id, self.root / sandbox_id, (WORKSPACE, "/tmp"), env)
+        box = FakeBox(sandbox_id, self.root / sandbox_id, (WORKSPACE, "/tmp"), env, self.image)
         self.state.sandboxes[sandbox_id] = box
         self.box_of[sandbox_id] = box
         self.workdirs[sandbox_id] = request.definition.workdir or WORKSPACE
@@ -314,8 +315,9 @@ class _Services:
 
 
 @contextmanager
-def fake_modal(root: Path) -> Iterator[FakeModal]:
-    """Serve the double on a free localhost port in a background thread (its own loop)."""
+def fake_modal(root: Path, image: Mapping[str, Path] | None = None) -> Iterator[FakeModal]:
+    """Serve the double on a free localhost port in a background thread (its own loop);
+    every sandbox's image carries ``image`` (sandbox path → host directory, read-only)."""
     state = FakeModal("", {}, [])
     loop = asyncio.new_event_loop()
     servers: list[grpclib.server.Server] = []
@@ -323,7 +325,7 @@ def fake_modal(root: Path) -> Iterator[FakeModal]:
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        servers.append(grpclib.server.Server([_Services(root, state)]))
+        servers.append(grpclib.server.Server([_Services(root, state, image or {})]))
         loop.run_until_complete(servers[0].start("127.0.0.1", 0))
         ready.set()
         loop.run_forever()

@@ -24,7 +24,7 @@ import json
 import secrets
 import tarfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,11 @@ def _now() -> int:
 
 
 def _app(
-    root: Path, sandboxes: dict[str, FakeBox], created: list[dict[str, Any]], log: list[str]
+    root: Path,
+    sandboxes: dict[str, FakeBox],
+    created: list[dict[str, Any]],
+    log: list[str],
+    image: Mapping[str, Path],
 ) -> Any:
     sessions: dict[str, str] = {}  # session id -> sandbox name
     bodies: dict[str, dict[str, Any]] = {}
@@ -114,7 +118,7 @@ def _app(
         created.append(body)
         name = f"fake{secrets.token_hex(6)}"
         bodies[name] = body
-        box = FakeBox(name, root / name, (HOME, "/tmp"), dict(body.get("env") or {}))
+        box = FakeBox(name, root / name, (HOME, "/tmp"), dict(body.get("env") or {}), image)
         sandboxes[name] = box
         sessions[f"sbx_{name}"] = name
         return JSONResponse(sandbox_json(box))
@@ -251,12 +255,13 @@ def _app(
 
 
 @contextmanager
-def fake_vercel(root: Path) -> Iterator[FakeVercel]:
-    """Serve the double on a free localhost port in a background thread."""
+def fake_vercel(root: Path, image: Mapping[str, Path] | None = None) -> Iterator[FakeVercel]:
+    """Serve the double on a free localhost port in a background thread; every sandbox's
+    image carries ``image`` (sandbox path → host directory, read-only)."""
     sandboxes: dict[str, FakeBox] = {}
     created: list[dict[str, Any]] = []
     log: list[str] = []
-    with serve(_app(root, sandboxes, created, log), "fake Vercel") as url:
+    with serve(_app(root, sandboxes, created, log, image or {}), "fake Vercel") as url:
         try:
             yield FakeVercel(url, sandboxes, created, log)
         finally:

@@ -34,6 +34,9 @@ class RelayProcess:
     isolation: str  # "netns" or "loopback"
     namespace: str | None
     root: Path
+    host_ip: str = "127.0.0.1"
+    """The gateway host's address as the relay sees it (its veth peer in netns mode): a
+    gateway listening there is the only thing the relay's namespace can reach."""
 
     def kill(self) -> None:
         """Kill the relay abruptly (SIGKILL), as a crashed machine would vanish."""
@@ -75,7 +78,7 @@ def relay_process(tmp_path: Path, *, netns: bool = True) -> Iterator[RelayProces
     tag = secrets.token_hex(3)
     namespace = None
     prefix: list[str] = []
-    host = "127.0.0.1"
+    host = host_ip = "127.0.0.1"
     port = _free_port()
     if netns and _netns_usable():
         namespace = f"cerver-{tag}"
@@ -108,6 +111,7 @@ def relay_process(tmp_path: Path, *, netns: bool = True) -> Iterator[RelayProces
         "netns" if namespace else "loopback",
         namespace,
         root,
+        host_ip,
     )
     try:
         _wait_healthy(relay.base_url, process, log)

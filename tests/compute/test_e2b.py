@@ -65,3 +65,29 @@ async def test_unreachable_e2b_is_a_compute_error(tmp_path: Path) -> None:
 async def test_attach_unknown_is_not_found(e2b: E2BCompute) -> None:
     with pytest.raises(NotFound):
         await e2b.attach("fake000000000000")
+
+
+async def test_without_network_the_gateway_is_the_one_destination(fake: FakeE2B) -> None:
+    """With the gateway's public URL, a sandbox without network may reach that host only
+    (E2B's allow rules win over its deny-all), for the CLI harnesses' model proxy."""
+    compute = E2BCompute(
+        "e2b_test_key",
+        api_url=fake.url,
+        sandbox_url=fake.url,
+        model_proxy_url="https://cerver.example.com:8443",
+    )
+    for network in (False, True):
+        sandbox = await compute.create(SandboxSpec(session_id="sess_net", network=network))
+        await sandbox.delete()
+        body = fake.created[-1]
+        if network:
+            assert "network" not in body and body["allow_internet_access"] is True
+        else:
+            assert body["allow_internet_access"] is False
+            assert body["network"] == {
+                "allowOut": ["cerver.example.com"],
+                "denyOut": ["0.0.0.0/0"],
+            }
+    plain = E2BCompute("e2b_test_key", api_url=fake.url, sandbox_url=fake.url)
+    await (await plain.create(SandboxSpec(session_id="sess_plain"))).delete()
+    assert "network" not in fake.created[-1]

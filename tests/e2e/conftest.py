@@ -109,8 +109,8 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
 
-    def start(**env: str) -> ServeProcess:
-        port = _free_port()
+    def start(port: int | None = None, **env: str) -> ServeProcess:
+        port = port or _free_port()
         data_dir = tmp_path / f"gateway-{len(started)}"
         data_dir.mkdir(parents=True, exist_ok=True)
         variables = {

@@ -19,7 +19,7 @@ from cerver.cli_programs import (
     codex_entry,
 )
 from cerver.client import AsyncClient
-from cerver.errors import MissingDependency, UpstreamError
+from cerver.errors import InvalidRequest, MissingDependency, UpstreamError
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from harnesses._cli_preamble import PREAMBLE_START
@@ -174,13 +174,24 @@ async def test_cli_failures_fail_the_run_and_keep_the_session_usable(
 async def test_a_missing_cli_names_its_install_step(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("harnesses.codex.codex_entry", lambda: None)
+    monkeypatch.setattr("cerver.cli_programs.codex_entry", lambda: None)
     sid = (await client.create_session(user="u1", harness="codex"))["session_id"]
-    with pytest.raises(MissingDependency) as caught:  # the failure keeps its class
+    before = (await client.messages(sid))["messages"]
+    with pytest.raises(MissingDependency) as caught:  # refused before the turn began
         await client.run_llm(sid, "hello")
     assert "Install it with: cerver setup" in caught.value.message
-    entries = (await client.messages(sid))["messages"]
-    assert entries[-1]["kind"] == "error"
-    assert entries[-1]["metadata"]["code"] == "missing_dependency"
+    assert (await client.messages(sid))["messages"] == before  # nothing was written
     ok = await client.run_llm(sid, "hello", harness="anthropic")
     assert ok["status"] == "completed"
+
+
+async def test_a_cli_turn_without_compute_is_refused_before_anything_is_written(
+    client: AsyncClient,
+) -> None:
+    sid = (await client.create_session(user="u1", harness="anthropic", compute=None))["session_id"]
+    await client.run_llm(sid, "hello")
+    before = (await client.messages(sid))["messages"]
+    with pytest.raises(InvalidRequest, match='"compute": null'):
+        await client.run_llm(sid, "hello", harness="claude-code")
+    assert (await client.messages(sid))["messages"] == before
+    assert (await client.get_session(sid))["harness"] == "anthropic"

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
+from cerver.errors import InvalidRequest, MissingDependency, NotConfigured
 from cerver.proxy import ProxyGrant
 from cerver.types import Entry, ExecResult, ToolCallPart, ToolResultPart
-from compute.base import ExecChunk, Sandbox
+from compute.base import CliHosting, ExecChunk, Sandbox
 from harnesses._cli_preamble import PREAMBLE_START
 from harnesses.base import Error, Message, TurnContext
 from harnesses.codex import CodexHarness
@@ -30,8 +31,14 @@ class ScriptedSandbox(Sandbox):
 
     provider = "local"
 
-    def __init__(self, chunks: list[ExecChunk], probe_exit: int = 1) -> None:
+    def __init__(
+        self,
+        chunks: list[ExecChunk],
+        probe_exit: int = 1,
+        hosting: CliHosting | None = None,
+    ) -> None:
         self.sandbox_id = "sbx_fake"
+        self.hosting = hosting or CliHosting(programs={"codex": "/opt/codex.js"}, proxy="gateway")
         self.chunks = chunks
         self.probe_exit = probe_exit
         self.commands: list[str] = []
@@ -55,13 +62,11 @@ class ScriptedSandbox(Sandbox):
     async def read_file(self, path: str) -> bytes:
         return self.files[path]
 
+    async def cli_hosting(self) -> CliHosting:
+        return self.hosting
+
     async def write_file(self, path: str, data: bytes) -> None:
         self.files[path] = data
-
-
-@pytest.fixture(autouse=True)
-def codex_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("harnesses.codex.codex_entry", lambda: Path("/opt/codex.js"))
 
 
 def turn(sandbox: Sandbox, history: list[Entry] | None = None) -> TurnContext:
@@ -80,8 +85,11 @@ def turn(sandbox: Sandbox, history: list[Entry] | None = None) -> TurnContext:
     )
 
 
-async def run(sandbox: Sandbox, history: list[Entry] | None = None) -> list:
-    return [e async for e in CodexHarness(timeout=5).run(turn(sandbox, history))]
+async def run(
+    sandbox: Sandbox, history: list[Entry] | None = None, context: TurnContext | None = None
+) -> list:
+    context = context or turn(sandbox, history)
+    return [e async for e in CodexHarness(timeout=5).run(context)]
 
 
 async def test_a_timeout_closes_open_calls_and_fails_the_run() -> None:
@@ -91,7 +99,8 @@ async def test_a_timeout_closes_open_calls_and_fails_the_run() -> None:
     call, result = (e.entry for e in events if isinstance(e, Message))
     assert call.tool_call is not None and result.tool_result is not None
     assert result.tool_result.tool_call_id == call.tool_call.id and result.tool_result.is_error
-    assert call.metadata == {"cli_session": "0abc-1"} and call.harness == "codex"
+    assert call.metadata == {"cli_session": "0abc-1", "cli_sandbox": "sbx_fake"}
+    assert call.harness == "codex"
     error = events[-1]
     assert isinstance(error, Error) and error.code == "timeout" and error.retryable
 
@@ -166,12 +175,38 @@ async def test_without_a_sandbox_the_run_fails_clearly() -> None:
     assert isinstance(error, Error) and '"compute": {"provider": "local"}' in error.message
 
 
-async def test_remote_computes_are_refused_clearly() -> None:
-    sandbox = ScriptedSandbox([])
-    sandbox.provider = "e2b"  # type: ignore[misc]
+async def test_a_compute_without_a_way_to_the_proxy_is_refused_clearly() -> None:
+    sandbox = ScriptedSandbox([], hosting=CliHosting())
+    sandbox.provider = "cloudflare"  # type: ignore[misc]
+    with pytest.raises(InvalidRequest, match="no way to the gateway's model proxy") as caught:
+        await CodexHarness().preflight(sandbox, public_url="http://gw")
+    assert "local, relay, e2b" in caught.value.message
     [error] = [e async for e in CodexHarness().run(turn(sandbox))]
-    assert isinstance(error, Error) and "runs only in the local compute" in error.message
+    assert isinstance(error, Error) and error.failure.code == "invalid_request"
     assert sandbox.commands == []
+
+
+async def test_a_networked_sandbox_needs_the_gateways_public_url() -> None:
+    remote = CliHosting(programs={"codex": "/opt/cerver-tools/x/codex.js"}, proxy="url")
+    sandbox = ScriptedSandbox([ExecChunk("exit", exit_code=0)], hosting=remote)
+    sandbox.provider = "e2b"  # type: ignore[misc]
+    with pytest.raises(NotConfigured, match="CERVER_PUBLIC_URL"):
+        await CodexHarness().preflight(sandbox, public_url=None)
+    context = turn(sandbox)
+    context.proxy = replace(context.proxy, public_url="http://gw.example:8787")
+    await run(sandbox, [], context)
+    command = sandbox.commands[-1]
+    assert "CERVER_PROXY_URL=http://gw.example:8787" in command
+    assert "python3 -c" not in command  # no forwarder: the network reaches the gateway
+    assert "node /opt/cerver-tools/x/codex.js exec" in command
+    assert sandbox.envs[-1]["CERVER_PROXY_TOKEN"] == "cpx_secret"
+
+
+async def test_a_sandbox_without_the_cli_and_no_install_names_the_image_layout() -> None:
+    sandbox = ScriptedSandbox([], hosting=CliHosting(proxy="url"))
+    sandbox.provider = "modal"  # type: ignore[misc]
+    with pytest.raises(MissingDependency, match="/opt/cerver-tools"):
+        await CodexHarness().preflight(sandbox, public_url="http://gw")
 
 
 class HangingSandbox(ScriptedSandbox):

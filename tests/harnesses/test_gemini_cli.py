@@ -137,8 +137,10 @@ async def test_an_upstream_error_fails_the_run_and_keeps_the_session_usable(
 async def test_a_missing_gemini_cli_names_its_install_step(
     client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("harnesses.gemini_cli.gemini_cli_entry", lambda: None)
+    monkeypatch.setattr("cerver.cli_programs.gemini_cli_entry", lambda: None)
     sid = (await client.create_session(user="u1", harness="gemini-cli"))["session_id"]
-    with pytest.raises(MissingDependency) as caught:  # the failure keeps its class
+    before = (await client.messages(sid))["messages"]
+    with pytest.raises(MissingDependency) as caught:  # refused before the turn began
         await client.run_llm(sid, "hello")
     assert "Install it with: cerver setup" in caught.value.message
+    assert (await client.messages(sid))["messages"] == before
