@@ -1,7 +1,7 @@
 """keep the X-Cerver-* headers of an idempotent answer, to replay them with it
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-29 21:30:00
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
