@@ -11,7 +11,7 @@ one number: the last id delivered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 
@@ -68,14 +68,21 @@ async def tail(
 
 
 async def run_events(
-    store: Store, hub: EventHub, session_id: str, run_id: str, *, idle_seconds: float = 1.0
+    store: Store,
+    hub: EventHub,
+    session_id: str,
+    run_id: str,
+    *,
+    queued: Callable[[], bool] = lambda: False,
+    idle_seconds: float = 1.0,
 ) -> AsyncIterator[StoredEvent]:
     """One turn's events, from its ``turn.started`` through its ``turn.completed``.
 
     What is logged is replayed, then the rest is followed live, so a reader attaching at any
-    moment (before the turn started, mid-stream, after it ended) gets the same sequence. A run
-    that ended without a ``turn.completed`` (its lock was taken over) ends the stream once the
-    store shows it ended and the log has nothing more.
+    moment (before the turn started, mid-stream, after it ended) gets the same sequence. The
+    stream also ends, once the log has nothing more, for a run that ended without a
+    ``turn.completed`` (its lock was taken over) and for one that never started: not in the
+    store and not ``queued()`` (refused while it waited for its session).
     """
     started, last = await store.transcript.run_start(session_id, run_id)
     after = started - 1 if started is not None else last
@@ -85,7 +92,7 @@ async def run_events(
         if event is IDLE:
             if ended:
                 return
-            ended = await _has_ended(store, session_id, run_id)
+            ended = await _has_ended(store, session_id, run_id, queued)
             continue
         if event.event in ("turn.started", "turn.completed"):
             ours = orjson.loads(event.data).get("run_id") == run_id
@@ -98,9 +105,11 @@ async def run_events(
             yield event
 
 
-async def _has_ended(store: Store, session_id: str, run_id: str) -> bool:
+async def _has_ended(
+    store: Store, session_id: str, run_id: str, queued: Callable[[], bool]
+) -> bool:
     try:
         run = await store.runs.get(session_id, run_id)
     except NotFound:
-        return False  # queued behind another turn: not recorded yet
+        return not queued()  # waiting behind another turn, or refused before it began
     return run.status != "running"

@@ -51,20 +51,29 @@ def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
     )
     assert done.returncode == 0, done.stderr
     seen_by_api = json.loads(done.stdout.strip().splitlines()[-1])
-    for api, sid, surface in zip(
-        ("chat", "responses"), sessions, ("chat.completions", "responses"), strict=True
-    ):
-        _check(seen_by_api[api], url, auth, sid, surface)
+    checks = (
+        ("chat", "chat.completions", ("openai", "gpt-5")),
+        ("responses", "responses", ("anthropic", "claude-haiku-4-5")),
+    )
+    for (api, surface, swap), sid in zip(checks, sessions, strict=True):
+        _check(seen_by_api[api], url, auth, sid, surface, swap)
 
 
-def _check(seen: dict[str, Any], url: str, auth: dict[str, str], sid: str, surface: str) -> None:
+def _check(
+    seen: dict[str, Any],
+    url: str,
+    auth: dict[str, str],
+    sid: str,
+    surface: str,
+    swap: tuple[str, str],
+) -> None:
     # The SDK ran the app's tool when the model asked, then sent the result back.
     assert seen["ran"] == ["uptime"]
     assert seen["first"]["toolCalls"] == ["shell"] and seen["first"]["steps"] == 2
     assert seen["first"]["text"] == "[mock upstream] The tool returned: uptime: up 3 days"
     # The re-sent conversation was recognised; the model swap is a harness switch.
-    assert seen["second"]["text"].startswith("[mock upstream] (gpt-5)")
-    assert seen["second"]["model"] == "gpt-5"
+    assert seen["second"]["text"].startswith(f"[mock upstream] ({swap[1]})")
+    assert seen["second"]["model"] == swap[1]
     assert seen["error"]["name"] == "AI_APICallError" and seen["error"]["status"] == 404
     assert "claude-haiku-4-5" in seen["error"]["message"]  # the did-you-mean
 
@@ -73,7 +82,7 @@ def _check(seen: dict[str, Any], url: str, auth: dict[str, str], sid: str, surfa
     assert [(e["kind"], e["harness"], e["model"]) for e in answers] == [
         ("tool_call", "anthropic", "claude-sonnet-4-5"),
         ("text", "anthropic", "claude-sonnet-4-5"),
-        ("text", "openai", "gpt-5"),
+        ("text", *swap),
     ]
     tool_results = [e for e in session["transcript"] if e["kind"] == "tool_result"]
     assert [e["metadata"].get("source") for e in tool_results] == [surface]

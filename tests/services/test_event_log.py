@@ -59,6 +59,7 @@ async def test_a_run_read_before_it_starts_during_and_after_gives_the_same_event
     assert "".join(deltas) == "second"
 
     seen_during = await asyncio.wait_for(during, 10)
+    assert [e.id for e in seen_during] == [e.id for e in await _read(gateway, sid, first.run_id)]
     assert _run_of(seen_during[0]) == _run_of(seen_during[-1]) == first.run_id
     ids = [e.id for e in seen_during]
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # contiguous: nothing lost

@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cerver.api.compat.deps import CompatAccountDep, SessionIdHeader
-from cerver.api.compat.history import ClientMessage, Reconciled
+from cerver.api.compat.history import ASSISTANT_TEXT_SEPARATOR, ClientMessage, Reconciled
 from cerver.api.compat.model_names import parse_model
 from cerver.api.compat.schemas import OpenModel
 from cerver.api.compat.turns import (
@@ -134,7 +134,7 @@ async def create_response(
     session_id, previous_run = _session_of(body, session_id)
     if session_id is not None:
         await gateway.sessions.get(account.id, session_id)  # 404 before anything else
-    system, messages = _input(body.input)
+    system, messages = _input(body.input, await _referenced(gateway, session_id, body.input))
     if body.instructions:
         system = f"{body.instructions}\n\n{system}" if system else body.instructions
     tools = () if body.tool_choice == "none" else tuple(_tool_spec(t) for t in body.tools or ())
@@ -175,13 +175,8 @@ async def create_response(
     rid = response_id(turn.session.id, turn.handle.run_id)
     model = f"{turn.handle.harness}/{turn.handle.model}"
     if body.stream:
-        # A background turn is not the stream's: it runs on when the client goes away.
-        items = (
-            follow_run(gateway, turn.session.id, turn.handle.run_id)
-            if body.background
-            else (follow(turn.handle))
-        )
-        events = _typed_events(rid, turn.session.id, model, items, echo)
+        # A client that goes away stops reading, not the turn (background or not).
+        events = _typed_events(rid, turn.session.id, model, follow(turn.handle), echo)
         return sse_response(events, cerver_headers(turn))  # type: ignore[return-value]
     if body.background:
         queued = _response(rid, turn.session.id, model, "queued", [], None, echo)
@@ -231,29 +226,7 @@ async def retrieve_response(
             "starting_after applies to a stream: add stream=true.",
             context={"param": "starting_after"},
         )
-    if run is None:  # accepted here, still waiting for its session's running turn
-        return JSONResponse(
-            _response(response_id, session.id, "unknown", "queued", [], None, {}), headers=headers
-        )
-    entries = [e for e in await gateway.sessions.transcript(session.id) if e.run_id == run_id]
-    texts = [e.content for e in entries if e.role == "assistant" and e.kind == "text"]
-    calls = [
-        call
-        for e in entries
-        if e.kind == "tool_call" and e.metadata.get(CLIENT_TOOL_KEY) and (call := e.tool_call)
-    ]
-    usage = sum((e.usage for e in entries if e.usage is not None), Usage())
-    body = _response(
-        response_id,
-        session.id,
-        f"{run.harness}/{run.answered_model or run.model}",
-        _status(run.status),
-        _output(response_id, texts, calls),
-        usage,
-        {},
-        created_at=int(run.started_at.timestamp()),
-    )
-    return JSONResponse(body, headers=headers)
+    return await _stored_response(gateway, session.id, response_id, run, headers)
 
 
 @router.post("/responses/{response_id}/cancel")
@@ -263,8 +236,41 @@ async def cancel_response(
     """Stop a response's turn (as ``POST /v2/sessions/{id}/runs/{run}/cancel``): the partial
     output is kept, and the response is answered as it ended."""
     session, run_id, _ = await _find(gateway, account.id, response_id)
-    await gateway.runs.cancel(session.id, run_id)
-    return await retrieve_response(response_id, gateway, account)
+    run = await gateway.runs.cancel(session.id, run_id)  # a record even for a queued turn
+    headers = {"X-Cerver-Session-Id": session.id, "X-Cerver-Run-Id": run_id}
+    return await _stored_response(gateway, session.id, response_id, run, headers)
+
+
+async def _stored_response(
+    gateway: Gateway,
+    session_id: str,
+    response_id: str,
+    run: RunRecord | None,
+    headers: dict[str, str],
+) -> JSONResponse:
+    """The response as its run and transcript entries record it (``queued`` without a run)."""
+    if run is None:  # accepted here, still waiting for its session's running turn
+        queued = _response(response_id, session_id, "unknown", "queued", [], None, {})
+        return JSONResponse(queued, headers=headers)
+    entries = [e for e in await gateway.sessions.transcript(session_id) if e.run_id == run.id]
+    texts = [e.content for e in entries if e.role == "assistant" and e.kind == "text"]
+    calls = [
+        call
+        for e in entries
+        if e.kind == "tool_call" and e.metadata.get(CLIENT_TOOL_KEY) and (call := e.tool_call)
+    ]
+    usage = sum((e.usage for e in entries if e.usage is not None), Usage())
+    body = _response(
+        response_id,
+        session_id,
+        f"{run.harness}/{run.answered_model or run.model}",
+        _status(run.status),
+        _output(response_id, texts, calls),
+        usage,
+        {},
+        created_at=int(run.started_at.timestamp()),
+    )
+    return JSONResponse(body, headers=headers)
 
 
 async def _find(
@@ -346,8 +352,38 @@ def _plan(
     return Reconciled(users[-1] if users else "", prelude, next_seq)
 
 
-def _input(value: str | list[dict[str, Any]]) -> tuple[str | None, list[ClientMessage]]:
+async def _referenced(
+    gateway: Gateway, session_id: str | None, value: str | list[dict[str, Any]]
+) -> dict[str, str]:
+    """The texts of this gateway's message items that ``input`` names by ``item_reference``
+    (the Vercel AI SDK re-sends earlier answers that way), by item id."""
+    if isinstance(value, str) or not any(i.get("type") == "item_reference" for i in value):
+        return {}
+    if session_id is None:
+        raise InvalidRequest(
+            "input holds an item_reference, which needs the conversation it refers to: name "
+            "it with X-Cerver-Session-Id or conversation.",
+            context={"param": "input"},
+        )
+    answers: dict[str, list[str]] = {}
+    for entry in await gateway.sessions.transcript(session_id):
+        if entry.run_id and entry.role == "assistant" and entry.kind == "text":
+            answers.setdefault(entry.run_id, []).append(entry.content)
+    return {
+        _message_item(response_id(session_id, run_id), 0, "")["id"]: (
+            ASSISTANT_TEXT_SEPARATOR.join(texts)
+        )
+        for run_id, texts in answers.items()
+    }
+
+
+def _input(
+    value: str | list[dict[str, Any]], referenced: dict[str, str]
+) -> tuple[str | None, list[ClientMessage]]:
     """The system text, and the input's conversation items in order.
+
+    An ``item_reference`` stands for the message item of this gateway it names, whose text
+    ``referenced`` holds.
 
     Consecutive assistant-side items (``assistant`` messages and ``function_call`` items)
     are one answer, joined as :mod:`~cerver.api.compat.history` shows an answer.
@@ -356,10 +392,16 @@ def _input(value: str | list[dict[str, Any]]) -> tuple[str | None, list[ClientMe
         return None, [ClientMessage("user", value, field="input")]
     system: list[str] = []
     messages: list[ClientMessage] = []
+
+    def answer(index: int, text: str = "", calls: tuple[ToolCallPart, ...] = ()) -> None:
+        """Add to the answer the last message is, or start one."""
+        if messages and messages[-1].role == "assistant":
+            messages[-1] = messages[-1].extended(text, calls)
+        else:
+            messages.append(ClientMessage("assistant", text, calls, index=index, field="input"))
+
     for index, item in enumerate(value):
-        kind = item.get("type", "message")
-        role = item.get("role")
-        answer = messages[-1] if messages and messages[-1].role == "assistant" else None
+        kind, role = item.get("type", "message"), item.get("role")
         if kind == "function_call_output":
             output = item.get("output")
             text = output if isinstance(output, str) else json.dumps(output)
@@ -373,24 +415,29 @@ def _input(value: str | list[dict[str, Any]]) -> tuple[str | None, list[ClientMe
                 name=str(item.get("name", "")),
                 arguments=parse_arguments(str(item.get("arguments") or "{}")),
             )
-            if answer is None:
-                messages.append(ClientMessage("assistant", "", (call,), index=index, field="input"))
-            else:
-                messages[-1] = answer.extended(calls=(call,))
+            answer(index, calls=(call,))
+        elif kind == "item_reference":
+            text = referenced.get(str(item.get("id")))
+            if text is None:
+                raise InvalidRequest(
+                    f"input[{index}]: item_reference {item.get('id')!r} names no answer of this "
+                    "conversation (Cerver resolves the message items it returned).",
+                    context={"param": f"input[{index}]"},
+                )
+            answer(index, text)
         elif kind == "message" and role in ("user", "system", "developer", "assistant"):
             text = _content_text(item.get("content"), index)
             if role == "user":
                 messages.append(ClientMessage("user", text, index=index, field="input"))
-            elif role != "assistant":
-                system.append(text)
-            elif answer is None:
-                messages.append(ClientMessage("assistant", text, index=index, field="input"))
+            elif role == "assistant":
+                answer(index, text)
             else:
-                messages[-1] = answer.extended(text)
+                system.append(text)
         else:
             raise _unsupported(
                 f"input[{index}]",
-                "only messages, function_call and function_call_output items are supported",
+                "only messages, item_reference, function_call and function_call_output items "
+                "are supported",
             )
     if not messages:
         raise InvalidRequest("input holds nothing to answer.", context={"param": "input"})
@@ -443,7 +490,10 @@ def _status(run_status: str) -> str:
 
 
 def _output(rid: str, texts: list[str], calls: list[ToolCallPart]) -> list[dict[str, Any]]:
-    items = [_message_item(rid, index, text) for index, text in enumerate(texts)]
+    """A response's output: one message holding its answer's texts (joined as a re-sent
+    conversation shows them, the same item as streamed), then the calls of the app's tools."""
+    answer = ASSISTANT_TEXT_SEPARATOR.join(t for t in texts if t)
+    items = [_message_item(rid, 0, answer)] if answer else []
     items.extend(_call_item(call) for call in calls)
     return items
 
@@ -555,6 +605,7 @@ async def _typed_events(
         if message is None:
             return []
         done = _message_item(rid, 0, "".join(text))
+        text.clear()
         output.append(done)
         index, item_id, part = len(output) - 1, done["id"], done["content"][0]
         message = None

@@ -184,7 +184,13 @@ async def follow_run(
 ) -> AsyncIterator[TextOut | ToolCallOut | Finished]:
     """A turn's answer read back from the session's event log, then live: the same items
     :func:`follow` gave the client that started it, wherever and whenever the turn runs."""
-    events = event_log.run_events(gateway.store, gateway.hub, session_id, run_id)
+    events = event_log.run_events(
+        gateway.store,
+        gateway.hub,
+        session_id,
+        run_id,
+        queued=lambda: gateway.turns.running(run_id) is not None,
+    )
     async for item in read_answer(events):
         yield item
 

@@ -228,3 +228,43 @@ async def test_a_client_that_resends_the_whole_conversation_as_input_items(
         "user",
         "assistant",
     ]
+
+
+async def test_cancel_a_background_response_still_queued_behind_another(
+    openai_client: openai.AsyncOpenAI, mock_upstream: MockUpstream
+) -> None:
+    mock_upstream.script(Reply(text="slow first", stall_ms=30_000))
+    first = await openai_client.responses.create(
+        model="claude-sonnet-4-5", input="First.", background=True
+    )
+    await _until(openai_client, first.id, "in_progress")
+    sid = first.conversation.id  # type: ignore[union-attr]
+    queued = await openai_client.responses.create(
+        input="Second.", background=True, extra_body={"conversation": sid}
+    )
+    assert (await openai_client.responses.retrieve(queued.id)).status == "queued"
+    cancelled = await openai_client.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled" and cancelled.id == queued.id
+    await openai_client.responses.cancel(first.id)
+
+
+async def test_a_background_response_refused_before_it_began_does_not_hang(
+    openai_client: openai.AsyncOpenAI, mock_upstream: MockUpstream
+) -> None:
+    mock_upstream.script(Reply(text="slow first", chunk_delay_ms=200))
+    first = await openai_client.responses.create(
+        model="claude-sonnet-4-5", input="First.", background=True
+    )
+    sid = first.conversation.id  # type: ignore[union-attr]
+    # Planned against the transcript as it is now; by the time it gets the session the first
+    # turn has written to it, so it is refused (409) without writing anything, not even a run.
+    second = await openai_client.responses.create(
+        input="Second.", background=True, extra_body={"conversation": sid}
+    )
+    await _until(openai_client, first.id, "completed")
+    for attempt in (
+        openai_client.responses.retrieve(second.id),
+        openai_client.responses.retrieve(second.id, stream=True),
+    ):
+        with pytest.raises(openai.NotFoundError):
+            await asyncio.wait_for(attempt, 10)

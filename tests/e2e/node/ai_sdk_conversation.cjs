@@ -44,7 +44,10 @@ async function conversation(url, apiKey, sessionId, api) {
     ...first.response.messages,
     { role: "user", content: "What did I ask first?" },
   ];
-  const second = streamText({ model: model("gpt-5"), messages, tools: { shell }, maxRetries: 0 });
+  // Through Responses a non-reasoning model makes the SDK re-send earlier answers as
+  // item_reference items (it defaults to store: true); Chat Completions swaps to gpt-5.
+  const swapTo = api === "chat" ? "gpt-5" : "claude-haiku-4-5";
+  const second = streamText({ model: model(swapTo), messages, tools: { shell }, maxRetries: 0 });
   let streamed = "";
   for await (const delta of second.textStream) streamed += delta;
   const secondResponse = await second.response;
