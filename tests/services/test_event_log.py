@@ -27,7 +27,14 @@ async def _session(gateway: Gateway) -> tuple[str, str]:
 
 
 async def _read(gateway: Gateway, session_id: str, run_id: str) -> list[StoredEvent]:
-    events = event_log.run_events(gateway.store, gateway.hub, session_id, run_id, idle_seconds=0.05)
+    events = event_log.run_events(
+        gateway.store,
+        gateway.hub,
+        session_id,
+        run_id,
+        queued=lambda: gateway.turns.running(run_id) is not None,
+        idle_seconds=0.05,
+    )
     return [event async for event in events]
 
 
