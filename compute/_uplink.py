@@ -42,9 +42,12 @@ def _uplink_app(target: str, client: httpx.AsyncClient) -> Starlette:
 
     async def forward(request: Request) -> Response:
         path = request.path_params["path"]
-        url = f"{base}{PROXY_PREFIX}/{path}"
-        if request.url.query:
-            url += f"?{request.url.query}"
+        url = httpx.URL(f"{base}{PROXY_PREFIX}/{path}", query=request.url.query.encode())
+        if not url.path.startswith(f"{PROXY_PREFIX}/"):  # "..", even percent-encoded
+            return Response(
+                "cerver relay: only the gateway's model proxy (/v2/proxy/…) is reachable.",
+                status_code=404,
+            )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         upstream = client.build_request(
             request.method, url, headers=headers, content=await request.body()

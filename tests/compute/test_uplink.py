@@ -47,8 +47,16 @@ async def test_the_uplink_reaches_the_gateways_proxy_and_nothing_else(tmp_path: 
                     "key": "cpx_run_token",
                     "body": "{}",
                 }
-                for path in ("/v2/sessions", "/healthz", "/v2/proxyx/a"):
-                    assert (await sandbox.get(path)).status_code == 404
+                for path in (
+                    "/v2/sessions",
+                    "/healthz",
+                    "/v2/proxyx/a",
+                    "/v2/proxy/../sessions",
+                    "/v2/proxy/%2e%2e/%2e%2e/v2/sessions",
+                    "/v2/proxy/anthropic/%2E%2E/%2E%2E/%2e%2e/v2/accounts",
+                ):
+                    answer = await sandbox.get(path)
+                    assert answer.status_code == 404, (path, answer.text)
             assert socket_path.stat().st_mode & 0o777 == 0o666
     finally:
         await uplinks.aclose()
