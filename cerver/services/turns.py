@@ -614,12 +614,17 @@ class TurnService:
         )
         try:
             yield
-        except BaseException:
+        finally:
             await self._proxy.release(turn.proxy)
-            raise
-        await self._proxy.release(turn.proxy)
         if self._proxy.shares_grants:
-            await self._add_served_elsewhere(handle.run_id, writer, result, metered_here)
+            try:
+                await self._add_served_elsewhere(handle.run_id, writer, result, metered_here)
+            except Exception:  # the ledger has the calls; only the result's totals miss them
+                log.warning(
+                    "Could not add the calls other replicas served to run %s's result.",
+                    handle.run_id,
+                    exc_info=True,
+                )
 
     async def _add_served_elsewhere(
         self, run_id: str, writer: SessionWriter, result: TurnResult, metered_here: list[Usage]
@@ -631,10 +636,12 @@ class TurnService:
         if calls <= len(metered_here):
             return
         here = sum(metered_here, Usage())
+        known = cost is not None and here.cost_usd is not None
         result.usage = result.usage + Usage(
             input_tokens=input_tokens - here.input_tokens,
             output_tokens=output_tokens - here.output_tokens,
-            cost_usd=max(cost - (here.cost_usd or 0.0), 0.0),
+            cost_usd=max(cost - here.cost_usd, 0.0) if known else None,  # type: ignore[operator]
+            cost_reason=None if known else "a model call of this run has no known price",
         )
 
     @staticmethod

@@ -70,18 +70,22 @@ class LedgerStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def run_totals(self, run_id: str, kind: str = "llm") -> tuple[int, int, int, float]:
-        """``(calls, input_tokens, output_tokens, cost_usd)`` of one run's rows of ``kind``
-        (unpriced calls count 0 in the cost)."""
+    async def run_totals(
+        self, run_id: str, kind: str = "llm"
+    ) -> tuple[int, int, int, float | None]:
+        """``(calls, input_tokens, output_tokens, cost_usd)`` of one run's rows of ``kind``;
+        the cost is ``None`` (unknown) when any of them is unpriced."""
         c = ledger.c
         query = sa.select(
             sa.func.count(),
             sa.func.coalesce(sa.func.sum(c.input_tokens), 0),
             sa.func.coalesce(sa.func.sum(c.output_tokens), 0),
             sa.func.coalesce(sa.func.sum(c.cost_usd), 0.0),
+            sa.func.count(c.cost_usd),
         ).where(c.run_id == run_id, c.kind == kind)
         row = await self._db.read(lambda conn: conn.execute(query).one())
-        return int(row[0]), int(row[1]), int(row[2]), float(row[3])
+        calls, priced = int(row[0]), int(row[4])
+        return calls, int(row[1]), int(row[2]), float(row[3]) if priced == calls else None
 
     async def session_totals(self, session_id: str) -> list[dict[str, Any]]:
         """Tokens and cost per (kind, harness, model) for one session."""

@@ -154,3 +154,8 @@ async def test_run_totals_sum_one_runs_model_calls(gateways: tuple[Gateway, Gate
     assert output_tokens == sum(r.output_tokens for r in rows)
     assert cost == pytest.approx(sum(r.cost_usd or 0.0 for r in rows))
     assert await a.store.ledger.run_totals("run_other") == (0, 0, 0, 0.0)
+    # An unpriced call makes the run's cost unknown, never a lower number.
+    unpriced = {**rows[0]._asdict(), "cost_usd": None, "cost_reason": "no price"}
+    del unpriced["id"]
+    await a.store.db.write(lambda c: c.execute(ledger.insert().values(**unpriced)))
+    assert (await a.store.ledger.run_totals(run_id))[3] is None
