@@ -124,8 +124,14 @@ async def test_an_expired_stored_grant_is_refused(gateways: tuple[Gateway, Gatew
         "cpx_expired", run_id=run_id, session_id=sid, account_id=None, harness="codex", ttl_s=-1
     )
     assert await b.store.grants.live("cpx_expired") is None
-    live = await a.store.grants.live("cpx_unknown")
-    assert live is None
+    async with http(b) as client:
+        refused = await client.post(
+            "/v2/proxy/openai/responses",
+            json={"model": "gpt-5.5", "input": "hi"},
+            headers={"Authorization": "Bearer cpx_expired"},
+        )
+    assert refused.status_code == 401
+    assert await ledger_rows(b, run_id) == []
 
 
 async def test_expired_grants_are_purged_by_the_reaper(gateways: tuple[Gateway, Gateway]) -> None:
