@@ -113,6 +113,7 @@ async def start_turn(
     specs = client_tool_specs(tools, harness, has_sandbox=has_sandbox)
     entries = await sessions.transcript(session.id) if session else []
     plan = messages(entries) if callable(messages) else reconcile(entries, messages, source=origin)
+    created = session is None
     if session is None:
         session = await sessions.create(
             account.id,
@@ -133,7 +134,12 @@ async def start_turn(
         expected_next_seq=plan.next_seq,
         origin=origin,
     )
-    handle = await gateway.turns.start(account.id, session.id, request)
+    try:
+        handle = await gateway.turns.start(account.id, session.id, request)
+    except CerverError:
+        if created:  # refused (a CLI its compute cannot host…): leave nothing behind
+            await sessions.delete(session)
+        raise
     return CompatTurn(session, handle, harness.provider, started)
 
 

@@ -3,14 +3,18 @@ mock upstream (a test double)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
+from cerver.api import create_app
 from cerver.client import AsyncClient
+from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
+from tests.conftest import ADMIN_KEY, make_settings
 
 SESSION = "X-Cerver-Session-Id"
 LOOKUP = {
@@ -379,3 +383,29 @@ async def test_idempotency_key_replays_the_answer_with_its_cerver_headers(
             **{**request, "messages": [{"role": "user", "content": "Something else."}]}
         )
     assert exc.value.code == "idempotency_key_reused"  # OpenAI's error shape, Cerver's code
+
+
+async def test_a_model_refused_at_start_leaves_no_new_session_behind(
+    tmp_path: Path, sqlite_url: str, mock_upstream: MockUpstream
+) -> None:
+    """A CLI harness on a gateway whose sessions get no compute: refused before the turn, and
+    the session the request would have created is not left behind."""
+    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream, default_compute=None))
+    await gateway.start()
+    try:
+        transport = httpx.ASGITransport(app=create_app(gateway))
+        async with httpx.AsyncClient(transport=transport, base_url="http://cerver.test") as http:
+            sdk = openai.AsyncOpenAI(
+                base_url="http://cerver.test/v1", api_key=ADMIN_KEY, http_client=http
+            )
+            with pytest.raises(openai.BadRequestError) as refused:
+                await sdk.chat.completions.create(
+                    model="codex/gpt-5", messages=[{"role": "user", "content": "hi"}]
+                )
+            assert "compute" in refused.value.message
+            listed = await http.get(
+                "/v2/sessions", headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+            )
+            assert listed.json()["sessions"] == []
+    finally:
+        await gateway.stop()
