@@ -113,15 +113,21 @@ async def test_one_tool_using_turn(
 
 
 def test_the_matrix_file_is_what_the_cells_did() -> None:
-    """Runs after the cells (same module, later): writes the matrix; in CI it must be the
-    committed one (commit ``docs/provider-matrix.md`` and the README's table when it moves)."""
+    """Runs after the cells (same module, later). In CI the matrix must be the committed
+    one; ``CERVER_WRITE_MATRIX=1`` writes it (then commit ``docs/provider-matrix.md`` and copy
+    it into the README's table). Elsewhere a machine missing tools skips cells, so the file
+    is left alone."""
     cells = len(HARNESSES) * len(COMPUTES)
     if len(RESULTS) < cells:
         pytest.skip(f"only {len(RESULTS)} of {cells} cells ran (run the whole module)")
-    committed = MATRIX_FILE.read_text() if MATRIX_FILE.exists() else ""
-    rendered = render(RESULTS, HARNESSES, COMPUTES)
-    MATRIX_FILE.write_text(rendered)
     failed = {k: v for k, v in RESULTS.items() if v.outcome == "fail"}
     assert not failed, failed
-    if os.environ.get("CI"):
-        assert rendered == committed, "the matrix changed: commit docs/provider-matrix.md"
+    rendered = render(RESULTS, HARNESSES, COMPUTES)
+    if os.environ.get("CERVER_WRITE_MATRIX") == "1":
+        MATRIX_FILE.write_text(rendered)
+    elif os.environ.get("CI"):
+        committed = MATRIX_FILE.read_text() if MATRIX_FILE.exists() else ""
+        assert rendered == committed, (
+            "the matrix changed: rerun with CERVER_WRITE_MATRIX=1 and commit "
+            "docs/provider-matrix.md and the README's table"
+        )
