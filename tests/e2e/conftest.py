@@ -19,7 +19,12 @@ from tests.conftest import ADMIN_KEY, PRICES_FILE
 START_TIMEOUT_S = 90
 
 
-def _free_port() -> int:
+def bootstrap_key(data_dir: Path) -> str:
+    """The API key `cerver serve` wrote to ``<data_dir>/credentials`` on its first start."""
+    return (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
+
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -35,7 +40,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @contextmanager
 def serving(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Run `cerver serve` on ``tmp_path`` for the block; yields its URL and data dir."""
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -110,7 +115,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     }
 
     def start(port: int | None = None, **env: str) -> ServeProcess:
-        port = port or _free_port()
+        port = port or free_port()
         data_dir = tmp_path / f"gateway-{len(started)}"
         data_dir.mkdir(parents=True, exist_ok=True)
         variables = {

@@ -16,14 +16,11 @@ import httpx
 import pytest
 
 from cerver.cli.setup_tools import ai_sdk_modules
+from tests.e2e.conftest import bootstrap_key
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = Path(__file__).parent / "node" / "ai_sdk_conversation.cjs"
-
-
-def _key(data_dir: Path) -> str:
-    return (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
 
 
 def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
@@ -33,7 +30,7 @@ def test_ai_sdk_runs_a_tool_loop_a_model_swap_and_sees_errors_in_its_own_class(
     if node is None or modules is None:
         pytest.skip("the Vercel AI SDK is not installed: uv run cerver setup --only ai-sdk")
     url, data_dir = server
-    key = _key(data_dir)
+    key = bootstrap_key(data_dir)
     auth = {"Authorization": f"Bearer {key}"}
     sessions = [
         httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth, timeout=60).json()[

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import bootstrap_key
+
 pytestmark = pytest.mark.e2e
 
 openai = pytest.importorskip("openai", reason="pip install openai")
@@ -29,15 +31,11 @@ SHELL = {
 }
 
 
-def _key(data_dir: Path) -> str:
-    return (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
-
-
 def test_sdks_drive_one_session_through_a_swap_and_a_tool_round_trip(
     server: tuple[str, Path],
 ) -> None:
     url, data_dir = server
-    key = _key(data_dir)
+    key = bootstrap_key(data_dir)
     auth = {"Authorization": f"Bearer {key}"}
     sid = httpx.post(f"{url}/v2/sessions", json={"compute": None}, headers=auth, timeout=60).json()[
         "session_id"

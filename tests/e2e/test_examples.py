@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import bootstrap_key
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.py"))
@@ -27,7 +29,7 @@ def test_every_example_is_run() -> None:
 @pytest.mark.parametrize("script", PLAIN, ids=lambda p: p.name)
 def test_example_runs(script: Path, server: tuple[str, Path]) -> None:
     url, data_dir = server
-    api_key = (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
+    api_key = bootstrap_key(data_dir)
     env = {**os.environ, "CERVER_URL": url, "CERVER_API_KEY": api_key}
     done = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120

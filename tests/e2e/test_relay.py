@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,19 +14,15 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.e2e.conftest import bootstrap_key, free_port
 
 
 def test_relay_registers_heartbeats_and_dies_cleanly(
     server: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, data_dir = server
-    api_key = (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
-    port, token = _free_port(), secrets.token_hex(16)
+    api_key = bootstrap_key(data_dir)
+    port, token = free_port(), secrets.token_hex(16)
     argv = [sys.executable, "-m", "cerver", "relay", "--port", str(port), "--token", token]
     argv += ["--root", str(tmp_path / "relay"), "--gateway", url, "--api-key", api_key]
     argv += ["--label", "e2e-box", "--heartbeat-every", "0.5"]

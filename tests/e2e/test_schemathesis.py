@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import serving
+from tests.e2e.conftest import bootstrap_key, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -26,8 +26,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 @pytest.fixture
 def admin(tmp_path: Path) -> Iterator[tuple[str, str]]:
     with serving(tmp_path) as (url, data_dir):
-        credentials = (data_dir / "credentials").read_text()
-        yield url, credentials.split("CERVER_API_KEY=")[1].split()[0]
+        yield url, bootstrap_key(data_dir)
 
 
 def test_every_operation_answers_as_documented(admin: tuple[str, str], tmp_path: Path) -> None:

@@ -12,14 +12,14 @@ import pytest
 
 from cerver.client import Client
 from cerver.errors import NotFound
+from tests.e2e.conftest import bootstrap_key
 
 pytestmark = pytest.mark.e2e
 
 
 def test_serve_bootstraps_a_key_and_runs_the_main_job(server: tuple[str, Path]) -> None:
     url, data_dir = server
-    credentials = (data_dir / "credentials").read_text()
-    api_key = credentials.split("CERVER_API_KEY=")[1].split()[0]
+    api_key = bootstrap_key(data_dir)
     assert httpx.get(f"{url}/healthz").json()["upstream"] == "mock"
     assert (data_dir / "cerver.db").exists()
 
@@ -48,7 +48,7 @@ def test_serve_bootstraps_a_key_and_runs_the_main_job(server: tuple[str, Path]) 
 
 def test_cli_lists_and_shows_sessions(server: tuple[str, Path]) -> None:
     url, data_dir = server
-    api_key = (data_dir / "credentials").read_text().split("CERVER_API_KEY=")[1].split()[0]
+    api_key = bootstrap_key(data_dir)
     with Client(url, api_key) as client:
         sid = client.create_session(user="cli-user", compute=None)["session_id"]
         client.append_input(sid, "hello from the cli test")
