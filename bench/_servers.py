@@ -63,6 +63,15 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine spent busy so far (``/proc/stat``): with
+    :func:`cpu_seconds` it shows what else (the load generator, the upstream, other work on a
+    shared machine) took the cores during a measurement."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def mock_upstream() -> Iterator[str]:
     """The mock upstream (a test double) in its own process; yields its base URL."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import subprocess
 import sys
 import time
@@ -29,7 +30,15 @@ from contextlib import ExitStack
 
 import httpx
 
-from bench._servers import ADMIN_KEY, ServerURL, bare_relay, cpu_seconds, gateway, mock_upstream
+from bench._servers import (
+    ADMIN_KEY,
+    ServerURL,
+    bare_relay,
+    cpu_seconds,
+    gateway,
+    machine_busy_seconds,
+    mock_upstream,
+)
 
 MODEL = "claude-sonnet-4-6"
 TURNS_PER_SESSION = 20
@@ -42,6 +51,27 @@ def _offers_workers() -> bool:
         [sys.executable, "-m", "cerver", "serve", "--help"], capture_output=True, text=True
     )
     return "--workers" in helped.stdout
+
+
+def cerver_client(http: httpx.AsyncClient, url: str) -> Callable[[int], Awaitable[None]]:
+    """One closed-loop client of ``run-llm``: a new transcript-only session every
+    :data:`TURNS_PER_SESSION` turns."""
+    session = ""
+
+    async def send(i: int) -> None:
+        nonlocal session
+        if i % TURNS_PER_SESSION == 0:
+            created = await http.post(
+                f"{url}/v2/sessions", json={"user": "bench", "compute": None}, headers=AUTH
+            )
+            created.raise_for_status()
+            session = created.json()["session_id"]
+        response = await http.post(
+            f"{url}/v2/sessions/{session}/run-llm", json={"input": "hello"}, headers=AUTH
+        )
+        response.raise_for_status()
+
+    return send
 
 
 async def _load(
@@ -63,16 +93,23 @@ async def _load(
     return done
 
 
-async def _measure(
+async def measure(
     name: str, server: ServerURL, connections: int, seconds: float, make_client
 ) -> dict[str, float]:
     await _load(connections, min(2.0, seconds), make_client)  # warm pools, imports, pages
-    cpu_before = cpu_seconds(server.process.pid)
+    cpu_before, busy_before = cpu_seconds(server.process.pid), machine_busy_seconds()
     started = time.perf_counter()
     done = await _load(connections, seconds, make_client)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(server.process.pid) - cpu_before
-    return {"rps": done / elapsed, "cpu_ms": cpu * 1000 / max(done, 1), "requests": done}
+    busy = machine_busy_seconds() - busy_before
+    return {
+        "rps": done / elapsed,
+        "cpu_ms": cpu * 1000 / max(done, 1),
+        "requests": done,
+        "elapsed": elapsed,
+        "busy_cores": busy / elapsed,
+    }
 
 
 async def run(seconds: float, connections: int) -> None:
@@ -91,37 +128,15 @@ async def run(seconds: float, connections: int) -> None:
 
             return send
 
-        results["relay"] = await _measure("relay", relay, connections, seconds, relay_client)
+        results["relay"] = await measure("relay", relay, connections, seconds, relay_client)
 
         gateways = [("cerver", ())]
         if _offers_workers():
             gateways.append(("cerver x2", ("--workers", "2")))
         for name, serve_args in gateways:
             with gateway(upstream, *serve_args) as url:
-
-                def cerver_client(url: str = url) -> Callable[[int], Awaitable[None]]:
-                    session = ""
-
-                    async def send(i: int) -> None:
-                        nonlocal session
-                        if i % TURNS_PER_SESSION == 0:
-                            created = await http.post(
-                                f"{url}/v2/sessions",
-                                json={"user": "bench", "compute": None},
-                                headers=AUTH,
-                            )
-                            created.raise_for_status()
-                            session = created.json()["session_id"]
-                        response = await http.post(
-                            f"{url}/v2/sessions/{session}/run-llm",
-                            json={"input": "hello"},
-                            headers=AUTH,
-                        )
-                        response.raise_for_status()
-
-                    return send
-
-                results[name] = await _measure(name, url, connections, seconds, cerver_client)
+                make = functools.partial(cerver_client, http, url)
+                results[name] = await measure(name, url, connections, seconds, make)
         await http.aclose()
 
     print(f"throughput, {connections} connections, {seconds:.0f} s per path, same mock upstream")
