@@ -8,7 +8,9 @@ next request as soon as the last one answered, for ``--seconds`` per path.
 * ``cerver``: ``POST /v2/sessions/{id}/run-llm`` on transcript-only sessions (auth, turn lock,
   user message and reply persisted, ledger, history from the store), each client on its own
   session, a new one every 20 turns;
-* ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it.
+* ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it;
+* ``litellm``: the relay's call through the LiteLLM proxy (no database, one worker) when
+  ``litellm[proxy]`` is importable, skipped with a note otherwise.
 
 CPU per request is the server process's (and its workers') user + system time over the
 measured window divided by the requests answered. Printed ratios are against the relay and
@@ -32,10 +34,13 @@ import httpx
 
 from bench._servers import (
     ADMIN_KEY,
+    LITELLM_SKIP_NOTE,
     ServerURL,
     bare_relay,
     cpu_seconds,
     gateway,
+    litellm_proxy,
+    litellm_proxy_available,
     machine_busy_seconds,
     mock_upstream,
 )
@@ -129,6 +134,21 @@ async def run(seconds: float, connections: int) -> None:
             return send
 
         results["relay"] = await measure("relay", relay, connections, seconds, relay_client)
+        if litellm_proxy_available():
+            proxy = stack.enter_context(litellm_proxy(upstream, MODEL))
+
+            def litellm_client() -> Callable[[int], Awaitable[None]]:
+                async def send(i: int) -> None:
+                    response = await http.post(
+                        f"{proxy}/v1/messages", json=MESSAGE, headers={"x-api-key": "bench"}
+                    )
+                    response.raise_for_status()
+
+                return send
+
+            results["litellm"] = await measure(
+                "litellm", proxy, connections, seconds, litellm_client
+            )
 
         gateways = [("cerver", ())]
         if _offers_workers():
@@ -148,6 +168,11 @@ async def run(seconds: float, connections: int) -> None:
         f"cerver/relay req/s: {cerver['rps'] / relay['rps']:.2f}x; "
         f"CPU per request: {cerver['cpu_ms'] / relay['cpu_ms']:.2f}x the relay's"
     )
+    if "litellm" in results:
+        ratio = cerver["rps"] / results["litellm"]["rps"]
+        print(f"cerver req/s per core / LiteLLM's per worker: {ratio:.2f}x (budget >= 4)")
+    else:
+        print(LITELLM_SKIP_NOTE)
     if "cerver x2" in results:
         ratio = results["cerver x2"]["rps"] / cerver["rps"]
         print(f"--workers 2 / one worker req/s: {ratio:.2f}x (budget >= 1.7)")
