@@ -11,6 +11,9 @@ by ``python -m bench.workers``.
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -33,13 +36,31 @@ TURN_PATH = "/run-llm"
 
 
 def _wait_for_workers(process: ServeProcess, count: int) -> None:
+    """Until ``count`` workers (over the server's life) have started serving."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if process.log_path.read_text().count("Application startup complete.") >= count:
+        if len(_started_pids(process)) >= count:
             return
         assert process.proc.poll() is None, "cerver serve --workers exited"
         time.sleep(0.2)
     pytest.fail(f"{count} workers did not start within 120 s")
+
+
+def _started_pids(process: ServeProcess) -> list[int]:
+    """The worker processes that finished starting (the gateway's first log line of its own
+    carries its pid; uvicorn then says the startup completed)."""
+    text = process.log_path.read_text()
+    started = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", text)]
+    completed = text.count("Application startup complete.")
+    return list(dict.fromkeys(started))[:completed]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 async def _turns(url: str) -> tuple[str, list[str], dict[str, list[str]]]:
@@ -124,3 +145,24 @@ def test_two_workers_keep_each_session_in_order_and_both_serve(
     served = _turn_pids(process)
     assert sum(served.values()) == SAME_SESSION_TURNS + SESSIONS * TURNS_EACH
     assert len(served) == 2, f"turns served per worker pid: {dict(served)}"
+
+
+def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(
+    serve: Callable[..., ServeProcess],
+) -> None:
+    process = serve("--workers", "2")
+    _wait_for_workers(process, 2)
+    first, second = _started_pids(process)[:2]
+
+    os.kill(first, signal.SIGKILL)
+    _wait_for_workers(process, 3)
+    replacement = _started_pids(process)[2]
+    assert replacement not in (first, second)
+    assert httpx.get(f"{process.url}/readyz", timeout=30).status_code == 200
+
+    process.proc.send_signal(signal.SIGTERM)
+    assert process.proc.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while not (_gone(second) and _gone(replacement)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(second) and _gone(replacement), "a worker outlived its parent's SIGTERM"
