@@ -322,8 +322,8 @@ class TurnService:
         try:
             # The opening's rows are written (with the lock, or just now); their events follow.
             await writer.flush()
-            if opened.switch is not None:
-                emit("harness_switched", opened.switch.model_dump(mode="json"))
+            if opened.switch is not None:  # in the session's log, not the turn's own stream
+                writer.emit("harness_switched", opened.switch.model_dump(mode="json"))
             for entry in opened.prelude:
                 emit(_EVENT_FOR_KIND.get(entry.kind, "message"), entry.model_dump(mode="json"))
             prelude, user_entry = opened.prelude, opened.user_entry
