@@ -80,7 +80,8 @@ def _serve_workers(options: ServeOptions) -> int:
 
     import uvicorn
 
-    from cerver.cli.workers import Supervisor
+    from cerver.cli.serving import STARTUP_FAILURE
+    from cerver.cli.workers import Supervisor, listening_sockets
     from cerver.gateway import Gateway
     from cerver.settings import Settings
     from cerver.telemetry import logs
@@ -96,18 +97,21 @@ def _serve_workers(options: ServeOptions) -> int:
             await gateway.store.close()
 
     asyncio.run(prepare())
-    config = uvicorn.Config(
-        "cerver.api:create_app",
-        host=options.host or settings.host,
-        port=options.port or settings.port,
-    )
-    sock = config.bind_socket()
-    _print_start_banner(gateway)
-    console.print(f"workers: {options.workers} processes")
+    host, port = options.host or settings.host, options.port or settings.port
     try:
-        return Supervisor(options, [sock]).run()
+        sockets = listening_sockets(host, port, options.workers)
+    except OSError as exc:
+        console.print(f"[bold red]Cannot listen on {host}:{port}:[/] {exc}")
+        return STARTUP_FAILURE
+    if sockets is None:  # no SO_REUSEPORT here: one socket, shared
+        sockets = [uvicorn.Config("cerver.api:create_app", host=host, port=port).bind_socket()]
+    _print_start_banner(gateway)
+    console.print(f"workers: {options.workers} processes on http://{host}:{port}")
+    try:
+        return Supervisor(options, sockets).run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
 
 
 def _print_start_banner(gateway: Gateway) -> None:

@@ -38,7 +38,7 @@ from types import FrameType
 
 from cerver.cli.serving import STARTUP_FAILURE, ServeOptions, serve_gateway
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "listening_sockets"]
 
 log = logging.getLogger("cerver.workers")
 
@@ -54,6 +54,8 @@ class Supervisor:
     """
 
     def __init__(self, options: ServeOptions, sockets: list[socket.socket]) -> None:
+        """``sockets``: one listening socket per worker (``SO_REUSEPORT``, see
+        :func:`listening_sockets`), or a single one that all workers share."""
         self._options = options
         self._sockets = sockets
         self._context = multiprocessing.get_context("spawn")
@@ -65,7 +67,7 @@ class Supervisor:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            self._workers = [self._spawn() for _ in range(self._options.workers)]
+            self._workers = [self._spawn(i) for i in range(self._options.workers)]
             return self._supervise()
         finally:
             for sig, handler in previous.items():
@@ -76,10 +78,13 @@ class Supervisor:
     def _on_signal(self, sig: int, _frame: FrameType | None) -> None:
         self._signals.append(sig)
 
-    def _spawn(self) -> BaseProcess:
+    def _spawn(self, slot: int) -> BaseProcess:
+        """Start the worker of ``slot`` (a replacement takes over its slot's socket, and the
+        connections queued on it meanwhile)."""
+        sock = self._sockets[slot % len(self._sockets)]
         worker = self._context.Process(
             target=_worker_main,
-            args=(self._options, self._sockets, os.getpid()),
+            args=(self._options, [sock], os.getpid()),
             name="cerver-worker",
         )
         worker.start()
@@ -110,7 +115,7 @@ class Supervisor:
                         worker.pid,
                         worker.exitcode,
                     )
-                    self._workers[i] = self._spawn()
+                    self._workers[i] = self._spawn(i)
             time.sleep(_TICK_S)
 
     def _signal_all(self, sig: int) -> None:
@@ -118,6 +123,37 @@ class Supervisor:
             if worker.is_alive() and worker.pid is not None:
                 with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
                     os.kill(worker.pid, sig)
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket] | None:
+    """``count`` sockets bound to ``host:port`` with ``SO_REUSEPORT``, one per worker, so the
+    kernel spreads new connections evenly over the workers; ``None`` where the platform has no
+    ``SO_REUSEPORT`` (the workers then share one socket).
+
+    With one shared socket, the worker whose event loop is idle first accepts every
+    connection waiting, so a client's pool of keep-alive connections can all land on one
+    worker and the others idle (measured: 2 workers no faster than one).
+
+    Raises:
+        OSError: the address is taken or cannot be bound.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _worker_main(options: ServeOptions, sockets: list[socket.socket], parent: int) -> None:
