@@ -96,7 +96,11 @@ def _serve_workers(options: ServeOptions) -> int:
         finally:
             await gateway.store.close()
 
-    asyncio.run(prepare())
+    try:
+        asyncio.run(prepare())
+    except ValueError as exc:  # a setting the store refuses (CERVER_ADMIN_KEY …)
+        console.print(f"[bold red]Cannot start:[/] {escape(str(exc))}")
+        return STARTUP_FAILURE
     host, port = options.host or settings.host, options.port or settings.port
     try:
         sockets = listening_sockets(host, port, options.workers)

@@ -140,6 +140,11 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket] |
     if not hasattr(socket, "SO_REUSEPORT"):
         return None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # SO_REUSEPORT would also let this server share a port another one (of this user) holds:
+    # a plain bind first fails if anyone holds the port.
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):

@@ -63,16 +63,13 @@ class SessionLocks:
                 ``timeout`` seconds.
         """
         opened: list[SessionWriter] = []
-        then = None
-        if opening is not None:
 
-            def then(conn: sa.Connection, session: SessionRecord, transcript: list[Entry]) -> None:
-                writer = SessionWriter(
-                    self._store.db, self._hub, session, run_id, transcript=transcript
-                )
-                opening(writer)
-                writer.write_queued_in(conn)
-                opened[:] = [writer]
+        def open_in_lock(conn: sa.Connection, session: SessionRecord, entries: list[Entry]) -> None:
+            assert opening is not None
+            writer = SessionWriter(self._store.db, self._hub, session, run_id, transcript=entries)
+            opening(writer)
+            writer.write_queued_in(conn)
+            opened[:] = [writer]
 
         session, transcript = await self._acquire(
             session_id,
@@ -80,7 +77,7 @@ class SessionLocks:
             wait=wait,
             timeout=timeout,
             with_transcript=with_transcript,
-            then=then,
+            then=open_in_lock if opening is not None else None,
         )
         writer = (
             opened[0]
