@@ -63,6 +63,15 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine spent busy so far (``/proc/stat``): with
+    :func:`cpu_seconds` it shows what else (the load generator, the upstream, other work on a
+    shared machine) took the cores during a measurement."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def mock_upstream() -> Iterator[str]:
     """The mock upstream (a test double) in its own process; yields its base URL."""
@@ -118,3 +127,52 @@ class ServerURL(str):
         made = super().__new__(cls, url)
         made.process, made.env = proc, env
         return made
+
+
+LITELLM_SKIP_NOTE = (
+    "LiteLLM proxy: skipped (litellm[proxy] is not importable here; install it with "
+    "`pip install 'litellm[proxy]'` in a separate environment to add it as a path)"
+)
+
+
+def litellm_proxy_available() -> bool:
+    """Whether ``litellm[proxy]`` is importable (checked in a child: importing it takes
+    seconds, and it is never imported into the gateway or this process)."""
+    checked = subprocess.run(
+        [sys.executable, "-c", "import litellm.proxy.proxy_server"],
+        capture_output=True,
+        timeout=120,
+    )
+    return checked.returncode == 0
+
+
+@contextlib.contextmanager
+def litellm_proxy(upstream_url: str, model: str) -> Iterator[ServerURL]:
+    """The LiteLLM proxy (no database, one worker) in its own process, serving ``model`` from
+    the mock upstream through its Anthropic-compatible ``/v1/messages``; yields its URL."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="cerver-bench-litellm-") as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(
+            "model_list:\n"
+            f"  - model_name: {model}\n"
+            "    litellm_params:\n"
+            f"      model: anthropic/{model}\n"
+            f"      api_base: {upstream_url}\n"
+            "      api_key: bench\n"
+        )
+        url = f"http://127.0.0.1:{port}"
+        args = [
+            sys.executable,
+            "-m",
+            "litellm.proxy.proxy_cli",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
+        with process(args, env, f"{url}/health/liveliness", "LiteLLM proxy") as proc:
+            yield ServerURL(url, proc, env)

@@ -8,7 +8,9 @@ next request as soon as the last one answered, for ``--seconds`` per path.
 * ``cerver``: ``POST /v2/sessions/{id}/run-llm`` on transcript-only sessions (auth, turn lock,
   user message and reply persisted, ledger, history from the store), each client on its own
   session, a new one every 20 turns;
-* ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it.
+* ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it;
+* ``litellm``: the relay's call through the LiteLLM proxy (no database, one worker) when
+  ``litellm[proxy]`` is importable, skipped with a note otherwise.
 
 CPU per request is the server process's (and its workers') user + system time over the
 measured window divided by the requests answered. Printed ratios are against the relay and
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import subprocess
 import sys
 import time
@@ -29,7 +32,18 @@ from contextlib import ExitStack
 
 import httpx
 
-from bench._servers import ADMIN_KEY, ServerURL, bare_relay, cpu_seconds, gateway, mock_upstream
+from bench._servers import (
+    ADMIN_KEY,
+    LITELLM_SKIP_NOTE,
+    ServerURL,
+    bare_relay,
+    cpu_seconds,
+    gateway,
+    litellm_proxy,
+    litellm_proxy_available,
+    machine_busy_seconds,
+    mock_upstream,
+)
 
 MODEL = "claude-sonnet-4-6"
 TURNS_PER_SESSION = 20
@@ -42,6 +56,27 @@ def _offers_workers() -> bool:
         [sys.executable, "-m", "cerver", "serve", "--help"], capture_output=True, text=True
     )
     return "--workers" in helped.stdout
+
+
+def cerver_client(http: httpx.AsyncClient, url: str) -> Callable[[int], Awaitable[None]]:
+    """One closed-loop client of ``run-llm``: a new transcript-only session every
+    :data:`TURNS_PER_SESSION` turns."""
+    session = ""
+
+    async def send(i: int) -> None:
+        nonlocal session
+        if i % TURNS_PER_SESSION == 0:
+            created = await http.post(
+                f"{url}/v2/sessions", json={"user": "bench", "compute": None}, headers=AUTH
+            )
+            created.raise_for_status()
+            session = created.json()["session_id"]
+        response = await http.post(
+            f"{url}/v2/sessions/{session}/run-llm", json={"input": "hello"}, headers=AUTH
+        )
+        response.raise_for_status()
+
+    return send
 
 
 async def _load(
@@ -63,16 +98,23 @@ async def _load(
     return done
 
 
-async def _measure(
+async def measure(
     name: str, server: ServerURL, connections: int, seconds: float, make_client
 ) -> dict[str, float]:
     await _load(connections, min(2.0, seconds), make_client)  # warm pools, imports, pages
-    cpu_before = cpu_seconds(server.process.pid)
+    cpu_before, busy_before = cpu_seconds(server.process.pid), machine_busy_seconds()
     started = time.perf_counter()
     done = await _load(connections, seconds, make_client)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(server.process.pid) - cpu_before
-    return {"rps": done / elapsed, "cpu_ms": cpu * 1000 / max(done, 1), "requests": done}
+    busy = machine_busy_seconds() - busy_before
+    return {
+        "rps": done / elapsed,
+        "cpu_ms": cpu * 1000 / max(done, 1),
+        "requests": done,
+        "elapsed": elapsed,
+        "busy_cores": busy / elapsed,
+    }
 
 
 async def run(seconds: float, connections: int) -> None:
@@ -91,37 +133,30 @@ async def run(seconds: float, connections: int) -> None:
 
             return send
 
-        results["relay"] = await _measure("relay", relay, connections, seconds, relay_client)
+        results["relay"] = await measure("relay", relay, connections, seconds, relay_client)
+        if litellm_proxy_available():
+            proxy = stack.enter_context(litellm_proxy(upstream, MODEL))
+
+            def litellm_client() -> Callable[[int], Awaitable[None]]:
+                async def send(i: int) -> None:
+                    response = await http.post(
+                        f"{proxy}/v1/messages", json=MESSAGE, headers={"x-api-key": "bench"}
+                    )
+                    response.raise_for_status()
+
+                return send
+
+            results["litellm"] = await measure(
+                "litellm", proxy, connections, seconds, litellm_client
+            )
 
         gateways = [("cerver", ())]
         if _offers_workers():
             gateways.append(("cerver x2", ("--workers", "2")))
         for name, serve_args in gateways:
             with gateway(upstream, *serve_args) as url:
-
-                def cerver_client(url: str = url) -> Callable[[int], Awaitable[None]]:
-                    session = ""
-
-                    async def send(i: int) -> None:
-                        nonlocal session
-                        if i % TURNS_PER_SESSION == 0:
-                            created = await http.post(
-                                f"{url}/v2/sessions",
-                                json={"user": "bench", "compute": None},
-                                headers=AUTH,
-                            )
-                            created.raise_for_status()
-                            session = created.json()["session_id"]
-                        response = await http.post(
-                            f"{url}/v2/sessions/{session}/run-llm",
-                            json={"input": "hello"},
-                            headers=AUTH,
-                        )
-                        response.raise_for_status()
-
-                    return send
-
-                results[name] = await _measure(name, url, connections, seconds, cerver_client)
+                make = functools.partial(cerver_client, http, url)
+                results[name] = await measure(name, url, connections, seconds, make)
         await http.aclose()
 
     print(f"throughput, {connections} connections, {seconds:.0f} s per path, same mock upstream")
@@ -133,6 +168,11 @@ async def run(seconds: float, connections: int) -> None:
         f"cerver/relay req/s: {cerver['rps'] / relay['rps']:.2f}x; "
         f"CPU per request: {cerver['cpu_ms'] / relay['cpu_ms']:.2f}x the relay's"
     )
+    if "litellm" in results:
+        ratio = cerver["rps"] / results["litellm"]["rps"]
+        print(f"cerver req/s per core / LiteLLM's per worker: {ratio:.2f}x (budget >= 4)")
+    else:
+        print(LITELLM_SKIP_NOTE)
     if "cerver x2" in results:
         ratio = results["cerver x2"]["rps"] / cerver["rps"]
         print(f"--workers 2 / one worker req/s: {ratio:.2f}x (budget >= 1.7)")

@@ -168,12 +168,11 @@ class Gateway:
             grace = self.settings.shutdown_grace_seconds
         await self.runs.drain(grace)
 
-    async def start(self) -> None:
-        """Migrate the store, create the admin account on first start, reclaim dead runs and
-        fan-outs, start the background run supervisor (cancel requests from other replicas,
-        runs of dead processes), and start the mock upstream when no provider key is
-        configured."""
-        self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
+    async def prepare(self) -> BootstrapResult | None:
+        """The store's first-start work: migrate it, load (or create) the secret key, and
+        create the admin account on an empty store. Idempotent; ``cerver serve --workers N``
+        runs it once in the parent so that N workers starting at once never race on it.
+        Returns what :meth:`AuthService.bootstrap` created (``None`` when nothing)."""
         await self.store.open()
         configured = self.settings.secret_key
         key = load_or_create(
@@ -184,6 +183,14 @@ class Gateway:
         self.bootstrap = await self.auth.bootstrap(
             self.settings.resolved_data_dir, self.settings.admin_key
         )
+        return self.bootstrap
+
+    async def start(self) -> None:
+        """:meth:`prepare` the store, reclaim dead runs and fan-outs, start the background run
+        supervisor (cancel requests from other replicas, runs of dead processes), and start
+        the mock upstream when no provider key is configured."""
+        self._owns_tracing = tracing.configure(capture_content=self.settings.otel_capture_content)
+        await self.prepare()
         await self.runs.reap()
         self.runs.start()
         if self.settings.use_mock_upstream:

@@ -14,6 +14,7 @@ from rich.table import Table
 from cerver import __version__
 
 if TYPE_CHECKING:
+    from cerver.cli.serving import ServeOptions
     from cerver.gateway import Gateway
 
 app = typer.Typer(
@@ -45,45 +46,87 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Default: $CERVER_HOST or 127.0.0.1.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: $CERVER_PORT or 8787.")] = None,
     log_level: str = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="CERVER_WORKERS",
+            help="Gateway processes sharing the port and the store (SQLite included); "
+            "about one per core.",
+        ),
+    ] = 1,
 ) -> None:
     """Start the gateway (SQLite under the data directory unless CERVER_DATABASE_URL is set).
 
     SIGTERM drains it: /readyz turns 503 at once, running turns get
     CERVER_SHUTDOWN_GRACE_SECONDS (default 10) to finish and are then recorded interrupted.
+    With --workers N the same holds for each of the N processes.
     """
+    from cerver.cli.serving import STARTUP_FAILURE, ServeOptions, serve_gateway
+
+    options = ServeOptions(host=host, port=port, log_level=log_level, workers=workers)
+    if workers == 1:
+        if not serve_gateway(options, on_started=_print_start_banner):
+            raise typer.Exit(STARTUP_FAILURE)
+        return
+    code = _serve_workers(options)
+    if code:
+        raise typer.Exit(code)
+
+
+def _serve_workers(options: ServeOptions) -> int:
+    """``serve --workers N``: prepare the store once, bind, then supervise N workers."""
+    import asyncio
+
     import uvicorn
 
-    from cerver.api import create_app
-    from cerver.cli.serving import CONNECTIONS_CLOSE_S, DrainingServer
+    from cerver.cli.serving import STARTUP_FAILURE
+    from cerver.cli.workers import Supervisor, listening_sockets
     from cerver.gateway import Gateway
     from cerver.settings import Settings
     from cerver.telemetry import logs
 
-    # One line per request and per run, JSON when stderr is not a terminal.
-    logs.configure(log_level.upper())
+    logs.configure(options.log_level.upper())
     settings = Settings()
     gateway = Gateway(settings)
-    application = create_app(gateway, on_started=_print_start_banner)
-    config = uvicorn.Config(
-        application,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=CONNECTIONS_CLOSE_S,
-    )
-    server = DrainingServer(config, gateway, settings.shutdown_grace_seconds)
-    server.run()
-    if not server.started:
-        raise typer.Exit(3)
+
+    async def prepare() -> None:
+        try:
+            await gateway.prepare()
+        finally:
+            await gateway.store.close()
+
+    try:
+        asyncio.run(prepare())
+    except ValueError as exc:  # a setting the store refuses (CERVER_ADMIN_KEY …)
+        console.print(f"[bold red]Cannot start:[/] {escape(str(exc))}")
+        return STARTUP_FAILURE
+    host, port = options.host or settings.host, options.port or settings.port
+    try:
+        sockets = listening_sockets(host, port, options.workers)
+    except OSError as exc:
+        console.print(f"[bold red]Cannot listen on {host}:{port}:[/] {exc}")
+        return STARTUP_FAILURE
+    if sockets is None:  # no SO_REUSEPORT here: one socket, shared
+        sockets = [uvicorn.Config("cerver.api:create_app", host=host, port=port).bind_socket()]
+    _print_start_banner(gateway)
+    console.print(f"workers: {options.workers} processes on http://{host}:{port}")
+    try:
+        return Supervisor(options, sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _print_start_banner(gateway: Gateway) -> None:
+    from cerver.cli.serving import event_loop_stack
     from cerver.gateway import MOCK_NOTICE
 
     settings = gateway.settings
     console.print(f"[bold]Cerver {__version__}[/] — data: {settings.resolved_data_dir}")
     console.print(f"store: {gateway.store.db.dialect}")
+    loop, http = event_loop_stack()
+    console.print(f"event loop: {loop}, HTTP parser: {http}")
     if gateway.upstream_is_mock:
         console.print(f"[bold yellow]MOCK UPSTREAM (test double):[/] {escape(MOCK_NOTICE)}")
     boot = gateway.bootstrap

@@ -12,8 +12,11 @@ few seconds. A second signal skips the rest of the drain (uvicorn's own handling
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import signal
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Final
 
@@ -21,7 +24,17 @@ import uvicorn
 
 from cerver.gateway import Gateway
 
-__all__ = ["CONNECTIONS_CLOSE_S", "DrainingServer"]
+__all__ = [
+    "CONNECTIONS_CLOSE_S",
+    "STARTUP_FAILURE",
+    "DrainingServer",
+    "ServeOptions",
+    "event_loop_stack",
+    "serve_gateway",
+]
+
+STARTUP_FAILURE: Final = 3
+"""The exit code of a gateway that never started serving (bad configuration, port taken)."""
 
 CONNECTIONS_CLOSE_S: Final = 1.5
 """After the drain, how long open connections may take to finish before they are cut."""
@@ -63,3 +76,57 @@ class DrainingServer(uvicorn.Server):
             await self.gateway.drain(self.grace)
         finally:
             self.should_exit = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What ``cerver serve`` was asked for (picklable: ``--workers`` sends it to each worker)."""
+
+    host: str | None = None
+    port: int | None = None
+    log_level: str = "info"
+    workers: int = 1
+
+
+def event_loop_stack() -> tuple[str, str]:
+    """The event loop and HTTP parser uvicorn's ``auto`` picks: uvloop and httptools when
+    they are installed (``pip install 'uvicorn[standard]'``), else asyncio and h11."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return loop, http
+
+
+def serve_gateway(
+    options: ServeOptions,
+    *,
+    sockets: list[socket.socket] | None = None,
+    on_started: Callable[[Gateway], None] | None = None,
+) -> bool:
+    """Run one gateway process until it is stopped; ``False`` if it never started serving.
+
+    ``sockets`` are listening sockets bound by a parent (``--workers``); without them the
+    server binds ``options.host``/``options.port`` itself.
+    """
+    from cerver.api import create_app
+    from cerver.settings import Settings
+    from cerver.telemetry import logs
+
+    # One line per request and per run, JSON when stderr is not a terminal.
+    logs.configure(options.log_level.upper())
+    settings = Settings()
+    gateway = Gateway(settings)
+    application = create_app(gateway, on_started=on_started)
+    config = uvicorn.Config(
+        application,
+        host=options.host or settings.host,
+        port=options.port or settings.port,
+        log_level=options.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=CONNECTIONS_CLOSE_S,
+        # uvloop and httptools when installed, asyncio and h11 otherwise.
+        loop="auto",
+        http="auto",
+    )
+    server = DrainingServer(config, gateway, settings.shutdown_grace_seconds)
+    server.run(sockets)
+    return server.started

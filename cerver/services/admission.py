@@ -50,7 +50,9 @@ class TurnAdmission:
             BudgetExceeded: the session or its end user is at their limit, or their spend
                 holds calls without a known price (402).
         """
-        account = await self._store.accounts.get(session.account_id)
+        # Read at most a few seconds ago: a policy or budget set on another replica applies
+        # within that time, one set through this process at once.
+        account = await self._store.accounts.recent(session.account_id)
         choice, routed_by = route_turn(
             parse_policy(account.routing_policy),
             explicit,

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
 
 from cerver.errors import SessionBusy
 from cerver.events import EventHub
@@ -41,6 +43,7 @@ class SessionLocks:
         wait: bool = True,
         timeout: float = 600.0,
         with_transcript: bool = False,
+        opening: Callable[[SessionWriter], None] | None = None,
     ) -> AsyncIterator[SessionWriter]:
         """Hold the session's turn lock and yield the :class:`SessionWriter` for ``run_id``.
 
@@ -49,14 +52,38 @@ class SessionLocks:
         transaction). On exit everything the writer queued is written and the lock released,
         in one transaction, even on cancellation.
 
+        ``opening`` is given the new writer inside the lock's transaction, on the store's
+        worker thread: what it queues (:meth:`SessionWriter.queue`, ``defer``,
+        ``update_session``) is committed with the lock, and what it raises (a refusal: the
+        session closed meanwhile) rolls the lock back too and propagates. It must not
+        ``emit`` (no event loop on that thread): emit its events once the lock is held.
+
         Raises:
             SessionBusy: the session is busy and ``wait`` is false, or it stayed busy for
                 ``timeout`` seconds.
         """
+        opened: list[SessionWriter] = []
+
+        def open_in_lock(conn: sa.Connection, session: SessionRecord, entries: list[Entry]) -> None:
+            assert opening is not None
+            writer = SessionWriter(self._store.db, self._hub, session, run_id, transcript=entries)
+            opening(writer)
+            writer.write_queued_in(conn)
+            opened[:] = [writer]
+
         session, transcript = await self._acquire(
-            session_id, run_id, wait=wait, timeout=timeout, with_transcript=with_transcript
+            session_id,
+            run_id,
+            wait=wait,
+            timeout=timeout,
+            with_transcript=with_transcript,
+            then=open_in_lock if opening is not None else None,
         )
-        writer = SessionWriter(self._store.db, self._hub, session, run_id, transcript=transcript)
+        writer = (
+            opened[0]
+            if opened
+            else SessionWriter(self._store.db, self._hub, session, run_id, transcript=transcript)
+        )
         holder = asyncio.current_task()
         assert holder is not None
         renewer = asyncio.create_task(self._renew(session_id, run_id, holder))
@@ -70,14 +97,21 @@ class SessionLocks:
                 self._released.pop(session_id, asyncio.Event()).set()
 
     async def _acquire(
-        self, session_id: str, run_id: str, *, wait: bool, timeout: float, with_transcript: bool
+        self,
+        session_id: str,
+        run_id: str,
+        *,
+        wait: bool,
+        timeout: float,
+        with_transcript: bool,
+        then: Callable[[sa.Connection, SessionRecord, list[Entry]], None] | None,
     ) -> tuple[SessionRecord, list[Entry]]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.01
         while True:
             locked = await self._store.sessions.try_lock(
-                session_id, run_id, self.lease_seconds, with_transcript=with_transcript
+                session_id, run_id, self.lease_seconds, with_transcript=with_transcript, then=then
             )
             if locked is not None:
                 return locked

@@ -253,6 +253,22 @@ class SessionService:
         A new harness gets ``options`` (none when empty); the same harness keeps its options
         unless ``options`` replaces them.
         """
+        stored = self.queue_switch(writer, session, name, model, options, reason)
+        await writer.flush()
+        writer.emit("harness_switched", stored.model_dump(mode="json"))
+        return stored
+
+    @staticmethod
+    def queue_switch(
+        writer: Any,
+        session: SessionRecord,
+        name: str,
+        model: str,
+        options: dict[str, Any],
+        reason: str,
+    ) -> Entry:
+        """Queue :meth:`record_switch`'s entry and session values on ``writer`` (written
+        with its next write; nothing emitted) and return the entry, numbered."""
         entry = Entry(
             role="event",
             kind="harness_switched",
@@ -268,8 +284,7 @@ class SessionService:
         writer.update_session(harness=name, model=model)
         if options or name != session.harness:
             writer.update_session(harness_options=options)
-        stored = await writer.append(entry)
-        writer.emit("harness_switched", stored.model_dump(mode="json"))
+        [stored] = writer.queue([entry])
         return stored
 
     async def close(self, session: SessionRecord) -> SessionRecord:

@@ -311,18 +311,23 @@ class TurnService:
     ) -> None:
         """Steps 1–6 of :meth:`_run`, with the refusals that come before the turn begins."""
         ended = False
+        opening = _Opening(self._sessions, handle, harness, request, self._locks.lease_seconds)
         try:
             async with stack:
                 if writer is None:
+                    # The lock, the run row and the turn's first entries: one transaction.
                     writer = await stack.enter_async_context(
                         self._locks.hold(
-                            handle.session.id, handle.run_id, wait=True, with_transcript=True
+                            handle.session.id,
+                            handle.run_id,
+                            wait=True,
+                            with_transcript=True,
+                            opening=opening,
                         )
                     )
-                # The session may have been closed or paused while this turn waited.
-                self._sessions.ensure_active(writer.session)
-                _ensure_unchanged(writer.session, request.expected_next_seq)
-                await self._turn(handle, harness, request, writer, result, started)
+                else:  # the lock was taken when the turn was started (multitask "reject")
+                    opening(writer)
+                await self._turn(handle, harness, request, writer, opening, result, started)
                 ended = True
         except CerverError as exc:
             # Refused before the turn began (busy past the wait, closed or paused meanwhile):
@@ -350,6 +355,7 @@ class TurnService:
         harness: Harness,
         request: TurnRequest,
         writer: SessionWriter,
+        opened: _Opening,
         result: TurnResult,
         started: float,
     ) -> None:
@@ -359,46 +365,14 @@ class TurnService:
         def emit(event: str, data: Any) -> None:
             handle._events.put_nowait(writer.emit(event, data))
 
-        writer.defer(
-            start_run(
-                handle.run_id,
-                session.id,
-                "turn",
-                self._locks.lease_seconds,
-                harness=handle.harness,
-                model=handle.model,
-                provider=harness.provider,
-                trace_id=tracing.current_trace_id(),
-            )
-        )
         try:
-            # A turn routed by the account's policy leaves the session's own choice alone.
-            options = stored_options(handle.harness_options or PluginOptions())
-            if handle.routed_by is None and (handle.harness, handle.model, options) != (
-                session.harness,
-                session.model,
-                session.harness_options,
-            ):
-                await self._sessions.record_switch(
-                    writer, session, handle.harness, handle.model, options, request.origin
-                )
-            writer.update_session(status="running", interaction_count=session.interaction_count + 1)
-            # The turn's first entry records the app's tools, for a continuation to reoffer.
-            offered = _offered_metadata(request.client_tools)
-            prelude = await self._append_prelude(
-                writer, handle, request, {} if request.input else offered
-            )
-            user_entry = None
-            if request.input:
-                metadata = {"routed_by": handle.routed_by} if handle.routed_by else {}
-                user_entry = await writer.append(
-                    Entry(
-                        role="user",
-                        content=request.input,
-                        run_id=handle.run_id,
-                        metadata={**metadata, **offered},
-                    )
-                )
+            # The opening's rows are written (with the lock, or just now); their events follow.
+            await writer.flush()
+            if opened.switch is not None:  # in the session's log, not the turn's own stream
+                writer.emit("harness_switched", opened.switch.model_dump(mode="json"))
+            for entry in opened.prelude:
+                emit(_EVENT_FOR_KIND.get(entry.kind, "message"), entry.model_dump(mode="json"))
+            prelude, user_entry = opened.prelude, opened.user_entry
             emit(
                 "turn.started",
                 {
@@ -556,22 +530,6 @@ class TurnService:
                 result.message = stored
             emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
 
-    @staticmethod
-    async def _append_prelude(
-        writer: SessionWriter, handle: TurnHandle, request: TurnRequest, first: dict[str, Any]
-    ) -> list[Entry]:
-        """Persist the request's prelude entries under this run (``first`` added to the first
-        one's metadata); returns them numbered."""
-        if not request.prelude:
-            return []
-        stamped = [entry.model_copy(update={"run_id": handle.run_id}) for entry in request.prelude]
-        stamped[0] = stamped[0].model_copy(update={"metadata": {**stamped[0].metadata, **first}})
-        stored = await writer.append_many(stamped)
-        for entry in stored:
-            event = _EVENT_FOR_KIND.get(entry.kind, "message")
-            handle._events.put_nowait(writer.emit(event, entry.model_dump(mode="json")))
-        return stored
-
     @contextlib.asynccontextmanager
     async def _proxy_grant(
         self,
@@ -653,6 +611,87 @@ class TurnService:
             temperature=request.temperature,
             max_steps=request.max_steps or defaults.max_steps,
         )
+
+
+class _Opening:
+    """A turn's first writes, queued on the writer as the lock is taken (steps 1–3 of
+    :meth:`TurnService._run`): the refusals that still apply (closed or paused, or the
+    transcript moved on, while the turn waited), the run row, the harness switch, the
+    session's status and counter, the prelude and the user's message.
+
+    Called with the new writer inside the lock's transaction (on the store's thread: it only
+    queues, it emits nothing); what it raises rolls the lock back. Afterwards it holds the
+    numbered entries, whose events the turn emits.
+    """
+
+    def __init__(
+        self,
+        sessions: SessionService,
+        handle: TurnHandle,
+        harness: Harness,
+        request: TurnRequest,
+        lease_seconds: float,
+    ) -> None:
+        self._sessions = sessions
+        self._handle = handle
+        self._provider = harness.provider
+        self._request = request
+        self._lease_seconds = lease_seconds
+        # Read here, on the event loop: the store's thread does not see the request context.
+        self._trace_id = tracing.current_trace_id()
+        self.switch: Entry | None = None
+        self.prelude: list[Entry] = []
+        self.user_entry: Entry | None = None
+
+    def __call__(self, writer: SessionWriter) -> None:
+        handle, request, session = self._handle, self._request, writer.session
+        # The session may have been closed or paused while this turn waited.
+        self._sessions.ensure_active(session)
+        _ensure_unchanged(session, request.expected_next_seq)
+        writer.defer(
+            start_run(
+                handle.run_id,
+                session.id,
+                "turn",
+                self._lease_seconds,
+                harness=handle.harness,
+                model=handle.model,
+                provider=self._provider,
+                trace_id=self._trace_id,
+            )
+        )
+        # A turn routed by the account's policy leaves the session's own choice alone.
+        options = stored_options(handle.harness_options or PluginOptions())
+        if handle.routed_by is None and (handle.harness, handle.model, options) != (
+            session.harness,
+            session.model,
+            session.harness_options,
+        ):
+            self.switch = self._sessions.queue_switch(
+                writer, session, handle.harness, handle.model, options, request.origin
+            )
+        writer.update_session(status="running", interaction_count=session.interaction_count + 1)
+        # The turn's first entry records the app's tools, for a continuation to reoffer.
+        offered = _offered_metadata(request.client_tools)
+        if request.prelude:
+            first = {} if request.input else offered
+            stamped = [e.model_copy(update={"run_id": handle.run_id}) for e in request.prelude]
+            stamped[0] = stamped[0].model_copy(
+                update={"metadata": {**stamped[0].metadata, **first}}
+            )
+            self.prelude = writer.queue(stamped)
+        if request.input:
+            metadata = {"routed_by": handle.routed_by} if handle.routed_by else {}
+            [self.user_entry] = writer.queue(
+                [
+                    Entry(
+                        role="user",
+                        content=request.input,
+                        run_id=handle.run_id,
+                        metadata={**metadata, **offered},
+                    )
+                ]
+            )
 
 
 def _stopped_error(reason: CancelReason) -> Failure:

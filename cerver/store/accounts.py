@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
+import time
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -19,6 +20,12 @@ __all__ = ["KEY_PREFIX", "AccountStore", "hash_key"]
 
 KEY_PREFIX = "ck_"
 _PREFIX_LEN = 12
+
+_RECENT_MAX = 10_000
+
+RECENT_SECONDS: Final = 5.0
+"""How old an account read by :meth:`AccountStore.recent` may be. Changes made through this
+process's store are seen at once; another gateway process's, within this time."""
 
 
 def hash_key(key: str) -> str:
@@ -42,6 +49,7 @@ def _key_row(account_id: str, key: str, name: str) -> dict[str, Any]:
 class AccountStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._recent: dict[str, tuple[float, AccountRecord]] = {}
 
     async def count(self) -> int:
         query = sa.select(sa.func.count()).select_from(accounts)
@@ -68,13 +76,32 @@ class AccountStore:
             raise NotFound(f"Account {account_id!r} not found.", context={"account_id": account_id})
         return AccountRecord.model_validate(row)
 
+    async def recent(self, account_id: str) -> AccountRecord:
+        """The account as read at most :data:`RECENT_SECONDS` ago (for a turn's admission:
+        its routing policy and budgets), read again when older or changed here since.
+
+        Raises:
+            NotFound: no such account.
+        """
+        cached = self._recent.get(account_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        account = await self.get(account_id)
+        if len(self._recent) >= _RECENT_MAX:
+            self._recent.clear()  # bounded; the accounts in use come straight back
+        self._recent[account_id] = (now + RECENT_SECONDS, account)
+        return account
+
     async def set_routing_policy(self, account_id: str, policy: dict | None) -> None:
         query = accounts.update().where(accounts.c.id == account_id).values(routing_policy=policy)
         await self._db.write(lambda conn: conn.execute(query))
+        self._recent.pop(account_id, None)
 
     async def set_budgets(self, account_id: str, budgets: dict | None) -> None:
         query = accounts.update().where(accounts.c.id == account_id).values(budgets=budgets)
         await self._db.write(lambda conn: conn.execute(query))
+        self._recent.pop(account_id, None)
 
     async def authenticate(self, key: str) -> AccountRecord | None:
         """The account owning an active key, or ``None``."""

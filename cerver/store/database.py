@@ -6,15 +6,21 @@ runs each one as a single transaction:
 * SQLite: on the standard ``sqlite3`` driver in a worker thread, so one transaction costs one
   thread hop (an async driver pays a hop per driver call, several per statement: measured 3×
   slower here). Writes go through one connection on one thread, each transaction opened with
-  ``BEGIN IMMEDIATE``, so writers in this process queue instead of contending, and writers in
-  other processes wait on ``busy_timeout``. WAL mode with ``synchronous=NORMAL``.
+  ``BEGIN IMMEDIATE``, so writers in this process queue instead of contending. Writers in
+  other processes (``cerver serve --workers N``) queue on an advisory lock file next to the
+  database (``flock``), which wakes the next writer the moment the last one commits; SQLite's
+  own ``busy_timeout`` (which retries by sleeping 1, 2, 5 … 100 ms) stays the fallback for
+  writers that do not take it. WAL mode with ``synchronous=NORMAL``.
 * PostgreSQL: on ``asyncpg`` through ``AsyncConnection.run_sync``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -77,24 +83,45 @@ class _SQLiteBackend(_Backend):
         self._writer = _sqlite_engine(url, immediate=True, pool_size=1)
         self._read_threads = ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="cerver-db-r")
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db-w")
+        self._write_lock: int | None = None
+        if url.database and url.database != ":memory:":
+            path = f"{url.database}-writelock"
+            self._write_lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     async def run(self, query: Query[T], *, write: bool) -> T:
-        engine, executor = (
-            (self._writer, self._write_thread) if write else (self._reader, self._read_threads)
-        )
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(_transaction, engine, query))
+        if write:
+            job = functools.partial(_write_transaction, self._writer, self._write_lock, query)
+            return await loop.run_in_executor(self._write_thread, job)
+        job = functools.partial(_transaction, self._reader, query)
+        return await loop.run_in_executor(self._read_threads, job)
 
     async def dispose(self) -> None:
         self._read_threads.shutdown(wait=True)
         self._write_thread.shutdown(wait=True)
         self._reader.dispose()
         self._writer.dispose()
+        if self._write_lock is not None:
+            os.close(self._write_lock)
+            self._write_lock = None
 
 
 def _transaction(engine: sa.Engine, query: Query[T]) -> T:
     with engine.begin() as conn:
         return query(conn)
+
+
+def _write_transaction(engine: sa.Engine, lock_fd: int | None, query: Query[T]) -> T:
+    """A write transaction, holding the advisory lock that queues other processes' writers
+    (none for an in-memory database: no other process can see it)."""
+    if lock_fd is None:
+        return _transaction(engine, query)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    try:
+        return _transaction(engine, query)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
 
 def _sqlite_engine(url: sa.URL, *, immediate: bool, pool_size: int) -> sa.Engine:

@@ -141,6 +141,7 @@ sessions = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False, default=utcnow),
     sa.Column("closed_at", UTCDateTime, nullable=True),
     sa.Index(None, "account_id", "user", "created_at"),
+    sa.Index(None, "account_id", "status", "created_at"),
     sa.Index(None, "account_id", "created_at"),
     sa.Index(None, "parent_session_id"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -162,7 +163,13 @@ class SessionStore:
     # -- turn lock ------------------------------------------------------------------------
 
     async def try_lock(
-        self, session_id: str, run_id: str, ttl: float, *, with_transcript: bool = False
+        self,
+        session_id: str,
+        run_id: str,
+        ttl: float,
+        *,
+        with_transcript: bool = False,
+        then: Callable[[sa.Connection, SessionRecord, list[Entry]], None] | None = None,
     ) -> tuple[SessionRecord, list[Entry]] | None:
         """Take the session's turn lock if it is free or its lease expired.
 
@@ -170,6 +177,10 @@ class SessionStore:
         Returns the session as it is now (with the counters the new holder owns) and, if asked,
         its transcript (which only the holder can change while it holds the lock); ``None``
         when another run holds the lock.
+
+        ``then`` runs in the same transaction once the lock is taken, with the session and
+        transcript: the holder's first writes cost no transaction of their own. What it
+        raises propagates, and the whole transaction, the lock included, is rolled back.
 
         Raises:
             NotFound: the session no longer exists (deleted while a turn waited for it).
@@ -202,19 +213,22 @@ class SessionStore:
                     )
                 return None
             session = SessionRecord.model_validate(conn.execute(read_session).one())
-            if not with_transcript:
-                return session, []
-            # Only the rows the cache has not seen yet; none at all when it is up to date.
-            after = cache.last_seq(session_id)
-            newer = []
-            if after < session.next_seq - 1:
-                read_newer = (
-                    entries.select()
-                    .where(entries.c.session_id == session_id, entries.c.seq > after)
-                    .order_by(entries.c.seq)
-                )
-                newer = [entry_from_row(r) for r in conn.execute(read_newer).all()]
-            return session, cache.extend(session_id, newer)
+            transcript: list[Entry] = []
+            if with_transcript:
+                # Only the rows the cache has not seen yet; none at all when it is up to date.
+                after = cache.last_seq(session_id)
+                newer = []
+                if after < session.next_seq - 1:
+                    read_newer = (
+                        entries.select()
+                        .where(entries.c.session_id == session_id, entries.c.seq > after)
+                        .order_by(entries.c.seq)
+                    )
+                    newer = [entry_from_row(r) for r in conn.execute(read_newer).all()]
+                transcript = cache.extend(session_id, newer)
+            if then is not None:
+                then(conn, session, transcript)
+            return session, transcript
 
         return await self._db.write(lock)
 

@@ -139,14 +139,28 @@ class SessionWriter:
         If the write fails the entries stay queued (their numbers taken), so the next write
         or the release persists them and ``seq`` stays gapless.
         """
+        stored = self.queue(new_entries)
+        await self._write(release=False)
+        return stored
+
+    def queue(self, new_entries: list[Entry]) -> list[Entry]:
+        """Number ``new_entries`` (next, in order) and queue them for the next write, which
+        persists them; returns them numbered. Safe to call from the store's worker thread
+        (it touches no event loop): :meth:`SessionLocks.hold`'s ``opening`` uses it."""
         now = utcnow()
         stored = []
         for entry in new_entries:
             stored.append(entry.model_copy(update={"seq": self._next_seq, "created_at": now}))
             self._next_seq += 1
         self._entries.extend(_entry_row(self.session_id, e) for e in stored)
-        await self._write(release=False)
         return stored
+
+    def write_queued_in(self, conn: sa.Connection) -> None:
+        """Write everything queued in ``conn``'s transaction (the lock's own, so that taking
+        the lock and a turn's first rows cost one transaction). If that transaction does not
+        commit, this writer must be dropped: its rows are not put back."""
+        batch, session_update = self._take_batch(release=False)
+        batch.execute(conn, session_update, self.session_id)
 
     async def maybe_flush(self) -> None:
         """Start writing the queued events in the background once the oldest is
@@ -183,7 +197,8 @@ class SessionWriter:
         async with self._write_lock:
             await self._write_queued(release=release)
 
-    async def _write_queued(self, *, release: bool) -> None:
+    def _take_batch(self, *, release: bool) -> tuple[_Batch, sa.Executable]:
+        """Everything queued, emptied out of the queue, and the session row's update."""
         batch = _Batch(
             self._entries, self._events, self._ledger, self._statements, self._session_values
         )
@@ -196,13 +211,17 @@ class SessionWriter:
             "updated_at": utcnow(),
         }
         if release:
-            session_update = unlock_statement(self.session_id, self.run_id, **values)
+            session_update: sa.Executable = unlock_statement(self.session_id, self.run_id, **values)
         else:
             session_update = (
                 sessions.update()
                 .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
                 .values(**values)
             )
+        return batch, session_update
+
+    async def _write_queued(self, *, release: bool) -> None:
+        batch, session_update = self._take_batch(release=release)
         write = asyncio.ensure_future(
             self._db.write(lambda conn: batch.execute(conn, session_update, self.session_id))
         )

@@ -39,13 +39,15 @@ def fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "msg", …fields, "exc"?}`` on one line."""
+    """``{"ts", "level", "logger", "pid", "msg", …fields, "exc"?}`` on one line (``pid``
+    tells the processes of ``cerver serve --workers N`` apart)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
             "msg": record.getMessage(),
             **fields_of(record),
         }

@@ -105,8 +105,8 @@ class ServeProcess:
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     """Start `cerver serve` processes sharing one store (``tmp_path/cerver.db``) and one admin
-    key (``ADMIN_KEY``): call it with extra ``CERVER_*`` / provider variables. Every process
-    still running at the end is killed."""
+    key (``ADMIN_KEY``): call it with extra ``serve`` arguments and ``CERVER_*`` / provider
+    variables. Every process still running at the end is killed."""
     started: list[ServeProcess] = []
     base = {
         k: v
@@ -114,7 +114,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
 
-    def start(port: int | None = None, **env: str) -> ServeProcess:
+    def start(*args: str, port: int | None = None, **env: str) -> ServeProcess:
         port = port or free_port()
         data_dir = tmp_path / f"gateway-{len(started)}"
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +131,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
         log_path = data_dir / "serve.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "cerver", "serve"],
+                [sys.executable, "-m", "cerver", "serve", *args],
                 env=variables,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -156,5 +156,5 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for process in started:
         if process.proc.poll() is None:
-            process.proc.kill()
+            process.proc.kill()  # a `--workers` parent's workers see it die and drain
         print(process.output()[-20_000:])

@@ -117,3 +117,35 @@ async def test_a_streamed_turn_refused_while_waiting_ends_with_an_error_event(
     await a
     assert "event: error" in b.text and "session_busy" in b.text
     assert "id: " not in b.text  # nothing was logged, so there is nothing to resume from
+
+
+async def test_a_turn_starts_in_one_transaction_and_streams_its_own_events_first(
+    gateway: Gateway, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    """The lock, the run row, the harness switch and the user's message are one write; the
+    switch is in the session's log, and the turn's own stream starts with turn.started."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    writes: list[int] = []
+    write = gateway.store.db.write
+
+    async def counting(query):
+        writes.append(len(mock_upstream.requests))  # upstream calls made before this write
+        return await write(query)
+
+    gateway.store.db.write = counting  # type: ignore[method-assign]
+    body = {"input": "hello", "stream": True, "harness": "openai", "model": "gpt-5"}
+    async with http.stream("POST", f"/v2/sessions/{sid}/run-llm", json=body) as response:
+        lines = [line async for line in response.aiter_lines()]
+    streamed = [line[7:] for line in lines if line.startswith("event: ")]
+    assert streamed[0] == "turn.started" and streamed[-1] == "turn.completed"
+    assert "harness_switched" not in streamed
+    assert writes.count(0) == 1, "the turn wrote more than once before calling the model"
+
+    transcript = (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"]
+    assert [(m["role"], m["kind"]) for m in transcript[:2]] == [
+        ("event", "harness_switched"),
+        ("user", "text"),
+    ]
+    async with http.stream("GET", f"/v2/sessions/{sid}/events?follow=false") as log:
+        logged = [line[7:] async for line in log.aiter_lines() if line.startswith("event: ")]
+    assert logged[:2] == ["harness_switched", "turn.started"]

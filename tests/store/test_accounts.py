@@ -38,3 +38,26 @@ async def test_explicit_admin_key(store: Store) -> None:
     _, key = await store.accounts.create("admin", is_admin=True, api_key="ck_explicit_key_123456")
     assert key == "ck_explicit_key_123456"
     assert (await store.accounts.authenticate(key)).is_admin
+
+
+async def test_recent_account_reads_once_and_sees_changes_made_here_at_once(store: Store) -> None:
+    account, _ = await store.accounts.create("acme")
+    reads = 0
+    read = store.db.read
+
+    async def counting(query):  # counts the store round trips of recent()
+        nonlocal reads
+        reads += 1
+        return await read(query)
+
+    store.db.read = counting  # type: ignore[method-assign]
+    first = await store.accounts.recent(account.id)
+    again = await store.accounts.recent(account.id)
+    assert first == again and reads == 1
+    await store.accounts.set_budgets(account.id, {"per_user_usd": 5})
+    assert (await store.accounts.recent(account.id)).budgets == {"per_user_usd": 5}
+    await store.accounts.set_routing_policy(account.id, None)
+    await store.accounts.recent(account.id)
+    assert reads == 3
+    with pytest.raises(NotFound):
+        await store.accounts.recent("acct_missing")
