@@ -309,6 +309,7 @@ class SessionService:
             await self._runs.cancel_session(session.id)
         async with self._locks.hold(session.id, new_id("run")) as writer:
             writer.defer(delete_session(session.id))
+        self._store.sessions.forget(session.id)
         await self._release_compute(session)
 
     @staticmethod

@@ -64,6 +64,11 @@ class SessionStore:
         self._db = db
         self._transcripts = TranscriptCache()
 
+    @property
+    def transcript_cache(self) -> TranscriptCache:
+        """The transcripts this process caches (read by the turn lock; see its module)."""
+        return self._transcripts
+
     async def create(self, values: dict[str, Any]) -> SessionRecord:
         now = utcnow()
         row = {"created_at": now, "updated_at": now, "metadata": {}, "harness_options": {}}
@@ -158,6 +163,10 @@ class SessionStore:
     async def delete(self, session_id: str) -> None:
         query = delete_session(session_id)
         await self._db.write(lambda conn: conn.execute(query))
+        self.forget(session_id)
+
+    def forget(self, session_id: str) -> None:
+        """Drop what this process caches of a deleted session (its transcript)."""
         self._transcripts.forget(session_id)
 
     # -- turn lock ------------------------------------------------------------------------

@@ -56,6 +56,20 @@ async def test_a_turn_waiting_for_a_session_deleted_meanwhile_ends_not_found(
     await a
 
 
+async def test_deleting_a_session_drops_its_cached_transcript(
+    http: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    """Found by ``bench.soak``: deleted sessions stayed in the transcript cache, so RSS grew
+    with every session a gateway ever served (up to the cache's bound)."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
+    await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "again"})  # reads the cache
+    cache = gateway.store.sessions.transcript_cache
+    assert cache.last_seq(sid) > 0
+    assert (await http.delete(f"/v2/sessions/{sid}")).status_code == 204
+    assert cache.last_seq(sid) == 0
+
+
 async def test_a_paused_session_refuses_turns_and_keeps_its_snapshot(
     http: httpx.AsyncClient, mock_upstream: MockUpstream
 ) -> None:
