@@ -3,7 +3,6 @@ AI SDK the compatibility tests drive Cerver with), with ``npm`` replaced by a re
 
 from __future__ import annotations
 
-import io
 import subprocess
 from pathlib import Path
 
@@ -11,17 +10,6 @@ import pytest
 from rich.console import Console
 
 from cerver.cli import setup_tools
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console(file=io.StringIO(), width=200)
-
-
-@pytest.fixture
-def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CERVER_TOOLS_DIR", str(tmp_path / "tools"))
-    return tmp_path / "tools"
 
 
 def test_installs_the_pinned_packages_into_their_own_prefix(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 from pathlib import Path
 
@@ -11,17 +10,6 @@ from rich.console import Console
 
 from cerver import cli_programs
 from cerver.cli import setup_tools
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console(file=io.StringIO(), width=200)
-
-
-@pytest.fixture
-def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("CERVER_TOOLS_DIR", str(tmp_path / "tools"))
-    return tmp_path / "tools"
 
 
 def output(console: Console) -> str:

@@ -3,7 +3,6 @@ sandboxes isolated. apt-get is faked; nothing is installed."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -46,11 +45,6 @@ class FakeHost:
             )
         self.installed = True
         return subprocess.CompletedProcess(argv, 0, "", "")
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console(file=io.StringIO(), width=200)
 
 
 def output(console: Console) -> str:
