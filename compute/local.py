@@ -19,6 +19,7 @@ checked, after following symlinks, so that none escapes it.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -604,13 +605,24 @@ def _regular_files(base: Path) -> list[str]:
     return sorted(found)
 
 
-def _remove_tree(path: Path) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        return
-    except PermissionError:
-        # A command made a directory read-only; as a non-root gateway we must undo that.
-        for directory, _, _ in os.walk(path):
-            os.chmod(directory, 0o700)
-        shutil.rmtree(path)
+def _remove_tree(path: Path, patience_s: float = 5.0) -> None:
+    """Remove a workspace, also while a command still running in it writes files there
+    (``rmtree`` then finds a directory it emptied non-empty again: it tries again, for up to
+    ``patience_s``)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except PermissionError:
+            # A command made a directory read-only; as a non-root gateway we must undo that.
+            for directory, _, _ in os.walk(path):
+                os.chmod(directory, 0o700)
+            shutil.rmtree(path)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
