@@ -16,7 +16,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +115,36 @@ class FakeBox:
         for process in list(self.processes):
             _kill(process)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+async def output_of(process: asyncio.subprocess.Process) -> AsyncIterator[tuple[str, bytes]]:
+    """``(stream, chunk)`` of the process's stdout and stderr as they come, until both close.
+
+    A reader that stops early stops the pumps too.
+    """
+    queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
+
+    async def pump(stream: asyncio.StreamReader, name: str) -> None:
+        while chunk := await stream.read(65536):
+            await queue.put((name, chunk))
+        await queue.put(None)
+
+    assert process.stdout is not None and process.stderr is not None
+    pumps = [
+        asyncio.create_task(pump(process.stdout, "stdout")),
+        asyncio.create_task(pump(process.stderr, "stderr")),
+    ]
+    try:
+        open_streams = 2
+        while open_streams:
+            item = await queue.get()
+            if item is None:
+                open_streams -= 1
+                continue
+            yield item
+    finally:
+        for task in pumps:
+            task.cancel()
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

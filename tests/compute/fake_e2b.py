@@ -42,6 +42,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.compute.fake_box import output_of
+
 __all__ = ["FakeE2B", "fake_e2b"]
 
 HOME = "/home/user"
@@ -118,31 +120,12 @@ class _Process(Process):
             return process_pb.StartResponse(event=process_pb.ProcessEvent(event=Oneof(name, value)))
 
         yield event("start", process_pb.ProcessEvent.StartEvent(pid=process.pid))
-        queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
-
-        async def pump(stream: asyncio.StreamReader, name: str) -> None:
-            while chunk := await stream.read(65536):
-                await queue.put((name, chunk))
-            await queue.put(None)
-
-        assert process.stdout is not None and process.stderr is not None
-        pumps = [
-            asyncio.create_task(pump(process.stdout, "stdout")),
-            asyncio.create_task(pump(process.stderr, "stderr")),
-        ]
         try:
-            open_streams = 2
-            while open_streams:
-                item = await queue.get()
-                if item is None:
-                    open_streams -= 1
-                    continue
-                data = process_pb.ProcessEvent.DataEvent(output=Oneof(item[0], item[1]))
+            async for stream, chunk in output_of(process):
+                data = process_pb.ProcessEvent.DataEvent(output=Oneof(stream, chunk))
                 yield event("data", data)
             code = await process.wait()
         finally:
-            for task in pumps:
-                task.cancel()
             if process.returncode is None:  # the client went away: envd kills the process
                 os.killpg(process.pid, signal.SIGKILL)
             sandbox.processes.pop(process.pid, None)

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.compute.fake_box import FakeBox, serve
+from tests.compute.fake_box import FakeBox, output_of, serve
 
 __all__ = ["CREDENTIALS", "FakeVercel", "fake_vercel"]
 
@@ -164,36 +164,17 @@ def _app(
 
         async def records() -> AsyncIterator[bytes]:
             yield (json.dumps({"command": meta}) + "\n").encode()
-            queue: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue()
-
-            async def pump(stream: asyncio.StreamReader, name: str) -> None:
-                while chunk := await stream.read(65536):
-                    await queue.put((name, chunk))
-                await queue.put(None)
-
-            assert process.stdout is not None and process.stderr is not None
-            pumps = [
-                asyncio.create_task(pump(process.stdout, "stdout")),
-                asyncio.create_task(pump(process.stderr, "stderr")),
-            ]
             killer = (
                 asyncio.get_running_loop().call_later(limit, box.kill, process) if limit else None
             )
             try:
-                open_streams = 2
-                while open_streams:
-                    item = await queue.get()
-                    if item is None:
-                        open_streams -= 1
-                        continue
-                    record = {"stream": item[0], "data": item[1].decode(errors="replace")}
+                async for stream, chunk in output_of(process):
+                    record = {"stream": stream, "data": chunk.decode(errors="replace")}
                     yield (json.dumps(record) + "\n").encode()
                 code = await process.wait()
             finally:
                 if killer is not None:
                     killer.cancel()
-                for task in pumps:
-                    task.cancel()
                 box.kill(process)
                 box.processes.discard(process)
             yield (json.dumps({"command": {**meta, "exitCode": code}}) + "\n").encode()
