@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cerver.cli_programs import cli_tool_dirs
@@ -12,6 +13,7 @@ from cerver.providers import Endpoint
 from cerver.proxy import ModelProxy, ProxyForwarder, runtime_dir
 from cerver.services.auth import AuthService, BootstrapResult
 from cerver.services.branching import BranchingService
+from cerver.services.client_tools import offered_tools
 from cerver.services.computes import ComputeService
 from cerver.services.credentials import CredentialService
 from cerver.services.execs import ExecService
@@ -30,6 +32,8 @@ from cerver.services.turns import TurnService
 from cerver.settings import Settings
 from cerver.store import Store
 from cerver.telemetry import tracing
+from cerver.types import ProxyGrant
+from harnesses.tools import ToolSpec
 
 if TYPE_CHECKING:
     from cerver.testing.mock_upstream import MockUpstream
@@ -62,6 +66,7 @@ class Gateway:
             runtime_dir(),
             store=self.store.grants,
             public_url=self.settings.public_url,
+            tools_of=self._app_tools_of,
         )
         # Local sandboxes see the proxy's socket and the CLI harnesses' binaries, read-only.
         shared = [self.proxy.socket_dir, *cli_tool_dirs()]
@@ -145,6 +150,10 @@ class Gateway:
         self.bootstrap: BootstrapResult | None = None
         self._mock: MockUpstream | None = None
         self._owns_tracing = False
+
+    async def _app_tools_of(self, grant: ProxyGrant) -> Sequence[ToolSpec]:
+        """The app's tools offered with a CLI run (served to its CLI by the model proxy)."""
+        return offered_tools(await self.sessions.transcript(grant.session_id), grant.run_id)
 
     async def _upstream_route(self, provider: str, account_id: str | None) -> Endpoint:
         """The model proxy's upstream for ``provider`` on a run of ``account_id``: the

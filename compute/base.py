@@ -279,6 +279,10 @@ class Sandbox(ABC):
 
     sandbox_id: str
     provider: ClassVar[str]
+    streams_exec: ClassVar[bool] = False
+    """True when :meth:`exec_stream` yields output while the command runs (and closing it
+    early stops the command); False when it yields everything once the command has ended,
+    as the default does."""
 
     @abstractmethod
     async def exec(

@@ -103,6 +103,7 @@ class E2BSandbox(Sandbox):
     """One E2B sandbox; get it from :meth:`E2BCompute.create` or ``attach``."""
 
     provider: ClassVar[str] = "e2b"
+    streams_exec: ClassVar[bool] = True
 
     def __init__(self, sdk_sandbox: Any) -> None:
         self._sbx = sdk_sandbox

@@ -359,6 +359,7 @@ class LocalSandbox(Sandbox):
     """
 
     provider: ClassVar[str] = "local"
+    streams_exec: ClassVar[bool] = True
 
     def __init__(
         self,

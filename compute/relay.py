@@ -87,6 +87,7 @@ class RelaySandbox(Sandbox):
     """A workspace on a relay machine; every method is one HTTP call to it."""
 
     provider: ClassVar[str] = "relay"
+    streams_exec: ClassVar[bool] = True
 
     def __init__(self, sandbox_id: str, remote_id: str, client: httpx.AsyncClient) -> None:
         self.sandbox_id = sandbox_id

@@ -51,7 +51,9 @@ from cerver.types import Entry, ProxyGrant, ToolResultPart
 from compute._proxy_bridge import FORWARDER_FAILED_EXIT, forwarder_prelude
 from compute.base import CliHosting, Sandbox
 from harnesses._cli_preamble import history_preamble
+from harnesses._loop import tool_call_entry
 from harnesses.base import Error, Harness, HarnessEvent, Message, TurnContext
+from harnesses.tools import APP_TOOLS_MCP_SERVER, CLIENT_TOOL_KEY
 
 if TYPE_CHECKING:
     from cerver.providers import Endpoints
@@ -61,6 +63,7 @@ __all__ = [
     "CLI_INSTALL_KEY",
     "CLI_SANDBOX_KEY",
     "CLI_SESSION_KEY",
+    "CONTINUE_PROMPT",
     "CliHarness",
     "CliRun",
     "EventParser",
@@ -78,6 +81,13 @@ CLI_INSTALL_KEY: Final = "cli_installed"
 (``{"program", "bytes", "seconds"}``)."""
 CLI_COMPUTES: Final = ("local", "relay", "e2b", "daytona", "vercel", "modal")
 """Computes whose sandboxes can host the CLI harnesses (named in refusals)."""
+STREAMING_COMPUTES: Final = ("local", "relay", "e2b")
+"""Computes whose commands stream their output, where a CLI can stop at the app's tools."""
+CONTINUE_PROMPT: Final = (
+    "The app has answered your calls of its tools: their results are the last entries of "
+    "the session history. Continue from there."
+)
+"""The CLI's prompt for a turn with no new user message (it continues from the results)."""
 _STDERR_KEPT: Final = 2000
 _TIMEOUT_EXIT: Final = 124
 
@@ -122,6 +132,14 @@ class CliHarness(Harness):
     """
 
     uses_model_proxy: ClassVar[bool] = True
+    supports_client_tools: ClassVar[bool] = True
+    app_tool_prefix: ClassVar[str] = f"mcp__{APP_TOOLS_MCP_SERVER}__"
+    """What the CLI puts before an app's tool name: Claude Code's ``mcp__<server>__<tool>``,
+    which the Codex parser also uses for Codex's MCP calls."""
+    app_call_quiet_s: ClassVar[float] = 1.0
+    """Seconds of silence, once the CLI has called an app's tool and no other call is open,
+    after which it is stopped: it is then blocked on that call (the gateway never answers
+    it), and the turn ends with the calls waiting for the app."""
     install_step: ClassVar[str]
     """How to install the CLI, named in the error when it is missing."""
     resume_state: ClassVar[str]
@@ -157,8 +175,16 @@ class CliHarness(Harness):
         returned environment, never in a file.
         """
 
-    async def preflight(self, sandbox: Sandbox | None, *, public_url: str | None) -> None:
-        """Refuse, before the turn writes anything, a compute that cannot host this CLI.
+    def _prompt(self, turn: TurnContext) -> str:
+        """The CLI's prompt: the user's new message, or :data:`CONTINUE_PROMPT` for a turn
+        that continues from the app's tool results (the history carries them)."""
+        return turn.input or CONTINUE_PROMPT
+
+    async def preflight(
+        self, sandbox: Sandbox | None, *, public_url: str | None, client_tools: bool = False
+    ) -> None:
+        """Refuse, before the turn writes anything, a compute that cannot host this CLI, or
+        cannot offer it the app's tools (``client_tools``).
 
         Raises:
             InvalidRequest: no compute, or one whose sandboxes cannot reach the model proxy
@@ -169,6 +195,14 @@ class CliHarness(Harness):
                 there nor has it to install.
         """
         await self._hosting(sandbox, public_url)
+        if client_tools and sandbox is not None and not sandbox.streams_exec:
+            raise InvalidRequest(
+                f"The {self.name!r} harness can offer the app's tools only where a command's "
+                f"output streams while it runs, and {sandbox.provider!r} sandboxes return it "
+                f"when the command ends. Use {', '.join(STREAMING_COMPUTES)}, or an SDK "
+                "harness.",
+                context={"param": "tools", "provider": sandbox.provider, "harness": self.name},
+            )
 
     async def _hosting(self, sandbox: Sandbox | None, public_url: str | None) -> CliHosting:
         if sandbox is None:
@@ -325,8 +359,20 @@ class CliHarness(Harness):
         exit_code: int | None = None
         final_error: Error | None = None
         open_calls: dict[str, str] = {}
+        app_calls = _AppCalls(self.app_tool_prefix, {tool.name for tool in turn.client_tools})
+        stream = sandbox.exec_stream(command, timeout=self.timeout, env=env)
         try:
-            async for chunk in sandbox.exec_stream(command, timeout=self.timeout, env=env):
+            while True:
+                # The CLI waits on the app's tools alone once it has printed nothing for a
+                # moment with no other call open: its calls are the app's to answer.
+                quiet = self.app_call_quiet_s if app_calls and not open_calls else None
+                try:
+                    async with asyncio.timeout(quiet):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    break  # cancelling the read stopped the CLI (the iterator kills its tree)
                 if chunk.stream == "stdout":
                     *lines, pending = (pending + chunk.data).split("\n")
                 elif chunk.stream == "stderr":
@@ -344,14 +390,26 @@ class CliHarness(Harness):
                             if installed is not None:  # the first entry records the install
                                 meta = {**entry.metadata, CLI_INSTALL_KEY: installed}
                                 entry, installed = entry.model_copy(update={"metadata": meta}), None
-                            event = Message(entry)
-                            _track(event.entry, open_calls)
+                            for ready in app_calls.see(entry):
+                                _track(ready, open_calls)
+                                yield Message(ready)
+                            continue
                         yield event
         except CerverError as exc:
             failure = Failure.from_error(exc)
             final_error = Error(
                 replace(failure, message=f"The {self.name!r} CLI could not be run: {exc.message}")
             )
+        finally:
+            await _close(stream)
+        if app_calls and exit_code is None and final_error is None:
+            # Stopped at the app's calls: they end the turn and wait for the app's results.
+            for entry in app_calls.take():
+                yield Message(entry)
+            return
+        for entry in app_calls.take():  # the CLI ended on its own: an ordinary call
+            _track(entry, open_calls)
+            yield Message(entry)
         for call_id, name in open_calls.items():
             output = f"{name} did not complete: the {self.name} run ended first"
             part = ToolResultPart(tool_call_id=call_id, output=output, is_error=True)
@@ -412,6 +470,59 @@ def _resumable(history: Sequence[Entry], harness: str, sandbox_id: str) -> tuple
         return None
     session = last.metadata.get(CLI_SESSION_KEY)
     return (last.run_id, session) if isinstance(session, str) and session else None
+
+
+class _AppCalls:
+    """The CLI's calls of the app's tools (its MCP tools named ``<prefix><name>``), held
+    back until the turn stops at them.
+
+    A call of an offered tool is renamed to the tool's own name and marked
+    ``metadata["client_tool"]``; it is held, not yielded, because the CLI may still print a
+    result for it (its MCP client failed to reach the gateway), in which case it was an
+    ordinary call after all and is released before that result.
+    """
+
+    def __init__(self, prefix: str, offered: set[str]) -> None:
+        self._prefix = prefix
+        self._offered = offered
+        self._held: dict[str, Entry] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def see(self, entry: Entry) -> list[Entry]:
+        """The entries to yield now for ``entry`` (none while it is a held call)."""
+        call = entry.tool_call
+        if entry.kind == "tool_call" and call is not None:
+            name = call.name.removeprefix(self._prefix)
+            if call.name.startswith(self._prefix) and name in self._offered:
+                part = call.model_copy(update={"name": name})
+                held = tool_call_entry(part)
+                self._held[call.id] = entry.model_copy(
+                    update={
+                        "content": held.content,
+                        "parts": held.parts,
+                        "metadata": {**entry.metadata, CLIENT_TOOL_KEY: True},
+                    }
+                )
+                return []
+        result = entry.tool_result
+        if result is not None and (held := self._held.pop(result.tool_call_id, None)):
+            plain = {k: v for k, v in held.metadata.items() if k != CLIENT_TOOL_KEY}
+            return [held.model_copy(update={"metadata": plain}), entry]
+        return [entry]
+
+    def take(self) -> list[Entry]:
+        """The calls still held, in the order the CLI made them; holds nothing after."""
+        held, self._held = list(self._held.values()), {}
+        return held
+
+
+async def _close(stream: AsyncIterator[Any]) -> None:
+    """Close a command's output iterator (which stops the command if it still runs)."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def _track(entry: Entry, open_calls: dict[str, str]) -> None:

@@ -208,15 +208,18 @@ class Harness(ABC):
         endpoint = endpoints.require(cls.provider)
         return {"base_url": endpoint.base_url, "api_key": endpoint.api_key}
 
-    async def preflight(self, sandbox: Sandbox | None, *, public_url: str | None) -> None:
+    async def preflight(
+        self, sandbox: Sandbox | None, *, public_url: str | None, client_tools: bool = False
+    ) -> None:
         """Check, before the gateway writes anything for the turn, that this harness can run
         in the session's sandbox (``None``: the session has no compute) given the gateway's
-        public URL. Default: every harness can (SDK harnesses run in the gateway).
+        public URL, offering the app's tools if ``client_tools``. Default: every harness can
+        (SDK harnesses run in the gateway).
 
         Raises:
             CerverError: it cannot; the message names what is missing and the fix.
         """
-        del sandbox, public_url
+        del sandbox, public_url, client_tools
 
     @abstractmethod
     def run(self, turn: TurnContext) -> AsyncIterator[HarnessEvent]:

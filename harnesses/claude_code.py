@@ -29,6 +29,7 @@ charged (it would count the same calls twice): the parser keeps it as
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from typing import ClassVar, Final
@@ -38,6 +39,7 @@ from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.claude_code_events import ClaudeCodeParser
 from harnesses.options import CliFlag, CliHarnessOptions
+from harnesses.tools import APP_TOOLS_MCP_PATH, APP_TOOLS_MCP_SERVER
 
 __all__ = ["ClaudeCodeHarness"]
 
@@ -47,6 +49,21 @@ _ENV: Final = {
     "IS_SANDBOX": "1",
     "CLAUDE_CODE_MAX_RETRIES": "0",
 }
+
+
+_MCP_CONFIG: Final = json.dumps(
+    {
+        "mcpServers": {
+            APP_TOOLS_MCP_SERVER: {
+                "type": "http",
+                "url": "%s%s",
+                "headers": {"Authorization": "Bearer %s"},
+            }
+        }
+    }
+)
+"""``--mcp-config`` for the app's tools, a ``printf`` format of the proxy URL, the MCP path
+and the run's token."""
 
 
 class ClaudeCodeHarness(CliHarness):
@@ -79,7 +96,7 @@ class ClaudeCodeHarness(CliHarness):
         args = [
             program,
             "-p",
-            turn.input,
+            self._prompt(turn),
             "--output-format",
             "stream-json",
             "--verbose",
@@ -100,10 +117,19 @@ class ClaudeCodeHarness(CliHarness):
             path = f"{run.directory}/system.md"
             await turn.sandbox.write_file(path, system.encode())
             args += ["--append-system-prompt-file", path]
-        script = "\n".join(
-            [
-                'export ANTHROPIC_BASE_URL="$CERVER_PROXY_URL/v2/proxy/anthropic"',
-                shlex.join(args),
-            ]
-        )
-        return script, {**_ENV, "ANTHROPIC_API_KEY": turn.proxy.token}
+        command = shlex.join(args)
+        lines = ['export ANTHROPIC_BASE_URL="$CERVER_PROXY_URL/v2/proxy/anthropic"']
+        if turn.client_tools:
+            # The app's tools: the gateway's MCP server, with the run's token (from the
+            # environment, never written to a file).
+            lines.append(
+                "CERVER_MCP_CONFIG=$(printf "
+                + shlex.quote(_MCP_CONFIG)
+                + f' "$CERVER_PROXY_URL" {APP_TOOLS_MCP_PATH} "$ANTHROPIC_API_KEY")'
+            )
+            command += ' --mcp-config "$CERVER_MCP_CONFIG"'
+        script = "\n".join([*lines, command])
+        env = {**_ENV, "ANTHROPIC_API_KEY": turn.proxy.token}
+        if turn.client_tools:  # offered to the model up front, not behind a ToolSearch step
+            env["ENABLE_TOOL_SEARCH"] = "false"
+        return script, env

@@ -33,6 +33,7 @@ from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.codex_events import CodexParser
 from harnesses.options import CliFlag, CliHarnessOptions
+from harnesses.tools import APP_TOOLS_MCP_PATH, APP_TOOLS_MCP_SERVER
 
 __all__ = ["CodexHarness"]
 
@@ -84,7 +85,7 @@ class CodexHarness(CliHarness):
         ]
         if isinstance(turn.harness_options, CliHarnessOptions):
             exec_args += turn.harness_options.args()
-        exec_args.append(turn.input)
+        exec_args.append(self._prompt(turn))
         script = "\n".join(
             [
                 f'export CODEX_HOME="$PWD/{codex_home}"',
@@ -123,6 +124,18 @@ def _config(turn: TurnContext, run: CliRun) -> str:
         "",
         "[features]",
         "plugins = false",
+        # The app's tools are offered to the model up front, not behind a tool_search step.
+        *(["incremental_tools = false"] if turn.client_tools else []),
         "",
     ]
+    if turn.client_tools:
+        # The app's tools: the gateway's MCP server, with the run's token. Its calls are
+        # parked until the turn stops the CLI, so no tool timeout should end them first.
+        lines += [
+            f"[mcp_servers.{APP_TOOLS_MCP_SERVER}]",
+            f'url = "{_PROXY_URL}{APP_TOOLS_MCP_PATH}"',
+            'bearer_token_env_var = "CERVER_PROXY_TOKEN"',
+            "tool_timeout_sec = 3600",
+            "",
+        ]
     return "\n".join(lines)

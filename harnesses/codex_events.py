@@ -7,9 +7,11 @@ One JSON object per line:
   ``command_execution`` → a tool call ``exec_command`` ``{"cmd": …}`` when it starts and its
   result (``aggregated_output``, an error result for a non-zero ``exit_code``) when it
   completes; ``file_change`` → an ``apply_patch`` call and result listing the changed
-  paths; ``agent_message`` → assistant text (also streamed as a :class:`TextDelta`);
-  ``reasoning`` → a reasoning entry tagged ``openai`` (summary text only: Codex does not
-  print the encrypted content, so it is never replayed to a provider).
+  paths; ``mcp_tool_call`` → a call ``mcp__<server>__<tool>`` with its arguments and its
+  result's text (the app's tools are MCP tools); ``agent_message`` → assistant text
+  (also streamed as a :class:`TextDelta`); ``reasoning`` → a reasoning entry tagged
+  ``openai`` (summary text only: Codex does not print the encrypted content, so it is never
+  replayed to a provider).
 * ``turn.completed``: the end of a successful turn (tokens are metered by the model proxy).
 * ``turn.failed`` / ``error``: the turn failed; the last message becomes the
   :class:`Error`.
@@ -110,6 +112,13 @@ class CodexParser:
         if kind == "command_execution":
             arguments: dict[str, Any] = {"cmd": str(item.get("command", ""))}
             return ToolCallPart(id=self._call_id(item), name="exec_command", arguments=arguments)
+        if kind == "mcp_tool_call":
+            arguments = item.get("arguments")
+            return ToolCallPart(
+                id=self._call_id(item),
+                name=f"mcp__{item.get('server', '')}__{item.get('tool', '')}",
+                arguments=arguments if isinstance(arguments, dict) else {"value": arguments},
+            )
         if kind == "file_change":
             changes = [c for c in item.get("changes") or [] if isinstance(c, dict)]
             return ToolCallPart(
@@ -131,6 +140,8 @@ def _call_entry(call: ToolCallPart) -> Entry:
 
 
 def _outcome(item: dict[str, Any]) -> tuple[str, bool]:
+    if item.get("type") == "mcp_tool_call":
+        return _mcp_outcome(item)
     if item.get("type") == "file_change":
         paths = ", ".join(
             f"{c.get('kind', 'update')} {c.get('path', '?')}" for c in item.get("changes") or []
@@ -142,3 +153,14 @@ def _outcome(item: dict[str, Any]) -> tuple[str, bool]:
     if failed and exit_code is not None:
         output = f"{output}\n[exit code {exit_code}]".lstrip()
     return output, failed
+
+
+def _mcp_outcome(item: dict[str, Any]) -> tuple[str, bool]:
+    """An MCP tool call's text output (its result's text blocks, or its error)."""
+    error = item.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"]), True
+    result = item.get("result") if isinstance(item.get("result"), dict) else {}
+    blocks = [b for b in result.get("content") or [] if isinstance(b, dict)]
+    text = "\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+    return text, item.get("status") == "failed" or bool(result.get("is_error"))

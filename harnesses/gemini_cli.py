@@ -40,6 +40,7 @@ from harnesses._cli import CliHarness, CliRun
 from harnesses.base import TurnContext
 from harnesses.gemini_cli_events import GeminiCliParser
 from harnesses.options import CliFlag, CliHarnessOptions
+from harnesses.tools import APP_TOOLS_MCP_PATH, APP_TOOLS_MCP_SERVER
 
 __all__ = ["GeminiCliHarness"]
 
@@ -69,6 +70,7 @@ class GeminiCliHarness(CliHarness):
     install_step: ClassVar[str] = GEMINI_CLI_INSTALL
     resume_state: ClassVar[str] = ".gemini/tmp"
     native_resume: ClassVar[bool] = False
+    app_tool_prefix: ClassVar[str] = f"mcp_{APP_TOOLS_MCP_SERVER}_"
 
     class Options(CliHarnessOptions):
         """``extra_args`` may pass ``--approval-mode`` (``plan`` for a read-only turn), which
@@ -88,14 +90,14 @@ class GeminiCliHarness(CliHarness):
         options = turn.harness_options
         if not isinstance(options, GeminiCliHarness.Options):
             options = GeminiCliHarness.Options()
-        settings = json.dumps(SETTINGS, indent=2).encode()
+        settings = json.dumps(_settings(turn), indent=2).encode()
         await turn.sandbox.write_file(f"{run.home}/.gemini/settings.json", settings)
         context = "\n\n".join(p for p in (turn.options.system_prompt, run.preamble) if p)
         if context:
             await turn.sandbox.write_file(f"{run.home}/.gemini/GEMINI.md", context.encode())
         args = [
             "-p",
-            turn.input,
+            self._prompt(turn),
             "--output-format",
             "stream-json",
             "--approval-mode",
@@ -107,7 +109,22 @@ class GeminiCliHarness(CliHarness):
         script = "\n".join(
             [
                 'export GOOGLE_GEMINI_BASE_URL="$CERVER_PROXY_URL/v2/proxy/gemini"',
+                "export CERVER_PROXY_URL",
                 f"node {shlex.quote(program)} {shlex.join(args)} </dev/null",
             ]
         )
         return script, {**_ENV, "GEMINI_API_KEY": turn.proxy.token}
+
+
+def _settings(turn: TurnContext) -> dict[str, Any]:
+    """The run's settings: :data:`SETTINGS`, and the app's tools as an MCP server (Gemini CLI
+    fills in ``$VAR`` from the environment: the token is never written to a file)."""
+    if not turn.client_tools:
+        return SETTINGS
+    server = {
+        "httpUrl": f"${{CERVER_PROXY_URL}}{APP_TOOLS_MCP_PATH}",
+        "headers": {"Authorization": "Bearer ${GEMINI_API_KEY}"},
+        "trust": True,
+        "timeout": 3_600_000,
+    }
+    return {**SETTINGS, "mcpServers": {APP_TOOLS_MCP_SERVER: server}}

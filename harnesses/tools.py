@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from compute.base import Sandbox
 
 __all__ = [
+    "APP_TOOLS_MCP_PATH",
+    "APP_TOOLS_MCP_SERVER",
     "BASH",
     "CLIENT_TOOL_KEY",
     "INVALID_JSON_KEY",
@@ -52,6 +54,14 @@ the backend (the sandbox reports a command timeout itself; this guards a hung ba
 CLIENT_TOOL_KEY = "client_tool"
 """``Entry.metadata`` key set (to ``True``) on calls of the app's own tools and on the results
 the app sent for them: the gateway stops the turn at such a call and hands it to the app."""
+
+APP_TOOLS_MCP_PATH = "/v2/proxy/mcp"
+"""Where a CLI harness's CLI reaches the app's tools: an MCP server on the model proxy,
+authenticated by the run's proxy token (``cerver.proxy.app_tools``)."""
+
+APP_TOOLS_MCP_SERVER = "app"
+"""The name the CLI harnesses give that MCP server: Claude Code shows its tools to the model
+as ``mcp__app__<name>``."""
 
 INVALID_JSON_KEY = "_invalid_json"
 """Key under which a harness stores tool arguments the model sent as malformed JSON."""

@@ -41,6 +41,7 @@ from cerver.api.telemetry import RequestTelemetry
 from cerver.console.pages import router as console_router
 from cerver.gateway import Gateway
 from cerver.settings import Settings
+from harnesses.tools import APP_TOOLS_MCP_PATH
 
 __all__ = ["create_app"]
 
@@ -84,6 +85,13 @@ def create_app(
     for module in (branching, fanouts):
         app.include_router(module.router)
     app.include_router(proxy.router)
+    # The app's tools for CLI runs: an MCP server (ASGI) beside the model proxy.
+    app.add_route(
+        APP_TOOLS_MCP_PATH,
+        gateway.proxy.app_tools,
+        methods=["GET", "POST", "DELETE"],
+        include_in_schema=False,
+    )
     for module in (account, usage):
         app.include_router(module.router)
     app.include_router(credentials.router)

@@ -44,6 +44,7 @@ class _Active:
     on_usage: UsageCallback
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -108,12 +109,12 @@ class ProxyGrants:
 
     def revoke(self, grant: ProxyGrant) -> None:
         """Refuse the token from now on. Idempotent."""
-        self._active.pop(grant.token, None)
+        self._end(grant.token)
 
     async def release(self, grant: ProxyGrant, *, grace_s: float = 5.0) -> None:
         """Revoke the token, then wait (at most ``grace_s``) for its requests still streaming
         to end, so that their usage is reported while the run can still record it."""
-        active = self._active.pop(grant.token, None)
+        active = self._end(grant.token)
         if active is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace_s):
@@ -134,6 +135,15 @@ class ProxyGrants:
             )
         return active.grant, active.on_usage
 
+    async def until_ended(self, grant: ProxyGrant) -> None:
+        """Return once ``grant`` is revoked, released or expired (at once if it is)."""
+        active = self._active.get(grant.token)
+        if active is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(active.grant.expires_at - time.monotonic(), 0.0)):
+                await active.ended.wait()
+
     def begin(self, token: str | None) -> ProxyCall:
         """:meth:`resolve` the token and count a request as in flight until its ``end()``.
 
@@ -149,7 +159,16 @@ class ProxyGrants:
     def __len__(self) -> int:
         return len(self._active)
 
+    def __contains__(self, token: object) -> bool:
+        return token in self._active
+
+    def _end(self, token: str) -> _Active | None:
+        active = self._active.pop(token, None)
+        if active is not None:
+            active.ended.set()
+        return active
+
     def _expire(self) -> None:
         now = time.monotonic()
         for token in [t for t, a in self._active.items() if a.grant.expires_at <= now]:
-            del self._active[token]
+            self._end(token)

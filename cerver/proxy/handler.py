@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp
 
 from cerver.proxy.forward import ProxyForwarder
 from cerver.proxy.grants import ProxyCall
@@ -31,6 +32,8 @@ class ProxyBackend(Protocol):
     """
 
     forwarder: ProxyForwarder
+    app_tools: ASGIApp
+    """The MCP server of the app's tools (``harnesses.tools.APP_TOOLS_MCP_PATH``)."""
 
     async def begin(self, token: str | None) -> ProxyCall:
         """The request's call (see :meth:`cerver.proxy.service.ModelProxy.begin`)."""

@@ -2,8 +2,8 @@
 
 Local sandboxes have no network of their own; the socket is bind-mounted into them (see
 :mod:`compute._proxy_bridge`), and this listener answers nothing but
-``/v2/proxy/{provider}/{path}``: the rest of the gateway's API is not served on it, so a
-sandbox cannot reach it even with a stolen key.
+``/v2/proxy/{provider}/{path}`` and the app's tools (``/v2/proxy/mcp``): the rest of the
+gateway's API is not served on it, so a sandbox cannot reach it even with a stolen key.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from starlette.routing import Route
 from cerver.errors import CerverError
 from cerver.failures import Failure
 from cerver.proxy.handler import PROXY_PREFIX, ProxyBackend, handle
+from harnesses.tools import APP_TOOLS_MCP_PATH
 
 __all__ = ["ProxyListener", "proxy_app"]
 
@@ -43,8 +44,11 @@ def proxy_app(proxy: ProxyBackend) -> Starlette:
         assert isinstance(exc, CerverError)
         return JSONResponse(Failure.from_error(exc).to_json(), status_code=exc.status_code)
 
-    route = Route(f"{PROXY_PREFIX}/{{provider}}/{{path:path}}", endpoint, methods=["GET", "POST"])
-    return Starlette(routes=[route], exception_handlers={CerverError: cerver_error})
+    routes = [
+        Route(APP_TOOLS_MCP_PATH, proxy.app_tools, methods=["GET", "POST", "DELETE"]),
+        Route(f"{PROXY_PREFIX}/{{provider}}/{{path:path}}", endpoint, methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={CerverError: cerver_error})
 
 
 class _Server(uvicorn.Server):

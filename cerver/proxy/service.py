@@ -22,21 +22,26 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cerver.errors import AuthenticationFailed
+from cerver.proxy.app_tools import AppToolsServer, ToolsOfRun
 from cerver.proxy.forward import ProxyForwarder
 from cerver.proxy.grants import DEFAULT_TTL_S, ProxyCall, ProxyGrant, ProxyGrants, UsageCallback
 from cerver.proxy.listener import ProxyListener, proxy_app
 from cerver.store.grants import GrantStore, StoredGrant
 from cerver.store.schema import utcnow
 from cerver.types import Usage
+from harnesses.tools import ToolSpec
 
 log = logging.getLogger("cerver.proxy")
 
 __all__ = ["SOCKET_NAME", "ModelProxy", "runtime_dir"]
 
 SOCKET_NAME = "proxy.sock"
+ENDED_POLL_S = 1.0
+"""How often :meth:`ModelProxy.until_ended` asks the store about another replica's grant."""
 
 
 def runtime_dir() -> Path:
@@ -58,6 +63,8 @@ class ModelProxy:
         store: where grants are shared with the other replicas; ``None``: this process
             alone serves its grants.
         public_url: the gateway's public URL, put on every grant for remote sandboxes.
+        tools_of: the app's tools offered with a run, served to its CLI by
+            :attr:`app_tools` (``None``: no run is offered any).
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class ModelProxy:
         store: GrantStore | None = None,
         *,
         public_url: str | None = None,
+        tools_of: ToolsOfRun | None = None,
     ) -> None:
         self.forwarder = forwarder
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -76,6 +84,7 @@ class ModelProxy:
         self._listener: ProxyListener | None = None
         self._starting = asyncio.Lock()
         self._charging: set[asyncio.Task[None]] = set()
+        self.app_tools = AppToolsServer(self, tools_of or _no_tools)
 
     @property
     def shares_grants(self) -> bool:
@@ -148,6 +157,36 @@ class ModelProxy:
                 raise
         return ProxyCall.detached(_grant_of(token, stored), self._ledger_callback(stored))
 
+    async def authorize(self, token: str | None) -> ProxyGrant:
+        """The live grant behind ``token`` (this process's, else a stored one), without
+        counting a request in flight: for the app-tools server, whose calls are parked until
+        the run ends and must not hold up :meth:`release`.
+
+        Raises:
+            AuthenticationFailed: as :meth:`begin`.
+        """
+        try:
+            return self.grants.resolve(token)[0]
+        except AuthenticationFailed:
+            if self._store is None or not token:
+                raise
+            stored = await self._store.live(token)
+            if stored is None:
+                raise
+        return _grant_of(token, stored)
+
+    async def until_ended(self, grant: ProxyGrant) -> None:
+        """Return once ``grant``'s run has released it, on whichever replica issued it (a
+        grant of another replica is looked up every :data:`ENDED_POLL_S` seconds)."""
+        if grant.token in self.grants:
+            await self.grants.until_ended(grant)
+            return
+        if self._store is None:
+            return
+        # Another replica ends it in the store: no event reaches this process.
+        while await self._store.live(grant.token) is not None:  # noqa: ASYNC110
+            await asyncio.sleep(ENDED_POLL_S)
+
     def _ledger_callback(self, stored: StoredGrant) -> UsageCallback:
         store = self._store
         assert store is not None
@@ -187,11 +226,17 @@ class ModelProxy:
     async def aclose(self) -> None:
         """Stop the listener, close the pooled clients, remove the socket directory."""
         await self.settle()
+        await self.app_tools.aclose()
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
         await self.forwarder.aclose()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+async def _no_tools(grant: ProxyGrant) -> Sequence[ToolSpec]:
+    del grant
+    return ()
 
 
 def _grant_of(token: str, stored: StoredGrant) -> ProxyGrant:

@@ -23,6 +23,7 @@ class MeteredSandbox(Sandbox):
         self.inner = inner
         self.sandbox_id = inner.sandbox_id
         self.provider = inner.provider  # type: ignore[misc]
+        self.streams_exec = inner.streams_exec  # type: ignore[misc]
         self._session_id = session_id
         self._sessions = sessions
 

@@ -221,7 +221,10 @@ class TurnService:
             # turn writes anything (its user message, its harness switch).
             sandbox = await self._execs.sandbox(session) if session.sandbox_id else None
             public_url = self._proxy.public_url if self._proxy is not None else None
-            await harness.preflight(sandbox, public_url=public_url)
+            tools = bool(request.client_tools)
+            await harness.preflight(sandbox, public_url=public_url, client_tools=tools)
+            if tools and self._proxy is not None:  # its CLI reaches them over MCP
+                self._proxy.app_tools.ensure_available()
         handle = TurnHandle(
             session=session,
             run_id=new_id("run"),

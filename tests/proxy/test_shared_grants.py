@@ -3,9 +3,6 @@ proxy requests, meters them to the run, and refuses the token once the run has e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -16,22 +13,7 @@ from cerver.proxy import ProxyGrant
 from cerver.store.grants import token_hash
 from cerver.store.runs import finish_run, start_run
 from cerver.store.schema import ledger, proxy_grants
-from cerver.testing.mock_upstream import MockUpstream
-from tests.conftest import ADMIN_KEY, make_settings
-
-
-@pytest.fixture
-async def gateways(
-    tmp_path: Path, database_url: str, mock_upstream: MockUpstream
-) -> AsyncIterator[tuple[Gateway, Gateway]]:
-    pair = [Gateway(make_settings(tmp_path / n, database_url, mock_upstream)) for n in "ab"]
-    for gateway in pair:
-        await gateway.start()
-    try:
-        yield pair[0], pair[1]
-    finally:
-        for gateway in pair:
-            await gateway.stop()
+from tests.conftest import ADMIN_KEY
 
 
 def http(gateway: Gateway) -> httpx.AsyncClient:

@@ -118,6 +118,7 @@ class ToolCall:
     id: str
     name: str
     arguments: dict[str, Any]
+    namespace: str | None = None
 
     @property
     def arguments_json(self) -> str:
@@ -146,7 +147,7 @@ def build_output(reply: Reply, conversation: Conversation, call_id_prefix: str) 
     the text plus the JSON arguments for output. ``reply.usage`` overrides both.
     """
     calls = tuple(
-        ToolCall(spec.id or new_id(call_id_prefix), spec.name, spec.arguments)
+        ToolCall(spec.id or new_id(call_id_prefix), spec.name, spec.arguments, spec.namespace)
         for spec in reply.tool_calls
     )
     if reply.usage is not None:

@@ -116,7 +116,7 @@ def _text_part(text: str) -> dict[str, Any]:
 def _call_item(
     conversation: Conversation, index: int, call: ToolCall, done: bool
 ) -> dict[str, Any]:
-    return {
+    item = {
         "type": "function_call",
         "id": f"fc_{conversation.uid}_{index}",
         "call_id": call.id,
@@ -124,6 +124,9 @@ def _call_item(
         "arguments": call.arguments_json if done else "",
         "status": "completed" if done else "in_progress",
     }
+    if call.namespace is not None:
+        item["namespace"] = call.namespace
+    return item
 
 
 def _output_items(conversation: Conversation, output: Output) -> list[dict[str, Any]]:

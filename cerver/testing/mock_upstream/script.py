@@ -25,6 +25,8 @@ class ToolCallSpec(BaseModel):
         name: the tool's name, as declared in the request (``Bash``, ``exec_command``…).
         arguments: the tool input; sent as an object (Anthropic) or a JSON string (OpenAI).
         id: the provider's call id (``toolu_…`` / ``call_…``); generated when ``None``.
+        namespace: the OpenAI Responses tool namespace the called tool belongs to (Codex
+            offers MCP tools as namespace ``mcp__<server>``); other APIs have none.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -32,6 +34,7 @@ class ToolCallSpec(BaseModel):
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     id: str | None = None
+    namespace: str | None = None
 
 
 class UpstreamFailure(BaseModel):
