@@ -218,6 +218,14 @@ class AsyncClient:
         body = {"input": input, **fields, "stream": False}
         return await self._request("POST", f"/v2/sessions/{session_id}/run-llm", json=body)
 
+    async def submit_tool_results(
+        self, session_id: str, results: list[dict[str, Any]], **fields: Any
+    ) -> dict[str, Any]:
+        """Answer the pending calls of the app's tools (``{tool_call_id, output,
+        is_error}`` each); the turn continues and its result is returned."""
+        body = {"results": results, **fields, "stream": False}
+        return await self._request("POST", f"/v2/sessions/{session_id}/tool-results", json=body)
+
     def stream_llm(self, session_id: str, input: str, **fields: Any) -> AsyncIterator[ServerEvent]:
         body = {"input": input, **fields, "stream": True}
         return self._stream("POST", f"/v2/sessions/{session_id}/run-llm", json=body)

@@ -3,6 +3,7 @@ mock upstream (a test double)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,12 @@ import openai
 import pytest
 
 from cerver.api import create_app
+from cerver.cli_programs import CLAUDE_CODE_INSTALL, claude_code_binary
 from cerver.client import AsyncClient
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, UpstreamFailure
 from tests.conftest import ADMIN_KEY, make_settings
+from tests.harnesses.cli_support import require_cli
 
 SESSION = "X-Cerver-Session-Id"
 LOOKUP = {
@@ -178,6 +181,43 @@ async def test_client_tool_round_trip(
         )
     assert f"tool call {call.id!r}, which is not waiting for one" in exc.value.message
     assert len((await client.messages(sid))["messages"]) == 5
+
+
+async def test_client_tool_round_trip_through_claude_code(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    """The same round trip when the model is a CLI harness's: Claude Code reaches the app's
+    tool through the gateway's MCP server, and the SDK sees an ordinary tool call."""
+    require_cli(claude_code_binary(), "The Claude Code CLI", CLAUDE_CODE_INSTALL)
+    sid = (await client.create_session(user="u1", harness="claude-code"))["session_id"]
+    mcp_call = {"name": "mcp__app__lookup_order", "arguments": {"order_id": "42"}}
+    mock_upstream.script(Reply(tool_calls=[mcp_call]))
+    model = "claude-code/claude-sonnet-4-6"
+    messages: list[Any] = [{"role": "user", "content": "Where is order 42?"}]
+    first = await openai_client.chat.completions.create(
+        model=model, messages=messages, tools=[LOOKUP], extra_headers={SESSION: sid}
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    [call] = choice.message.tool_calls
+    assert call.function.name == "lookup_order" and call.function.arguments == '{"order_id":"42"}'
+
+    messages += [
+        choice.message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "shipped on Monday"},
+    ]
+    second = await openai_client.chat.completions.create(
+        model=model, messages=messages, tools=[LOOKUP], extra_headers={SESSION: sid}
+    )
+    assert second.choices[0].finish_reason == "stop"
+    entries = (await client.messages(sid))["messages"]
+    assert [(e["role"], e["kind"], e["harness"]) for e in entries] == [
+        ("user", "text", None),
+        ("assistant", "tool_call", "claude-code"),
+        ("tool", "tool_result", None),
+        ("assistant", "text", "claude-code"),
+    ]
+    assert "shipped on Monday" in json.dumps(mock_upstream.requests[-1]["body"])
 
 
 async def test_streamed_tool_calls(
