@@ -149,13 +149,9 @@ class ModelProxy:
         """
         try:
             return self.grants.begin(token)
-        except AuthenticationFailed:
-            if self._store is None or not token:
-                raise
-            stored = await self._store.live(token)
-            if stored is None:
-                raise
-        return ProxyCall.detached(_grant_of(token, stored), self._ledger_callback(stored))
+        except AuthenticationFailed as refused:
+            grant, stored = await self._shared(token, refused)
+        return ProxyCall.detached(grant, self._ledger_callback(stored))
 
     async def authorize(self, token: str | None) -> ProxyGrant:
         """The live grant behind ``token`` (this process's, else a stored one), without
@@ -167,13 +163,21 @@ class ModelProxy:
         """
         try:
             return self.grants.resolve(token)[0]
-        except AuthenticationFailed:
-            if self._store is None or not token:
-                raise
-            stored = await self._store.live(token)
-            if stored is None:
-                raise
-        return _grant_of(token, stored)
+        except AuthenticationFailed as refused:
+            grant, _ = await self._shared(token, refused)
+        return grant
+
+    async def _shared(
+        self, token: str | None, refused: AuthenticationFailed
+    ) -> tuple[ProxyGrant, StoredGrant]:
+        """The live stored grant behind a token this process does not hold (another
+        replica issued it), or raise ``refused``."""
+        if self._store is None or not token:
+            raise refused
+        stored = await self._store.live(token)
+        if stored is None:
+            raise refused
+        return _grant_of(token, stored), stored
 
     async def until_ended(self, grant: ProxyGrant) -> None:
         """Return once ``grant``'s run has released it, on whichever replica issued it (a
