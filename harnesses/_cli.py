@@ -19,6 +19,14 @@ A CLI harness does not call a model itself. For each turn it:
    (non-zero exit without a final event, with the end of stderr), a timeout or a compute
    failure becomes the one final :class:`Error`.
 
+The app's own tools (``TurnContext.client_tools``) reach the CLI as an MCP server the gateway
+serves next to the model proxy (``cerver.proxy.app_tools``; each CLI's ``_script`` configures
+it). The gateway never answers a call of one: once the CLI has called one and printed nothing
+for :attr:`CliHarness.app_call_quiet_s` with no other call open, the run stops the CLI and
+ends with those calls, marked ``client_tool``, waiting for the app. The turn that brings the
+app's results starts a fresh CLI with the history (the call and its result included) and
+:data:`CONTINUE_PROMPT`.
+
 Process control lives here; parsing lives in the parser modules.
 """
 
