@@ -103,13 +103,7 @@ class CommandSandbox(Sandbox):
         self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
     ) -> ExecResult:
         """See :meth:`Sandbox.exec`."""
-        if not timeout > 0:
-            raise InvalidRequest(f"timeout must be a positive number of seconds, not {timeout!r}.")
-        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in (env or {}).items())
-        line = (
-            f"cd {shlex.quote(self.workspace)} && env {assignments} "
-            f"timeout -k 2 {timeout:g} bash -c {shlex.quote(command)}"
-        )
+        line = self._command_line(command, timeout=timeout, env=env)
         started = time.perf_counter()
         raw = await self._run(line, timeout=timeout + 10)
         return ExecResult(
@@ -118,6 +112,22 @@ class CommandSandbox(Sandbox):
             exit_code=raw.exit_code,
             duration_ms=(time.perf_counter() - started) * 1000,
             timed_out=raw.exit_code == 124,
+        )
+
+    def _command_line(self, command: str, *, timeout: float, env: Mapping[str, str] | None) -> str:
+        """The shell line that runs ``command`` in the workspace with ``env``, under
+        ``timeout`` (exit 124, the whole group killed 2 s after it is signalled). The line
+        ``exec``s into ``timeout``, so a signal to the vendor's process reaches the group.
+
+        Raises:
+            InvalidRequest: ``timeout`` is not a positive number.
+        """
+        if not timeout > 0:
+            raise InvalidRequest(f"timeout must be a positive number of seconds, not {timeout!r}.")
+        assignments = " ".join(shlex.quote(f"{k}={v}") for k, v in (env or {}).items())
+        return (
+            f"cd {shlex.quote(self.workspace)} && exec env {assignments} "
+            f"timeout -k 2 {timeout:g} bash -c {shlex.quote(command)}"
         )
 
     # -- files --------------------------------------------------------------------------

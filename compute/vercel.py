@@ -14,19 +14,29 @@ No Vercel account is reachable from the test environment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from cerver.errors import ComputeError, ComputeTimeout, NotConfigured, NotFound, SandboxGone
 from cerver.options import PluginOptions, PluginSettings, plugin_settings
 from compute._remote import IMAGE_NAME, CommandSandbox, RawResult
-from compute.base import MISSING, Capabilities, Compute, Profile, SandboxSpec, VendorErrors
+from compute.base import (
+    MISSING,
+    Capabilities,
+    Compute,
+    ExecChunk,
+    Profile,
+    SandboxSpec,
+    VendorErrors,
+)
 
 __all__ = ["VercelCompute", "VercelSandbox"]
 
@@ -57,6 +67,7 @@ transport's, which TRANSPORT_ERRORS catch)."""
 
 class VercelSandbox(CommandSandbox):
     provider: ClassVar[str] = "vercel"
+    streams_exec: ClassVar[bool] = True
     workspace: ClassVar[str] = "/vercel/sandbox/workspace"
 
     def __init__(self, handle: Any) -> None:
@@ -69,6 +80,52 @@ class VercelSandbox(CommandSandbox):
                 "bash", ["-c", command], capture_output=True, kill_after=timeout
             )
         return RawResult(_text(done.stdout), _text(done.stderr), int(done.returncode))
+
+    async def exec_stream(
+        self, command: str, *, timeout: float = 60.0, env: Mapping[str, str] | None = None
+    ) -> AsyncIterator[ExecChunk]:
+        """See :meth:`Sandbox.exec_stream`: the command runs detached and its log stream is
+        read as it is written; closing the iterator early signals the command's group."""
+        line = self._command_line(command, timeout=timeout, env=env)
+        async with VENDOR_ERRORS.translate("start a command"):
+            process = await self._sbx.create_process("bash", ["-c", line], kill_after=timeout + 10)
+        output: asyncio.Queue[ExecChunk | BaseException | None] = asyncio.Queue()
+
+        async def pump(reader: Any, stream: Literal["stdout", "stderr"]) -> None:
+            try:
+                async for text in reader:
+                    await output.put(ExecChunk(stream, text))
+            except Exception as exc:  # the vendor's, translated where it is read
+                await output.put(exc)
+            await output.put(None)
+
+        pumps = [
+            asyncio.create_task(pump(process.stdout, "stdout")),
+            asyncio.create_task(pump(process.stderr, "stderr")),
+        ]
+        exited = False
+        try:
+            open_streams = len(pumps)
+            while open_streams:
+                item = await output.get()
+                if item is None:
+                    open_streams -= 1
+                elif isinstance(item, BaseException):
+                    async with VENDOR_ERRORS.translate("read a command's output"):
+                        raise item
+                else:
+                    yield item
+            async with VENDOR_ERRORS.translate("wait for a command"):
+                code = await process.wait()
+            exited = True
+            yield ExecChunk("exit", exit_code=code)
+        finally:
+            for task in pumps:
+                task.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            if not exited:
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    await asyncio.shield(process.terminate())
 
     async def _read_bytes(self, absolute: str) -> bytes:
         async with VENDOR_ERRORS.translate(f"read {absolute!r}", missing=NotFound):

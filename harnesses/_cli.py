@@ -89,7 +89,7 @@ CLI_INSTALL_KEY: Final = "cli_installed"
 (``{"program", "bytes", "seconds"}``)."""
 CLI_COMPUTES: Final = ("local", "relay", "e2b", "daytona", "vercel", "modal")
 """Computes whose sandboxes can host the CLI harnesses (named in refusals)."""
-STREAMING_COMPUTES: Final = ("local", "relay", "e2b")
+STREAMING_COMPUTES: Final = ("local", "relay", "e2b", "vercel")
 """Computes whose commands stream their output, where a CLI can stop at the app's tools."""
 CONTINUE_PROMPT: Final = (
     "The app has answered your calls of its tools: their results are the last entries of "

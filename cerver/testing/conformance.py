@@ -11,8 +11,9 @@ fixture::
             return E2BCompute(api_url=fake_e2b_agent.url)
 
 Every test gets a fresh sandbox (``sandbox``) created with :data:`SPEC_ENV` and deleted
-afterwards. A provider whose ``exec_stream`` cannot stream (it only replays a finished
-``exec``) sets ``streams_incrementally = False``.
+afterwards. The streaming tests hold a sandbox to what it declares: one with
+``Sandbox.streams_exec`` must yield output as it is written and stop a command whose stream
+is closed early; one without it is only checked for order and exit.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import io
 import tarfile
 import time
 from collections.abc import AsyncIterator
-from typing import ClassVar
 
 import pytest
 
@@ -70,8 +70,6 @@ ESCAPING_ARCHIVES = {
 
 class SandboxConformance:
     """The suite; subclasses provide the ``compute`` fixture (see the module docstring)."""
-
-    streams_incrementally: ClassVar[bool] = True
 
     @pytest.fixture
     async def sandbox(self, compute: Compute) -> AsyncIterator[Sandbox]:
@@ -173,7 +171,7 @@ class SandboxConformance:
         assert "".join(c.data for c in chunks if c.stream == "stderr") == "err\n"
 
     async def test_exec_stream_is_incremental(self, sandbox: Sandbox) -> None:
-        if not self.streams_incrementally:
+        if not sandbox.streams_exec:
             pytest.skip("this provider's exec_stream replays a finished exec")
         started = time.monotonic()
         arrivals: list[tuple[float, ExecChunk]] = []
@@ -183,6 +181,17 @@ class SandboxConformance:
         first_at, first = arrivals[0]
         assert first == ExecChunk("stdout", "first\n")
         assert first_at < arrivals[-1][0] - 0.5
+
+    async def test_closing_an_exec_stream_early_stops_the_command(self, sandbox: Sandbox) -> None:
+        if not sandbox.streams_exec:
+            pytest.skip("this provider's exec_stream replays a finished exec")
+        stream = sandbox.exec_stream("echo started; sleep 1; echo late > late.txt", timeout=30)
+        assert await anext(stream) == ExecChunk("stdout", "started\n")
+        await stream.aclose()  # type: ignore[attr-defined]
+
+        await asyncio.sleep(1.5)
+        with pytest.raises(NotFound):
+            await sandbox.read_file("late.txt")
 
     async def test_exec_stream_timeout_ends_with_exit_124(self, sandbox: Sandbox) -> None:
         chunks = [c async for c in sandbox.exec_stream("echo before; sleep 30", timeout=0.5)]

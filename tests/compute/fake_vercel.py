@@ -8,7 +8,10 @@ JSON of the SDK's wire models (``vercel/sandbox/_internal/api_client.py``):
   answering ``{sandbox, session, routes}``; the bearer token must be ``vercel_test_token``;
 - ``POST /v2/sandboxes/sessions/{session}/cmd?wait=true&logs=true``: NDJSON, the command's
   metadata, its ``stdout``/``stderr`` records as they come, then the metadata with
-  ``exitCode``; the service kills it after ``timeout`` milliseconds;
+  ``exitCode``; the service kills it after ``timeout`` milliseconds. Without ``wait`` the
+  command is detached: ``GET …/cmd/{id}/logs`` streams its records (from the first, then as
+  they come), ``GET …/cmd/{id}?wait=true`` answers once it has exited, and
+  ``POST …/cmd/{id}/kill`` kills its process group;
 - ``POST /v2/sandboxes/sessions/{session}/fs/read`` (the raw bytes, 404 when missing) and
   ``/fs/write`` (a gzipped tar extracted at ``x-cwd``).
 
@@ -26,7 +29,7 @@ import tarfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +60,62 @@ class FakeVercel:
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+@dataclass
+class _Command:
+    """A command the double started: its output records, kept for any number of readers."""
+
+    meta: dict[str, Any]
+    box: FakeBox
+    process: asyncio.subprocess.Process
+    records: list[dict[str, str]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    code: int | None = None
+    collector: asyncio.Task[None] | None = None
+
+    async def collect(self, limit: float | None) -> None:
+        """Record the output as it comes, then the exit code (killed after ``limit`` s)."""
+        loop = asyncio.get_running_loop()
+        killer = loop.call_later(limit, self.kill) if limit else None
+        try:
+            async for stream, chunk in output_of(self.process):
+                self.records.append({"stream": stream, "data": chunk.decode(errors="replace")})
+                self._notify()
+            self.code = await self.process.wait()
+        finally:
+            if killer is not None:
+                killer.cancel()
+            self.kill()
+            self.box.processes.discard(self.process)
+            self._notify()
+
+    def _notify(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def follow(self) -> AsyncIterator[dict[str, str]]:
+        """Every record from the first, then new ones as they come, until the command ends."""
+        sent = 0
+        while True:
+            changed = self.changed
+            while sent < len(self.records):
+                yield self.records[sent]
+                sent += 1
+            if self.code is not None or (self.collector is not None and self.collector.done()):
+                return
+            await changed.wait()
+
+    async def exit_code(self) -> int:
+        while self.code is None and not (self.collector is not None and self.collector.done()):
+            await self.changed.wait()
+        return self.code if self.code is not None else -9
+
+    def state(self) -> dict[str, Any]:
+        return {**self.meta, **({"exitCode": self.code} if self.code is not None else {})}
+
+    def kill(self) -> None:
+        self.box.kill(self.process)
 
 
 def _app(
@@ -142,18 +201,19 @@ def _app(
     def gone(request: Request) -> Response:
         return error(410, "sandbox_stopped", f"Session {request.path_params['session']} is gone")
 
+    commands: dict[str, _Command] = {}
+
     async def command(request: Request) -> Response:
         box = addressed(request)
         if box is None:
             return gone(request)
         body = await request.json()
-        command_id = f"cmd_{secrets.token_hex(6)}"
         cwd = body.get("cwd") or HOME
         process = await box.start(
             [body["command"], *(body.get("args") or [])], cwd=cwd, env=body.get("env") or {}
         )
         meta = {
-            "id": command_id,
+            "id": f"cmd_{secrets.token_hex(6)}",
             "name": body["command"],
             "args": body.get("args") or [],
             "cwd": cwd,
@@ -161,25 +221,54 @@ def _app(
             "startedAt": _now(),
         }
         limit = (body.get("timeout") or 0) / 1000 or None
+        started = _Command(meta, box, process)
+        started.collector = asyncio.create_task(started.collect(limit))
+        commands[meta["id"]] = started
+        if request.query_params.get("wait") != "true":  # detached: logs and wait come later
+            return JSONResponse({"command": meta})
 
         async def records() -> AsyncIterator[bytes]:
             yield (json.dumps({"command": meta}) + "\n").encode()
-            killer = (
-                asyncio.get_running_loop().call_later(limit, box.kill, process) if limit else None
-            )
             try:
-                async for stream, chunk in output_of(process):
-                    record = {"stream": stream, "data": chunk.decode(errors="replace")}
+                async for record in started.follow():
                     yield (json.dumps(record) + "\n").encode()
-                code = await process.wait()
+                code = await started.exit_code()
             finally:
-                if killer is not None:
-                    killer.cancel()
-                box.kill(process)
-                box.processes.discard(process)
+                started.kill()
             yield (json.dumps({"command": {**meta, "exitCode": code}}) + "\n").encode()
 
         return StreamingResponse(records(), media_type="application/x-ndjson")
+
+    def command_of(request: Request) -> _Command | None:
+        if addressed(request) is None:
+            return None
+        return commands.get(request.path_params["command"])
+
+    async def logs(request: Request) -> Response:
+        found = command_of(request)
+        if found is None:
+            return error(404, "not_found", "No such command")
+
+        async def records() -> AsyncIterator[bytes]:
+            async for record in found.follow():
+                yield (json.dumps(record) + "\n").encode()
+
+        return StreamingResponse(records(), media_type="application/x-ndjson")
+
+    async def command_state(request: Request) -> Response:
+        found = command_of(request)
+        if found is None:
+            return error(404, "not_found", "No such command")
+        if request.query_params.get("wait") == "true":
+            return JSONResponse({"command": {**found.meta, "exitCode": await found.exit_code()}})
+        return JSONResponse({"command": found.state()})
+
+    async def kill(request: Request) -> Response:
+        found = command_of(request)
+        if found is None:
+            return error(404, "not_found", "No such command")
+        found.kill()
+        return JSONResponse({"command": found.state()})
 
     async def read(request: Request) -> Response:
         box = addressed(request)
@@ -227,6 +316,9 @@ def _app(
             Route("/v3/sandboxes", create, methods=["POST"]),
             Route("/v2/sandboxes/{name}", one, methods=["GET", "DELETE"]),
             Route("/v2/sandboxes/sessions/{session}/cmd", command, methods=["POST"]),
+            Route("/v2/sandboxes/sessions/{session}/cmd/{command}", command_state),
+            Route("/v2/sandboxes/sessions/{session}/cmd/{command}/logs", logs),
+            Route("/v2/sandboxes/sessions/{session}/cmd/{command}/kill", kill, methods=["POST"]),
             Route("/v2/sandboxes/sessions/{session}/fs/read", read, methods=["POST"]),
             Route("/v2/sandboxes/sessions/{session}/fs/write", write, methods=["POST"]),
             Route("/{rest:path}", unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),

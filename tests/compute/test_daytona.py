@@ -33,8 +33,6 @@ async def daytona(fake: FakeDaytona) -> AsyncIterator[DaytonaCompute]:
 
 
 class TestDaytonaSandbox(SandboxConformance):
-    streams_incrementally = False  # process.exec runs to completion
-
     @pytest.fixture
     def compute(self, daytona: DaytonaCompute) -> DaytonaCompute:
         return daytona

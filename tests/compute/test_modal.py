@@ -36,8 +36,6 @@ async def modal(fake: FakeModal, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
 
 
 class TestModalSandbox(SandboxConformance):
-    streams_incrementally = False  # exec is awaited to completion
-
     @pytest.fixture
     def compute(self, modal: ModalCompute) -> ModalCompute:
         return modal

@@ -15,8 +15,6 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bub
 
 
 class TestCommandSandbox(SandboxConformance):
-    streams_incrementally = False
-
     @pytest.fixture
     def compute(self, tmp_path: Path) -> LoopbackCommandCompute:
         return LoopbackCommandCompute(tmp_path / "remote")

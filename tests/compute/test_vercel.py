@@ -35,8 +35,6 @@ async def vercel(fake: FakeVercel, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
 
 
 class TestVercelSandbox(SandboxConformance):
-    streams_incrementally = False  # run_process is awaited to completion
-
     @pytest.fixture
     def compute(self, vercel: VercelCompute) -> VercelCompute:
         return vercel

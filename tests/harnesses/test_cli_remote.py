@@ -23,7 +23,7 @@ from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec
 from harnesses._cli import CLI_INSTALL_KEY, CLI_SANDBOX_KEY
 from harnesses._cli_preamble import PREAMBLE_START
 from tests.harnesses.cli_support import requests_of, require_cli
-from tests.matrix.support import CLI_INSTALLS, cli_image, served_gateway
+from tests.matrix.support import CLI_INSTALLS, cli_image, doubles, served_gateway
 
 pytest.importorskip("e2b", reason="pip install 'cerver[e2b]'")
 
@@ -139,28 +139,36 @@ async def test_a_native_session_is_resumed_only_in_the_sandbox_it_was_made_in(
         assert resumed["cli_session"] == moved_fresh["cli_session"]  # resumed in that sandbox
 
 
-@pytest.mark.parametrize("provider", ["e2b", "relay"])
+@pytest.mark.parametrize("provider", ["e2b", "vercel", "relay"])
 async def test_a_remote_cli_reaches_the_apps_tools_and_stops_at_their_call(
-    provider: str, imaged_e2b: FakeE2B, tmp_path: Path, mock_upstream: MockUpstream
+    provider: str, tmp_path: Path, mock_upstream: MockUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """E2B reaches the MCP server at the gateway's public URL, a relay through its uplink."""
+    """Vendor sandboxes (doubles carrying the CLIs in their image) reach the MCP server at
+    the gateway's public URL, a relay through its uplink."""
     what, install = CLI_INSTALLS["claude-code"]
     require_cli(claude_code_binary(), what, install)
     lookup = {"name": "lookup_order", "parameters": {"type": "object"}}
-    async with served_gateway(tmp_path, mock_upstream) as served:
-        client = served.client
-        compute = {"provider": "e2b"} if provider == "e2b" else served.compute("relay")
-        session = await client.create_session(user="u1", harness="claude-code", compute=compute)
-        sid = session["session_id"]
-        call = ToolCallSpec(name="mcp__app__lookup_order", arguments={"id": "A-7"})
-        mock_upstream.script(Reply(tool_calls=[call]))
+    with doubles(tmp_path / "doubles") as running:
+        if provider in running.missing:
+            pytest.skip(running.missing[provider])
+        for name, value in running.env.items():
+            monkeypatch.setenv(name, value)
+        async with served_gateway(tmp_path, mock_upstream) as served:
+            client = served.client
+            session = await client.create_session(
+                user="u1", harness="claude-code", compute=served.compute(provider)
+            )
+            sid = session["session_id"]
+            call = ToolCallSpec(name="mcp__app__lookup_order", arguments={"id": "A-7"})
+            mock_upstream.script(Reply(tool_calls=[call]))
 
-        stopped = await client.run_llm(sid, "Where is order A-7?", tools=[lookup])
+            stopped = await client.run_llm(sid, "Where is order A-7?", tools=[lookup])
 
-        assert stopped["status"] == "requires_action", stopped
-        [pending] = stopped["pending_tool_calls"]
-        assert pending["name"] == "lookup_order"
-        results = [{"tool_call_id": pending["id"], "output": "in the van"}]
-        done = await client.submit_tool_results(sid, results)
-        assert done["status"] == "completed", done
-        assert "in the van" in json.dumps(requests_of(mock_upstream, "anthropic")[-1]["body"])
+            assert stopped["status"] == "requires_action", stopped
+            [pending] = stopped["pending_tool_calls"]
+            assert pending["name"] == "lookup_order"
+            results = [{"tool_call_id": pending["id"], "output": "in the van"}]
+            done = await client.submit_tool_results(sid, results)
+            assert done["status"] == "completed", done
+            body = json.dumps(requests_of(mock_upstream, "anthropic")[-1]["body"])
+            assert "in the van" in body
