@@ -362,8 +362,8 @@ class TurnService:
         session = writer.session
         unfinished = Unfinished()
 
-        def emit(event: str, data: Any) -> None:
-            handle._events.put_nowait(writer.emit(event, data))
+        def emit(event: str, data: Any, *, after_commit: bool = False) -> None:
+            writer.emit(event, data, to=handle._events.put_nowait, after_commit=after_commit)
 
         try:
             # The opening's rows are written (with the lock, or just now); their events follow.
@@ -459,12 +459,16 @@ class TurnService:
                     "provider": event.entry.provider or harness.provider,
                 }
             )
-            stored = await writer.append(entry)
+            # Written at the loop's next tick, or with the release when the turn ends first
+            # (its last message and its end: one transaction); told of once committed.
+            [stored] = writer.queue([entry])
+            writer.write_soon()
             if stored.role == "assistant" and stored.kind == "text":
                 result.message = stored
             elif stored.metadata.get(CLIENT_TOOL_KEY) and (call := stored.tool_call) is not None:
                 result.pending_tool_calls.append(call)
-            emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
+            event_name = _EVENT_FOR_KIND.get(stored.kind, "message")
+            emit(event_name, stored.model_dump(mode="json"), after_commit=True)
         elif isinstance(event, UsageEvent):
             result.usage = result.usage + event.usage
             result.answered_model = event.model
@@ -481,23 +485,26 @@ class TurnService:
         elif isinstance(event, Error):
             result.status = "failed"
             result.error = failure = event.failure
-            stored = await writer.append(
-                Entry(
-                    role="event",
-                    kind="error",
-                    content=failure.message,
-                    run_id=handle.run_id,
-                    harness=handle.harness,
-                    model=handle.model,
-                    provider=harness.provider,
-                    metadata={
-                        "code": failure.code.value,
-                        "retryable": failure.retryable,
-                        "context": dict(failure.context),
-                    },
-                )
+            [stored] = writer.queue(
+                [
+                    Entry(
+                        role="event",
+                        kind="error",
+                        content=failure.message,
+                        run_id=handle.run_id,
+                        harness=handle.harness,
+                        model=handle.model,
+                        provider=harness.provider,
+                        metadata={
+                            "code": failure.code.value,
+                            "retryable": failure.retryable,
+                            "context": dict(failure.context),
+                        },
+                    )
+                ]
             )
-            emit("error", {**failure.to_json(), "seq": stored.seq})
+            writer.write_soon()
+            emit("error", {**failure.to_json(), "seq": stored.seq}, after_commit=True)
 
     async def _stop(
         self,

@@ -7,6 +7,13 @@ subscribers at once and written in batches: with each transcript append, when
 :meth:`maybe_flush` finds them older than ``flush_interval`` (in the background, so a stream of
 deltas never waits on the database), and on :meth:`release`. Writes are serialized, so the
 counters on the session row only ever move forward.
+
+An event that tells of a row (a message with its ``seq``) may be emitted ``after_commit``: it is
+numbered and queued at once but published only when the write holding that row has committed,
+and every event emitted after it waits behind it, so subscribers see events in id order and
+never a ``seq`` the store may not hold. With :meth:`write_soon` a turn queues its last message
+and goes on: the message is written at the next tick of the event loop in the background, or,
+when the turn ends first, with the release, in the release's one transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +79,26 @@ class SessionWriter:
         self._flush_interval = flush_interval
         self._write_lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._flush_wanted = False
+        #: Batches taken for writing so far; a held event waits for the commit of batch
+        #: ``_held[i].needs`` (0: for no commit, only for the events before it).
+        self._taken = 0
+        self._held: list[_Held] = []
 
-    def emit(self, event: str, data: Any) -> StoredEvent:
-        """Number an event, publish it to live subscribers and queue it for the log."""
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        *,
+        to: Callable[[StoredEvent], None] | None = None,
+        after_commit: bool = False,
+    ) -> StoredEvent:
+        """Number an event, queue it for the log and publish it to live subscribers (and to
+        ``to``, the emitter's own listener).
+
+        With ``after_commit`` it is published only once everything queued so far (the row it
+        tells of) is committed; an event emitted while an earlier one is held waits behind it.
+        """
         stored = StoredEvent(
             session_id=self.session_id,
             id=self._next_event_id,
@@ -84,8 +109,32 @@ class SessionWriter:
         if not self._events:
             self._oldest_event = time.monotonic()
         self._events.append({**stored.model_dump(), "created_at": utcnow()})
-        self._hub.publish(stored)
+        if after_commit or self._held:
+            self._held.append(_Held(stored, to, self._taken + 1 if after_commit else 0))
+        else:
+            self._publish(stored, to)
         return stored
+
+    def _publish(self, stored: StoredEvent, to: Callable[[StoredEvent], None] | None) -> None:
+        self._hub.publish(stored)
+        if to is not None:
+            to(stored)
+
+    def _committed(self, batch_number: int) -> None:
+        """Publish the held events whose rows batch ``batch_number`` committed, in order."""
+        done = 0
+        for held in self._held:
+            if held.needs > batch_number:
+                break
+            self._publish(held.event, held.to)
+            done += 1
+        del self._held[:done]
+
+    def _not_committed(self, batch_number: int) -> None:
+        """Batch ``batch_number`` failed and was put back: its held events wait for the next."""
+        for held in self._held:
+            if held.needs == batch_number:
+                held.needs = self._taken + 1
 
     def charge(
         self,
@@ -173,18 +222,47 @@ class SessionWriter:
             and self._events
             and time.monotonic() - self._oldest_event >= self._flush_interval
         ):
-            self._background = asyncio.create_task(self._write(release=False))
+            self._flush_wanted = True
+            self._background = asyncio.create_task(self._write_wanted())
             self._background.add_done_callback(_log_failure)
+
+    def write_soon(self) -> None:
+        """Write what is queued in the background, starting at the next tick of the event
+        loop; returns at once. Rows queued meanwhile go with it: when the lock holder
+        releases before the background write began, the release writes them all in its one
+        transaction and the background write finds nothing left. A failed background write
+        puts its rows back for the next write, as :meth:`maybe_flush`'s does."""
+        self._flush_wanted = True
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._write_wanted())
+            self._background.add_done_callback(_log_failure)
+
+    async def _write_wanted(self) -> None:
+        while self._flush_wanted:
+            self._flush_wanted = False
+            await self.flush()
 
     async def flush(self) -> None:
         """Write everything queued now."""
-        queued = (self._entries, self._events, self._ledger, self._statements)
-        if any(queued) or self._session_values:
-            await self._write(release=False)
+        async with self._write_lock:  # after a write in flight, whose rows may be put back
+            queued = (self._entries, self._events, self._ledger, self._statements)
+            if any(queued) or self._session_values:
+                await self._write_queued(release=False)
 
     async def release(self) -> None:
-        """Write everything queued and release the session's lock, in one transaction."""
-        await self._write(release=True)
+        """Write everything queued and release the session's lock, in one transaction.
+
+        If that fails, the events held for a commit that never came are dropped (their rows
+        were not written), and those that waited only behind them are published."""
+        self._flush_wanted = False
+        try:
+            await self._write(release=True)
+        except BaseException:
+            for held in self._held:
+                if held.needs == 0:
+                    self._publish(held.event, held.to)
+            self._held.clear()
+            raise
 
     async def _write(self, *, release: bool) -> None:
         """Write the queue in one transaction, guarded by the lock.
@@ -204,6 +282,7 @@ class SessionWriter:
         )
         self._entries, self._events, self._ledger, self._statements = [], [], [], []
         self._session_values = {}
+        self._taken += 1
         values = {
             **batch.session_values,
             "next_seq": self._next_seq,
@@ -222,6 +301,7 @@ class SessionWriter:
 
     async def _write_queued(self, *, release: bool) -> None:
         batch, session_update = self._take_batch(release=release)
+        number = self._taken
         write = asyncio.ensure_future(
             self._db.write(lambda conn: batch.execute(conn, session_update, self.session_id))
         )
@@ -230,13 +310,17 @@ class SessionWriter:
         except asyncio.CancelledError:
             await asyncio.wait([write])
             if write.cancelled() or write.exception() is not None:
-                self._requeue(batch)
+                self._requeue(batch, number)
+            else:
+                self._committed(number)
             raise
         except BaseException:
-            self._requeue(batch)
+            self._requeue(batch, number)
             raise
+        self._committed(number)
 
-    def _requeue(self, batch: _Batch) -> None:
+    def _requeue(self, batch: _Batch, number: int) -> None:
+        self._not_committed(number)
         self._entries = batch.entry_rows + self._entries
         self._events = batch.events + self._events
         self._ledger = batch.ledger + self._ledger
@@ -247,6 +331,15 @@ class SessionWriter:
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.warning("A background flush failed (its rows stay queued): %r", exc)
+
+
+@dataclass(slots=True)
+class _Held:
+    """An event published once batch ``needs`` has committed (and every event before it)."""
+
+    event: StoredEvent
+    to: Callable[[StoredEvent], None] | None
+    needs: int
 
 
 @dataclass(slots=True)
