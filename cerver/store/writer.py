@@ -19,6 +19,7 @@ when the turn ends first, with the release, in the release's one transaction.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -275,7 +276,7 @@ class SessionWriter:
         async with self._write_lock:
             await self._write_queued(release=release)
 
-    def _take_batch(self, *, release: bool) -> tuple[_Batch, sa.Executable]:
+    def _take_batch(self, *, release: bool) -> tuple[_Batch, _Statement]:
         """Everything queued, emptied out of the queue, and the session row's update."""
         batch = _Batch(
             self._entries, self._events, self._ledger, self._statements, self._session_values
@@ -289,15 +290,19 @@ class SessionWriter:
             "next_event_id": self._next_event_id,
             "updated_at": utcnow(),
         }
-        if release:
-            session_update: sa.Executable = unlock_statement(self.session_id, self.run_id, **values)
-        else:
-            session_update = (
-                sessions.update()
-                .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
-                .values(**values)
-            )
-        return batch, session_update
+        if any(isinstance(v, sa.ColumnElement) for v in values.values()):  # an expression
+            if release:
+                statement: sa.Executable = unlock_statement(self.session_id, self.run_id, **values)
+            else:
+                statement = (
+                    sessions.update()
+                    .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
+                    .values(**values)
+                )
+            return batch, (statement, None)
+        params = {f"v_{key}": value for key, value in values.items()}
+        params.update(w_id=self.session_id, w_run_id=self.run_id)
+        return batch, (_session_update(tuple(sorted(values)), release), params)
 
     async def _write_queued(self, *, release: bool) -> None:
         batch, session_update = self._take_batch(release=release)
@@ -333,6 +338,30 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.warning("A background flush failed (its rows stay queued): %r", exc)
 
 
+#: A statement and its parameters (``None``: its values are in the statement).
+_Statement = tuple[sa.Executable, dict[str, Any] | None]
+# Built once, so their cache keys are computed once: run with each batch's rows.
+_INSERT_ENTRIES = entries.insert()
+_INSERT_EVENTS = events.insert()
+_INSERT_LEDGER = ledger.insert()
+
+
+@functools.lru_cache(maxsize=256)
+def _session_update(keys: tuple[str, ...], release: bool) -> sa.Update:
+    """The session row's guarded update of the columns ``keys`` (and the lock's release), built
+    once per set of columns: its values are parameters ``v_<column>``, the session and the
+    holder ``w_id`` and ``w_run_id``."""
+    c = sessions.c
+    values: dict[str, Any] = {key: sa.bindparam(f"v_{key}") for key in keys}
+    if release:
+        values.update(lock_run_id=None, lock_expires_at=None)
+    return (
+        sessions.update()
+        .where(c.id == sa.bindparam("w_id"), c.lock_run_id == sa.bindparam("w_run_id"))
+        .values(**values)
+    )
+
+
 @dataclass(slots=True)
 class _Held:
     """An event published once batch ``needs`` has committed (and every event before it)."""
@@ -350,8 +379,8 @@ class _Batch:
     statements: list[sa.Executable]
     session_values: dict[str, Any]
 
-    def execute(self, conn: sa.Connection, session_update: sa.Executable, session_id: str) -> None:
-        if conn.execute(session_update).rowcount != 1:
+    def execute(self, conn: sa.Connection, session_update: _Statement, session_id: str) -> None:
+        if conn.execute(*session_update).rowcount != 1:
             raise SessionBusy(
                 f"This run no longer holds session {session_id!r}'s lock (its lease expired "
                 "and another run took it); nothing was written.",
@@ -360,11 +389,11 @@ class _Batch:
         for statement in self.statements:
             conn.execute(statement)
         if self.entry_rows:
-            conn.execute(entries.insert(), self.entry_rows)
+            conn.execute(_INSERT_ENTRIES, self.entry_rows)
         if self.events:
-            conn.execute(events.insert(), self.events)
+            conn.execute(_INSERT_EVENTS, self.events)
         if self.ledger:
-            conn.execute(ledger.insert(), self.ledger)
+            conn.execute(_INSERT_LEDGER, self.ledger)
 
 
 def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
