@@ -21,7 +21,7 @@ from pathlib import Path
 from cerver.events import EventHub
 from cerver.ids import new_id
 from cerver.store import SessionWriter, Store
-from cerver.store.runs import finish_run, start_run
+from cerver.store.runs import finishing_run, starting_run
 from cerver.types import Entry, Usage
 
 TURNS_PER_SESSION = 20
@@ -34,7 +34,9 @@ async def one_turn(store: Store, hub: EventHub, account_id: str, session_id: str
 
     def opening(conn, session, transcript) -> None:  # type: ignore[no-untyped-def]
         writer = SessionWriter(store.db, hub, session, run_id, transcript=transcript)
-        writer.defer(start_run(run_id, session.id, "turn", 30.0, harness="anthropic", model="m"))
+        writer.defer(
+            *starting_run(run_id, session.id, "turn", 30.0, harness="anthropic", model="m")
+        )
         writer.update_session(status="running", interaction_count=session.interaction_count + 1)
         writer.queue([Entry(role="user", content="hello", run_id=run_id)])
         writer.write_queued_in(conn)
@@ -55,7 +57,7 @@ async def one_turn(store: Store, hub: EventHub, account_id: str, session_id: str
     writer.emit("message", stored.model_dump(mode="json"), after_commit=True)
     writer.emit("usage", {"input_tokens": 10})
     writer.emit("turn.completed", {"run_id": run_id})
-    writer.defer(finish_run(run_id, "completed", latency_ms=1.0))
+    writer.defer(*finishing_run(run_id, "completed", latency_ms=1.0))
     writer.update_session(status="ready")
     await writer.release()
 

@@ -31,7 +31,7 @@ from cerver.services.runs import CancelReason, RunService
 from cerver.services.sessions import HarnessChoice, SessionService, stored_options
 from cerver.services.unfinished import Unfinished
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
-from cerver.store.runs import finish_run, start_run
+from cerver.store.runs import finishing_run, starting_run
 from cerver.telemetry import metrics, tracing
 from cerver.types import Entry, ToolCallPart, Usage
 from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
@@ -409,7 +409,7 @@ class TurnService:
         except asyncio.CancelledError:
             if handle.cancel_reason is None:  # not asked for (the lock was lost): just stop
                 result.status = "cancelled"
-                writer.defer(finish_run(handle.run_id, "cancelled"))
+                writer.defer(*finishing_run(handle.run_id, "cancelled"))
                 writer.update_session(status="ready")
                 raise
             # Cancelled or interrupted on purpose: the turn ends here, recorded as such.
@@ -426,7 +426,7 @@ class TurnService:
         emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
         emit("turn.completed", result.completed_event())
         writer.defer(
-            finish_run(
+            *finishing_run(
                 handle.run_id,
                 result.status,
                 latency_ms=result.latency_ms,
@@ -656,7 +656,7 @@ class _Opening:
         self._sessions.ensure_active(session)
         _ensure_unchanged(session, request.expected_next_seq)
         writer.defer(
-            start_run(
+            *starting_run(
                 handle.run_id,
                 session.id,
                 "turn",

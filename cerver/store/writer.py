@@ -74,7 +74,7 @@ class SessionWriter:
         self._entries: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._ledger: list[dict[str, Any]] = []
-        self._statements: list[sa.Executable] = []
+        self._statements: list[_Statement] = []
         self._session_values: dict[str, Any] = {}
         self._oldest_event = 0.0
         self._flush_interval = flush_interval
@@ -169,9 +169,10 @@ class SessionWriter:
             }
         )
 
-    def defer(self, statement: sa.Executable) -> None:
-        """Queue a statement (e.g. a run record) for the next transaction."""
-        self._statements.append(statement)
+    def defer(self, statement: sa.Executable, parameters: dict[str, Any] | None = None) -> None:
+        """Queue a statement (e.g. a run record) for the next transaction, with its
+        ``parameters`` when it is built once (:data:`~cerver.store.runs.Prepared`)."""
+        self._statements.append((statement, parameters))
 
     def update_session(self, **values: Any) -> None:
         """Queue values for the session row."""
@@ -376,7 +377,7 @@ class _Batch:
     entry_rows: list[dict[str, Any]]
     events: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
-    statements: list[sa.Executable]
+    statements: list[_Statement]
     session_values: dict[str, Any]
 
     def execute(self, conn: sa.Connection, session_update: _Statement, session_id: str) -> None:
@@ -387,7 +388,7 @@ class _Batch:
                 context={"session_id": session_id},
             )
         for statement in self.statements:
-            conn.execute(statement)
+            conn.execute(*statement)
         if self.entry_rows:
             conn.execute(_INSERT_ENTRIES, self.entry_rows)
         if self.events:
