@@ -72,6 +72,13 @@ _TAKE_FREE = (
     .returning(*sessions.c)
 )
 
+# The transcript's rows after the ones the lock's cache holds.
+_READ_NEWER = (
+    entries.select()
+    .where(entries.c.session_id == sa.bindparam("b_id"), entries.c.seq > sa.bindparam("b_after"))
+    .order_by(entries.c.seq)
+)
+
 
 class SessionStore:
     def __init__(self, db: Database) -> None:
@@ -224,12 +231,8 @@ class SessionStore:
                 after = cache.last_seq(session_id)
                 newer = []
                 if after < session.next_seq - 1:
-                    read_newer = (
-                        entries.select()
-                        .where(entries.c.session_id == session_id, entries.c.seq > after)
-                        .order_by(entries.c.seq)
-                    )
-                    newer = [entry_from_row(r) for r in conn.execute(read_newer).all()]
+                    rows = conn.execute(_READ_NEWER, {"b_id": session_id, "b_after": after})
+                    newer = [entry_from_row(r) for r in rows.all()]
                 transcript = cache.extend(session_id, newer)
             if then is not None:
                 then(conn, session, transcript)

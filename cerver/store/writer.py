@@ -100,7 +100,8 @@ class SessionWriter:
         With ``after_commit`` it is published only once everything queued so far (the row it
         tells of) is committed; an event emitted while an earlier one is held waits behind it.
         """
-        stored = StoredEvent(
+        # Built from values already of their types: no validation on a stream's hot path.
+        stored = StoredEvent.model_construct(
             session_id=self.session_id,
             id=self._next_event_id,
             event=event,
@@ -109,7 +110,15 @@ class SessionWriter:
         self._next_event_id += 1
         if not self._events:
             self._oldest_event = time.monotonic()
-        self._events.append({**stored.model_dump(), "created_at": utcnow()})
+        self._events.append(
+            {
+                "session_id": stored.session_id,
+                "id": stored.id,
+                "event": event,
+                "data": stored.data,
+                "created_at": utcnow(),
+            }
+        )
         if after_commit or self._held:
             self._held.append(_Held(stored, to, self._taken + 1 if after_commit else 0))
         else:
