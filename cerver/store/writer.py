@@ -30,6 +30,7 @@ import orjson
 import sqlalchemy as sa
 
 from cerver.errors import SessionBusy
+from cerver.store.compiled import execute
 from cerver.store.database import Database
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
@@ -390,20 +391,20 @@ class _Batch:
     session_values: dict[str, Any]
 
     def execute(self, conn: sa.Connection, session_update: _Statement, session_id: str) -> None:
-        if conn.execute(*session_update).rowcount != 1:
+        if execute(conn, *session_update) != 1:
             raise SessionBusy(
                 f"This run no longer holds session {session_id!r}'s lock (its lease expired "
                 "and another run took it); nothing was written.",
                 context={"session_id": session_id},
             )
         for statement in self.statements:
-            conn.execute(*statement)
+            execute(conn, *statement)
         if self.entry_rows:
-            conn.execute(_INSERT_ENTRIES, self.entry_rows)
+            execute(conn, _INSERT_ENTRIES, self.entry_rows)
         if self.events:
-            conn.execute(_INSERT_EVENTS, self.events)
+            execute(conn, _INSERT_EVENTS, self.events)
         if self.ledger:
-            conn.execute(_INSERT_LEDGER, self.ledger)
+            execute(conn, _INSERT_LEDGER, self.ledger)
 
 
 def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:
