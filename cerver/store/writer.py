@@ -82,6 +82,7 @@ class SessionWriter:
         self._write_lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
         self._flush_wanted = False
+        self._releasing = False
         #: Batches taken for writing so far; a held event waits for the commit of batch
         #: ``_held[i].needs`` (0: for no commit, only for the events before it).
         self._taken = 0
@@ -250,7 +251,7 @@ class SessionWriter:
             self._background.add_done_callback(_log_failure)
 
     async def _write_wanted(self) -> None:
-        while self._flush_wanted:
+        while self._flush_wanted and not self._releasing:
             self._flush_wanted = False
             await self.flush()
 
@@ -261,12 +262,20 @@ class SessionWriter:
             if any(queued) or self._session_values:
                 await self._write_queued(release=False)
 
-    async def release(self) -> None:
-        """Write everything queued and release the session's lock, in one transaction.
+    def release(self) -> asyncio.Task[None]:
+        """Write everything queued and release the session's lock, in one transaction;
+        returns the task doing it (await it).
+
+        From the call on, a background write (:meth:`write_soon`) that has not begun yet
+        writes nothing: the release writes its rows in its own transaction, so a turn whose
+        last message was queued just before it ends costs one transaction, not two.
 
         If that fails, the events held for a commit that never came are dropped (their rows
         were not written), and those that waited only behind them are published."""
-        self._flush_wanted = False
+        self._releasing = True
+        return asyncio.ensure_future(self._release())
+
+    async def _release(self) -> None:
         try:
             await self._write(release=True)
         except BaseException:

@@ -230,8 +230,10 @@ async def test_write_soon_then_release_is_one_transaction(store: Store, account_
         writer.emit("message", {"seq": stored.seq}, after_commit=True)
         writer.defer(start_run("run_1", session.id, "turn", ttl=30))
         writer.update_session(status="ready")
-        await writer.release()
-        await asyncio.sleep(0.05)  # the background write, which has nothing left to write
+        # As the lock releases it: in a task of its own, which starts after the background
+        # write's task (created first); that one must find nothing left to write.
+        await asyncio.shield(writer.release())
+        await asyncio.sleep(0.05)
         assert writes == 1
         assert live.get_nowait().event == "message"
     released = await store.sessions.get(account_id, session.id)
