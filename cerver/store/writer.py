@@ -244,9 +244,20 @@ class SessionWriter:
         loop; returns at once. Rows queued meanwhile go with it: when the lock holder
         releases before the background write began, the release writes them all in its one
         transaction and the background write finds nothing left. A failed background write
-        puts its rows back for the next write, as :meth:`maybe_flush`'s does."""
+        puts its rows back for the next write, as :meth:`maybe_flush`'s does.
+
+        Raises:
+            Exception: what the last background write raised, once (its rows are still
+                queued): the holder learns at its next message that the store failed, as it
+                would have from :meth:`append`.
+        """
+        background = self._background
+        if background is not None and background.done():
+            self._background = None
+            if not background.cancelled() and (failure := background.exception()) is not None:
+                raise failure
         self._flush_wanted = True
-        if self._background is None or self._background.done():
+        if self._background is None:
             self._background = asyncio.create_task(self._write_wanted())
             self._background.add_done_callback(_log_failure)
 

@@ -274,3 +274,25 @@ async def test_a_failed_release_drops_the_events_of_rows_it_did_not_write(
             await writer.release()
         assert [live.get_nowait().event] == ["turn.completed"] and live.empty()
     assert await store.transcript.entries(session.id) == []
+
+
+async def test_a_failed_background_write_keeps_its_rows_and_is_raised_at_the_next_message(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    writer = await _writer(store, session.id, "run_1")
+    write = store.db.write
+
+    async def failing(query):  # type: ignore[no-untyped-def]
+        raise OSError("disk gone")
+
+    store.db.write = failing  # type: ignore[method-assign]
+    writer.queue([Entry(role="assistant", kind="tool_call", content="")])
+    writer.write_soon()
+    await asyncio.sleep(0.05)  # the background write fails; its row goes back in the queue
+    store.db.write = write  # type: ignore[method-assign]
+    writer.queue([Entry(role="tool", kind="tool_result", content="ok")])
+    with pytest.raises(OSError, match="disk gone"):
+        writer.write_soon()
+    await writer.release()  # nothing was lost: both rows, in order
+    assert [e.seq for e in await store.transcript.entries(session.id)] == [1, 2]
