@@ -22,7 +22,6 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 from cerver.errors import SessionBusy
 from cerver.store.compiled import execute
 from cerver.store.database import Database
+from cerver.store.publishing import Listener, Publisher
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
 from cerver.store.sessions import unlock_statement
@@ -66,7 +66,6 @@ class SessionWriter:
         self._db = db
         #: The transcript as the lock found it (if the lock holder asked for it).
         self.transcript = transcript or []
-        self._hub = hub
         self.session = session
         self.session_id = session.id
         self.run_id = run_id
@@ -83,17 +82,16 @@ class SessionWriter:
         self._background: asyncio.Task[None] | None = None
         self._flush_wanted = False
         self._releasing = False
-        #: Batches taken for writing so far; a held event waits for the commit of batch
-        #: ``_held[i].needs`` (0: for no commit, only for the events before it).
+        #: Batches taken for writing so far (the next one is ``_taken + 1``).
         self._taken = 0
-        self._held: list[_Held] = []
+        self._publisher = Publisher(hub)
 
     def emit(
         self,
         event: str,
         data: Any,
         *,
-        to: Callable[[StoredEvent], None] | None = None,
+        to: Listener | None = None,
         after_commit: bool = False,
     ) -> StoredEvent:
         """Number an event, queue it for the log and publish it to live subscribers (and to
@@ -121,32 +119,8 @@ class SessionWriter:
                 "created_at": utcnow(),
             }
         )
-        if after_commit or self._held:
-            self._held.append(_Held(stored, to, self._taken + 1 if after_commit else 0))
-        else:
-            self._publish(stored, to)
+        self._publisher.publish(stored, to, needs=self._taken + 1 if after_commit else 0)
         return stored
-
-    def _publish(self, stored: StoredEvent, to: Callable[[StoredEvent], None] | None) -> None:
-        self._hub.publish(stored)
-        if to is not None:
-            to(stored)
-
-    def _committed(self, batch_number: int) -> None:
-        """Publish the held events whose rows batch ``batch_number`` committed, in order."""
-        done = 0
-        for held in self._held:
-            if held.needs > batch_number:
-                break
-            self._publish(held.event, held.to)
-            done += 1
-        del self._held[:done]
-
-    def _not_committed(self, batch_number: int) -> None:
-        """Batch ``batch_number`` failed and was put back: its held events wait for the next."""
-        for held in self._held:
-            if held.needs == batch_number:
-                held.needs = self._taken + 1
 
     def charge(
         self,
@@ -290,10 +264,7 @@ class SessionWriter:
         try:
             await self._write(release=True)
         except BaseException:
-            for held in self._held:
-                if held.needs == 0:
-                    self._publish(held.event, held.to)
-            self._held.clear()
+            self._publisher.abandon()
             raise
 
     async def _write(self, *, release: bool) -> None:
@@ -348,15 +319,15 @@ class SessionWriter:
             if write.cancelled() or write.exception() is not None:
                 self._requeue(batch, number)
             else:
-                self._committed(number)
+                self._publisher.committed(number)
             raise
         except BaseException:
             self._requeue(batch, number)
             raise
-        self._committed(number)
+        self._publisher.committed(number)
 
     def _requeue(self, batch: _Batch, number: int) -> None:
-        self._not_committed(number)
+        self._publisher.not_committed(number, retry=self._taken + 1)
         self._entries = batch.entry_rows + self._entries
         self._events = batch.events + self._events
         self._ledger = batch.ledger + self._ledger
@@ -391,15 +362,6 @@ def _session_update(keys: tuple[str, ...], release: bool) -> sa.Update:
         .where(c.id == sa.bindparam("w_id"), c.lock_run_id == sa.bindparam("w_run_id"))
         .values(**values)
     )
-
-
-@dataclass(slots=True)
-class _Held:
-    """An event published once batch ``needs`` has committed (and every event before it)."""
-
-    event: StoredEvent
-    to: Callable[[StoredEvent], None] | None
-    needs: int
 
 
 @dataclass(slots=True)
