@@ -31,7 +31,7 @@ from cerver.services.runs import CancelReason, RunService
 from cerver.services.sessions import HarnessChoice, SessionService, stored_options
 from cerver.services.unfinished import Unfinished
 from cerver.store import SessionRecord, SessionWriter, Store, StoredEvent
-from cerver.store.runs import finish_run, start_run
+from cerver.store.runs import finishing_run, starting_run
 from cerver.telemetry import metrics, tracing
 from cerver.types import Entry, ToolCallPart, Usage
 from harnesses.base import Error, Harness, Message, TextDelta, TurnContext, TurnOptions
@@ -365,8 +365,8 @@ class TurnService:
         session = writer.session
         unfinished = Unfinished()
 
-        def emit(event: str, data: Any) -> None:
-            handle._events.put_nowait(writer.emit(event, data))
+        def emit(event: str, data: Any, *, after_commit: bool = False) -> None:
+            writer.emit(event, data, to=handle._events.put_nowait, after_commit=after_commit)
 
         try:
             # The opening's rows are written (with the lock, or just now); their events follow.
@@ -412,7 +412,7 @@ class TurnService:
         except asyncio.CancelledError:
             if handle.cancel_reason is None:  # not asked for (the lock was lost): just stop
                 result.status = "cancelled"
-                writer.defer(finish_run(handle.run_id, "cancelled"))
+                writer.defer(*finishing_run(handle.run_id, "cancelled"))
                 writer.update_session(status="ready")
                 raise
             # Cancelled or interrupted on purpose: the turn ends here, recorded as such.
@@ -429,7 +429,7 @@ class TurnService:
         emit("usage", {**result.usage.model_dump(), "latency_ms": result.latency_ms})
         emit("turn.completed", result.completed_event())
         writer.defer(
-            finish_run(
+            *finishing_run(
                 handle.run_id,
                 result.status,
                 latency_ms=result.latency_ms,
@@ -462,12 +462,16 @@ class TurnService:
                     "provider": event.entry.provider or harness.provider,
                 }
             )
-            stored = await writer.append(entry)
+            # Written at the loop's next tick, or with the release when the turn ends first
+            # (its last message and its end: one transaction); told of once committed.
+            [stored] = writer.queue([entry])
+            writer.write_soon()
             if stored.role == "assistant" and stored.kind == "text":
                 result.message = stored
             elif stored.metadata.get(CLIENT_TOOL_KEY) and (call := stored.tool_call) is not None:
                 result.pending_tool_calls.append(call)
-            emit(_EVENT_FOR_KIND.get(stored.kind, "message"), stored.model_dump(mode="json"))
+            event_name = _EVENT_FOR_KIND.get(stored.kind, "message")
+            emit(event_name, stored.model_dump(mode="json"), after_commit=True)
         elif isinstance(event, UsageEvent):
             result.usage = result.usage + event.usage
             result.answered_model = event.model
@@ -484,23 +488,26 @@ class TurnService:
         elif isinstance(event, Error):
             result.status = "failed"
             result.error = failure = event.failure
-            stored = await writer.append(
-                Entry(
-                    role="event",
-                    kind="error",
-                    content=failure.message,
-                    run_id=handle.run_id,
-                    harness=handle.harness,
-                    model=handle.model,
-                    provider=harness.provider,
-                    metadata={
-                        "code": failure.code.value,
-                        "retryable": failure.retryable,
-                        "context": dict(failure.context),
-                    },
-                )
+            [stored] = writer.queue(
+                [
+                    Entry(
+                        role="event",
+                        kind="error",
+                        content=failure.message,
+                        run_id=handle.run_id,
+                        harness=handle.harness,
+                        model=handle.model,
+                        provider=harness.provider,
+                        metadata={
+                            "code": failure.code.value,
+                            "retryable": failure.retryable,
+                            "context": dict(failure.context),
+                        },
+                    )
+                ]
             )
-            emit("error", {**failure.to_json(), "seq": stored.seq})
+            writer.write_soon()
+            emit("error", {**failure.to_json(), "seq": stored.seq}, after_commit=True)
 
     async def _stop(
         self,
@@ -652,7 +659,7 @@ class _Opening:
         self._sessions.ensure_active(session)
         _ensure_unchanged(session, request.expected_next_seq)
         writer.defer(
-            start_run(
+            *starting_run(
                 handle.run_id,
                 session.id,
                 "turn",

@@ -13,6 +13,7 @@ gateway processes notice the same expired run only one of them acts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,10 +32,13 @@ from cerver.types import Usage
 __all__ = [
     "INTERRUPTED_REASON",
     "CancelRequest",
+    "Prepared",
     "RunStore",
     "finish_run",
+    "finishing_run",
     "interrupt_run",
     "start_run",
+    "starting_run",
 ]
 
 INTERRUPTED_REASON = (
@@ -43,17 +47,33 @@ INTERRUPTED_REASON = (
 )
 
 
+#: A statement built once and the parameters of one execution of it (``conn.execute(*it)``).
+Prepared = tuple[sa.Executable, dict[str, Any]]
+_INSERT_RUN = runs.insert()
+
+
 def start_run(run_id: str, session_id: str, kind: str, ttl: float, **values: Any) -> sa.Insert:
+    return runs.insert().values(**_started(run_id, session_id, kind, ttl, values))
+
+
+def starting_run(run_id: str, session_id: str, kind: str, ttl: float, **values: Any) -> Prepared:
+    """:func:`start_run` as a statement built once and its parameters (a turn's hot path)."""
+    return _INSERT_RUN, _started(run_id, session_id, kind, ttl, values)
+
+
+def _started(
+    run_id: str, session_id: str, kind: str, ttl: float, values: dict[str, Any]
+) -> dict[str, Any]:
     now = utcnow()
-    return runs.insert().values(
-        id=run_id,
-        session_id=session_id,
-        kind=kind,
-        status="running",
-        started_at=now,
-        lease_expires_at=now + timedelta(seconds=ttl),
+    return {
+        "id": run_id,
+        "session_id": session_id,
+        "kind": kind,
+        "status": "running",
+        "started_at": now,
+        "lease_expires_at": now + timedelta(seconds=ttl),
         **values,
-    )
+    }
 
 
 def finish_run(run_id: str, status: str, **values: Any) -> sa.Update:
@@ -63,6 +83,23 @@ def finish_run(run_id: str, status: str, **values: Any) -> sa.Update:
         runs.update()
         .where(runs.c.id == run_id, runs.c.status == "running")
         .values(status=status, ended_at=utcnow(), lease_expires_at=None, **values)
+    )
+
+
+def finishing_run(run_id: str, status: str, **values: Any) -> Prepared:
+    """:func:`finish_run` as a statement built once (per set of columns) and its parameters."""
+    values = {"status": status, "ended_at": utcnow(), "lease_expires_at": None, **values}
+    params = {f"v_{key}": value for key, value in values.items()}
+    params["w_id"] = run_id
+    return _finish_statement(tuple(sorted(values))), params
+
+
+@functools.lru_cache(maxsize=64)
+def _finish_statement(keys: tuple[str, ...]) -> sa.Update:
+    return (
+        runs.update()
+        .where(runs.c.id == sa.bindparam("w_id"), runs.c.status == "running")
+        .values(**{key: sa.bindparam(f"v_{key}") for key in keys})
     )
 
 

@@ -59,6 +59,27 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         ) from exc
 
 
+# Built once (their SQL compiled once per dialect, their cache keys computed once): the
+# statements of every turn's hot path, run with parameters.
+_GET = sessions.select().where(
+    sessions.c.id == sa.bindparam("b_id"), sessions.c.account_id == sa.bindparam("b_account_id")
+)
+# The lock's common case, a free lock, taken and the row read back in one statement.
+_TAKE_FREE = (
+    sessions.update()
+    .where(sessions.c.id == sa.bindparam("b_id"), sessions.c.lock_run_id.is_(None))
+    .values(lock_run_id=sa.bindparam("b_run_id"), lock_expires_at=sa.bindparam("b_expires"))
+    .returning(*sessions.c)
+)
+
+# The transcript's rows after the ones the lock's cache holds.
+_READ_NEWER = (
+    entries.select()
+    .where(entries.c.session_id == sa.bindparam("b_id"), entries.c.seq > sa.bindparam("b_after"))
+    .order_by(entries.c.seq)
+)
+
+
 class SessionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -83,10 +104,8 @@ class SessionStore:
 
     async def get(self, account_id: str, session_id: str) -> SessionRecord:
         """The session, if it belongs to ``account_id``. Raises NotFound otherwise."""
-        query = sessions.select().where(
-            sessions.c.id == session_id, sessions.c.account_id == account_id
-        )
-        row = await self._db.read(lambda conn: conn.execute(query).first())
+        params = {"b_id": session_id, "b_account_id": account_id}
+        row = await self._db.read(lambda conn: conn.execute(_GET, params).first())
         if row is None:
             raise _not_found(session_id)
         return SessionRecord.model_validate(row)
@@ -194,46 +213,26 @@ class SessionStore:
         Raises:
             NotFound: the session no longer exists (deleted while a turn waited for it).
         """
-        c = sessions.c
         now = utcnow()
-        take = (
-            sessions.update()
-            .where(c.id == session_id, sa.or_(c.lock_run_id.is_(None), c.lock_expires_at < now))
-            .values(lock_run_id=run_id, lock_expires_at=now + timedelta(seconds=ttl))
-        )
-        read_session = sessions.select().where(c.id == session_id)
+        expires = now + timedelta(seconds=ttl)
         cache = self._transcripts
-
-        expired_holder = sa.select(c.lock_run_id).where(
-            c.id == session_id, c.lock_run_id.is_not(None), c.lock_expires_at < now
-        )
+        take_free = {"b_id": session_id, "b_run_id": run_id, "b_expires": expires}
 
         def lock(conn: sa.Connection) -> tuple[SessionRecord, list[Entry]] | None:
-            # A run whose lease ran out is ended before its lock is taken over, so its end is
-            # recorded in the session's log even when no reaper got there first.
-            if (dead := conn.execute(expired_holder).scalar()) is not None:
-                interrupt_run(conn, dead, session_id)
-            if conn.execute(take).rowcount != 1:
-                if conn.execute(sa.select(c.id).where(c.id == session_id)).first() is None:
-                    raise NotFound(
-                        f"Session {session_id!r} not found: it was deleted before this turn "
-                        "could start.",
-                        context={"session_id": session_id},
-                    )
-                return None
-            session = SessionRecord.model_validate(conn.execute(read_session).one())
+            row = conn.execute(_TAKE_FREE, take_free).first()
+            if row is None:  # held, or held by a run whose lease ran out, or deleted
+                row = _take_over(conn, session_id, run_id, now, expires)
+                if row is None:
+                    return None
+            session = SessionRecord.model_validate(row)
             transcript: list[Entry] = []
             if with_transcript:
                 # Only the rows the cache has not seen yet; none at all when it is up to date.
                 after = cache.last_seq(session_id)
                 newer = []
                 if after < session.next_seq - 1:
-                    read_newer = (
-                        entries.select()
-                        .where(entries.c.session_id == session_id, entries.c.seq > after)
-                        .order_by(entries.c.seq)
-                    )
-                    newer = [entry_from_row(r) for r in conn.execute(read_newer).all()]
+                    rows = conn.execute(_READ_NEWER, {"b_id": session_id, "b_after": after})
+                    newer = [entry_from_row(r) for r in rows.all()]
                 transcript = cache.extend(session_id, newer)
             if then is not None:
                 then(conn, session, transcript)
@@ -253,6 +252,37 @@ class SessionStore:
     async def unlock(self, session_id: str, run_id: str) -> None:
         query = unlock_statement(session_id, run_id)
         await self._db.write(lambda conn: conn.execute(query))
+
+
+def _take_over(
+    conn: sa.Connection, session_id: str, run_id: str, now: datetime, expires: datetime
+) -> sa.Row[Any] | None:
+    """Take a lock whose holder's lease ran out: that run is ended first, so its end is
+    recorded in the session's log even when no reaper got there first. Returns the session
+    row, or ``None`` while the lock is held.
+
+    Raises:
+        NotFound: the session no longer exists.
+    """
+    c = sessions.c
+    expired_holder = sa.select(c.lock_run_id).where(
+        c.id == session_id, c.lock_run_id.is_not(None), c.lock_expires_at < now
+    )
+    if (dead := conn.execute(expired_holder).scalar()) is not None:
+        interrupt_run(conn, dead, session_id)
+    take = (
+        sessions.update()
+        .where(c.id == session_id, sa.or_(c.lock_run_id.is_(None), c.lock_expires_at < now))
+        .values(lock_run_id=run_id, lock_expires_at=expires)
+    )
+    if conn.execute(take).rowcount != 1:
+        if conn.execute(sa.select(c.id).where(c.id == session_id)).first() is None:
+            raise NotFound(
+                f"Session {session_id!r} not found: it was deleted before this turn could start.",
+                context={"session_id": session_id},
+            )
+        return None
+    return conn.execute(sessions.select().where(c.id == session_id)).one()
 
 
 def delete_session(session_id: str) -> sa.Delete:

@@ -7,11 +7,19 @@ subscribers at once and written in batches: with each transcript append, when
 :meth:`maybe_flush` finds them older than ``flush_interval`` (in the background, so a stream of
 deltas never waits on the database), and on :meth:`release`. Writes are serialized, so the
 counters on the session row only ever move forward.
+
+An event that tells of a row (a message with its ``seq``) may be emitted ``after_commit``: it is
+numbered and queued at once but published only when the write holding that row has committed,
+and every event emitted after it waits behind it, so subscribers see events in id order and
+never a ``seq`` the store may not hold. With :meth:`write_soon` a turn queues its last message
+and goes on: the message is written at the next tick of the event loop in the background, or,
+when the turn ends first, with the release, in the release's one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +29,9 @@ import orjson
 import sqlalchemy as sa
 
 from cerver.errors import SessionBusy
+from cerver.store.compiled import execute
 from cerver.store.database import Database
+from cerver.store.publishing import Listener, Publisher
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
 from cerver.store.sessions import unlock_statement
@@ -56,7 +66,6 @@ class SessionWriter:
         self._db = db
         #: The transcript as the lock found it (if the lock holder asked for it).
         self.transcript = transcript or []
-        self._hub = hub
         self.session = session
         self.session_id = session.id
         self.run_id = run_id
@@ -65,16 +74,34 @@ class SessionWriter:
         self._entries: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._ledger: list[dict[str, Any]] = []
-        self._statements: list[sa.Executable] = []
+        self._statements: list[_Statement] = []
         self._session_values: dict[str, Any] = {}
         self._oldest_event = 0.0
         self._flush_interval = flush_interval
         self._write_lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._flush_wanted = False
+        self._releasing = False
+        #: Batches taken for writing so far (the next one is ``_taken + 1``).
+        self._taken = 0
+        self._publisher = Publisher(hub)
 
-    def emit(self, event: str, data: Any) -> StoredEvent:
-        """Number an event, publish it to live subscribers and queue it for the log."""
-        stored = StoredEvent(
+    def emit(
+        self,
+        event: str,
+        data: Any,
+        *,
+        to: Listener | None = None,
+        after_commit: bool = False,
+    ) -> StoredEvent:
+        """Number an event, queue it for the log and publish it to live subscribers (and to
+        ``to``, the emitter's own listener).
+
+        With ``after_commit`` it is published only once everything queued so far (the row it
+        tells of) is committed; an event emitted while an earlier one is held waits behind it.
+        """
+        # Built from values already of their types: no validation on a stream's hot path.
+        stored = StoredEvent.model_construct(
             session_id=self.session_id,
             id=self._next_event_id,
             event=event,
@@ -83,8 +110,16 @@ class SessionWriter:
         self._next_event_id += 1
         if not self._events:
             self._oldest_event = time.monotonic()
-        self._events.append({**stored.model_dump(), "created_at": utcnow()})
-        self._hub.publish(stored)
+        self._events.append(
+            {
+                "session_id": stored.session_id,
+                "id": stored.id,
+                "event": event,
+                "data": stored.data,
+                "created_at": utcnow(),
+            }
+        )
+        self._publisher.publish(stored, to, needs=self._taken + 1 if after_commit else 0)
         return stored
 
     def charge(
@@ -119,9 +154,10 @@ class SessionWriter:
             }
         )
 
-    def defer(self, statement: sa.Executable) -> None:
-        """Queue a statement (e.g. a run record) for the next transaction."""
-        self._statements.append(statement)
+    def defer(self, statement: sa.Executable, parameters: dict[str, Any] | None = None) -> None:
+        """Queue a statement (e.g. a run record) for the next transaction, with its
+        ``parameters`` when it is built once (:data:`~cerver.store.runs.Prepared`)."""
+        self._statements.append((statement, parameters))
 
     def update_session(self, **values: Any) -> None:
         """Queue values for the session row."""
@@ -173,18 +209,63 @@ class SessionWriter:
             and self._events
             and time.monotonic() - self._oldest_event >= self._flush_interval
         ):
-            self._background = asyncio.create_task(self._write(release=False))
+            self._flush_wanted = True
+            self._background = asyncio.create_task(self._write_wanted())
             self._background.add_done_callback(_log_failure)
+
+    def write_soon(self) -> None:
+        """Write what is queued in the background, starting at the next tick of the event
+        loop; returns at once. Rows queued meanwhile go with it: when the lock holder
+        releases before the background write began, the release writes them all in its one
+        transaction and the background write finds nothing left. A failed background write
+        puts its rows back for the next write, as :meth:`maybe_flush`'s does.
+
+        Raises:
+            Exception: what the last background write raised, once (its rows are still
+                queued): the holder learns at its next message that the store failed, as it
+                would have from :meth:`append`.
+        """
+        background = self._background
+        if background is not None and background.done():
+            self._background = None
+            if not background.cancelled() and (failure := background.exception()) is not None:
+                raise failure
+        self._flush_wanted = True
+        if self._background is None:
+            self._background = asyncio.create_task(self._write_wanted())
+            self._background.add_done_callback(_log_failure)
+
+    async def _write_wanted(self) -> None:
+        while self._flush_wanted and not self._releasing:
+            self._flush_wanted = False
+            await self.flush()
 
     async def flush(self) -> None:
         """Write everything queued now."""
-        queued = (self._entries, self._events, self._ledger, self._statements)
-        if any(queued) or self._session_values:
-            await self._write(release=False)
+        async with self._write_lock:  # after a write in flight, whose rows may be put back
+            queued = (self._entries, self._events, self._ledger, self._statements)
+            if any(queued) or self._session_values:
+                await self._write_queued(release=False)
 
-    async def release(self) -> None:
-        """Write everything queued and release the session's lock, in one transaction."""
-        await self._write(release=True)
+    def release(self) -> asyncio.Task[None]:
+        """Write everything queued and release the session's lock, in one transaction;
+        returns the task doing it (await it).
+
+        From the call on, a background write (:meth:`write_soon`) that has not begun yet
+        writes nothing: the release writes its rows in its own transaction, so a turn whose
+        last message was queued just before it ends costs one transaction, not two.
+
+        If that fails, the events held for a commit that never came are dropped (their rows
+        were not written), and those that waited only behind them are published."""
+        self._releasing = True
+        return asyncio.ensure_future(self._release())
+
+    async def _release(self) -> None:
+        try:
+            await self._write(release=True)
+        except BaseException:
+            self._publisher.abandon()
+            raise
 
     async def _write(self, *, release: bool) -> None:
         """Write the queue in one transaction, guarded by the lock.
@@ -197,31 +278,37 @@ class SessionWriter:
         async with self._write_lock:
             await self._write_queued(release=release)
 
-    def _take_batch(self, *, release: bool) -> tuple[_Batch, sa.Executable]:
+    def _take_batch(self, *, release: bool) -> tuple[_Batch, _Statement]:
         """Everything queued, emptied out of the queue, and the session row's update."""
         batch = _Batch(
             self._entries, self._events, self._ledger, self._statements, self._session_values
         )
         self._entries, self._events, self._ledger, self._statements = [], [], [], []
         self._session_values = {}
+        self._taken += 1
         values = {
             **batch.session_values,
             "next_seq": self._next_seq,
             "next_event_id": self._next_event_id,
             "updated_at": utcnow(),
         }
-        if release:
-            session_update: sa.Executable = unlock_statement(self.session_id, self.run_id, **values)
-        else:
-            session_update = (
-                sessions.update()
-                .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
-                .values(**values)
-            )
-        return batch, session_update
+        if any(isinstance(v, sa.ColumnElement) for v in values.values()):  # an expression
+            if release:
+                statement: sa.Executable = unlock_statement(self.session_id, self.run_id, **values)
+            else:
+                statement = (
+                    sessions.update()
+                    .where(sessions.c.id == self.session_id, sessions.c.lock_run_id == self.run_id)
+                    .values(**values)
+                )
+            return batch, (statement, None)
+        params = {f"v_{key}": value for key, value in values.items()}
+        params.update(w_id=self.session_id, w_run_id=self.run_id)
+        return batch, (_session_update(tuple(sorted(values)), release), params)
 
     async def _write_queued(self, *, release: bool) -> None:
         batch, session_update = self._take_batch(release=release)
+        number = self._taken
         write = asyncio.ensure_future(
             self._db.write(lambda conn: batch.execute(conn, session_update, self.session_id))
         )
@@ -230,13 +317,17 @@ class SessionWriter:
         except asyncio.CancelledError:
             await asyncio.wait([write])
             if write.cancelled() or write.exception() is not None:
-                self._requeue(batch)
+                self._requeue(batch, number)
+            else:
+                self._publisher.committed(number)
             raise
         except BaseException:
-            self._requeue(batch)
+            self._requeue(batch, number)
             raise
+        self._publisher.committed(number)
 
-    def _requeue(self, batch: _Batch) -> None:
+    def _requeue(self, batch: _Batch, number: int) -> None:
+        self._publisher.not_committed(number, retry=self._taken + 1)
         self._entries = batch.entry_rows + self._entries
         self._events = batch.events + self._events
         self._ledger = batch.ledger + self._ledger
@@ -249,29 +340,53 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.warning("A background flush failed (its rows stay queued): %r", exc)
 
 
+#: A statement and its parameters (``None``: its values are in the statement).
+_Statement = tuple[sa.Executable, dict[str, Any] | None]
+# Built once, so their cache keys are computed once: run with each batch's rows.
+_INSERT_ENTRIES = entries.insert()
+_INSERT_EVENTS = events.insert()
+_INSERT_LEDGER = ledger.insert()
+
+
+@functools.lru_cache(maxsize=256)
+def _session_update(keys: tuple[str, ...], release: bool) -> sa.Update:
+    """The session row's guarded update of the columns ``keys`` (and the lock's release), built
+    once per set of columns: its values are parameters ``v_<column>``, the session and the
+    holder ``w_id`` and ``w_run_id``."""
+    c = sessions.c
+    values: dict[str, Any] = {key: sa.bindparam(f"v_{key}") for key in keys}
+    if release:
+        values.update(lock_run_id=None, lock_expires_at=None)
+    return (
+        sessions.update()
+        .where(c.id == sa.bindparam("w_id"), c.lock_run_id == sa.bindparam("w_run_id"))
+        .values(**values)
+    )
+
+
 @dataclass(slots=True)
 class _Batch:
     entry_rows: list[dict[str, Any]]
     events: list[dict[str, Any]]
     ledger: list[dict[str, Any]]
-    statements: list[sa.Executable]
+    statements: list[_Statement]
     session_values: dict[str, Any]
 
-    def execute(self, conn: sa.Connection, session_update: sa.Executable, session_id: str) -> None:
-        if conn.execute(session_update).rowcount != 1:
+    def execute(self, conn: sa.Connection, session_update: _Statement, session_id: str) -> None:
+        if execute(conn, *session_update) != 1:
             raise SessionBusy(
                 f"This run no longer holds session {session_id!r}'s lock (its lease expired "
                 "and another run took it); nothing was written.",
                 context={"session_id": session_id},
             )
         for statement in self.statements:
-            conn.execute(statement)
+            execute(conn, *statement)
         if self.entry_rows:
-            conn.execute(entries.insert(), self.entry_rows)
+            execute(conn, _INSERT_ENTRIES, self.entry_rows)
         if self.events:
-            conn.execute(events.insert(), self.events)
+            execute(conn, _INSERT_EVENTS, self.events)
         if self.ledger:
-            conn.execute(ledger.insert(), self.ledger)
+            execute(conn, _INSERT_LEDGER, self.ledger)
 
 
 def _entry_row(session_id: str, entry: Entry) -> dict[str, Any]:

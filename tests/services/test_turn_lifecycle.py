@@ -163,3 +163,34 @@ async def test_a_turn_starts_in_one_transaction_and_streams_its_own_events_first
     async with http.stream("GET", f"/v2/sessions/{sid}/events?follow=false") as log:
         logged = [line[7:] async for line in log.aiter_lines() if line.startswith("event: ")]
     assert logged[:2] == ["harness_switched", "turn.started"]
+
+
+async def test_a_turn_costs_two_write_transactions_its_start_and_its_end(
+    http: httpx.AsyncClient, gateway: Gateway, mock_upstream: MockUpstream
+) -> None:
+    """The lock with the run row and the user's message; then the reply, its events and
+    ledger row, the run's end, the session ready and the lock released. The reply is not
+    written on its own when the turn ends right after it."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    mock_upstream.script(Reply(text="hi there"))
+    db = gateway.store.db
+    writes: list[str] = []
+    write = db.write
+
+    async def counted(query):  # type: ignore[no-untyped-def]
+        writes.append(getattr(query, "__qualname__", repr(query)))
+        return await write(query)
+
+    db.write = counted  # type: ignore[method-assign]
+    try:
+        answer = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
+    finally:
+        db.write = write  # type: ignore[method-assign]
+    assert answer.json()["status"] == "completed"
+    assert len(writes) == 2, writes
+    messages = (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"]
+    assert [m["content"] for m in messages] == ["hello", "hi there"]
+    session = (await http.get(f"/v2/sessions/{sid}")).json()
+    assert session["status"] == "ready"
+    [run] = (await http.get(f"/v2/sessions/{sid}/runs")).json()["runs"]
+    assert run["status"] == "completed"

@@ -185,3 +185,114 @@ async def test_a_failed_background_flush_keeps_its_rows_for_the_next_write(
     await asyncio.wait([writer._background])
     await writer.release()
     assert [e.id for e in await store.transcript.events(session.id)] == [1]
+
+
+async def test_an_event_after_commit_waits_for_its_row_and_holds_later_events(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    hub = EventHub()
+    own: list[int | None] = []
+    with hub.subscribe(session.id) as live:
+        writer = await _writer(store, session.id, "run_1", hub)
+        [stored] = writer.queue([Entry(role="assistant", content="hi")])
+        writer.emit(
+            "message", {"seq": stored.seq}, to=lambda e: own.append(e.id), after_commit=True
+        )
+        writer.emit("usage", {}, to=lambda e: own.append(e.id))  # behind the held one
+        assert live.empty() and own == []
+        await writer.flush()
+        assert [live.get_nowait().id for _ in range(2)] == [1, 2] and own == [1, 2]
+        writer.emit("turn.completed", {})  # nothing held any more: published at once
+        assert live.get_nowait().id == 3
+        await writer.release()
+    assert [e.content for e in await store.transcript.entries(session.id)] == ["hi"]
+
+
+async def test_write_soon_then_release_is_one_transaction(store: Store, account_id: str) -> None:
+    """A turn's last message and its end: when the turn ends before the background write
+    began, the release writes both, and the background write finds nothing left."""
+    session = await make_session(store, account_id)
+    hub = EventHub()
+    with hub.subscribe(session.id) as live:
+        writer = await _writer(store, session.id, "run_1", hub)
+        writes = 0
+        write = store.db.write
+
+        async def counted(query):  # type: ignore[no-untyped-def]
+            nonlocal writes
+            writes += 1
+            return await write(query)
+
+        store.db.write = counted  # type: ignore[method-assign]
+        [stored] = writer.queue([Entry(role="assistant", content="last")])
+        writer.write_soon()
+        writer.emit("message", {"seq": stored.seq}, after_commit=True)
+        writer.defer(start_run("run_1", session.id, "turn", ttl=30))
+        writer.update_session(status="ready")
+        # As the lock releases it: in a task of its own, which starts after the background
+        # write's task (created first); that one must find nothing left to write.
+        await asyncio.shield(writer.release())
+        await asyncio.sleep(0.05)
+        assert writes == 1
+        assert live.get_nowait().event == "message"
+    released = await store.sessions.get(account_id, session.id)
+    assert (released.status, released.lock_run_id, released.next_seq) == ("ready", None, 2)
+    assert [e.content for e in await store.transcript.entries(session.id)] == ["last"]
+
+
+async def test_write_soon_writes_in_the_background_and_then_publishes(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    hub = EventHub()
+    with hub.subscribe(session.id) as live:
+        writer = await _writer(store, session.id, "run_1", hub)
+        [stored] = writer.queue([Entry(role="assistant", kind="tool_call", content="")])
+        writer.write_soon()
+        writer.emit("tool_call", {"seq": stored.seq}, after_commit=True)
+        event = await asyncio.wait_for(live.get(), 10)  # the holder goes on meanwhile
+        assert event.event == "tool_call"
+        assert [e.seq for e in await store.transcript.entries(session.id)] == [1]
+        await writer.release()
+
+
+async def test_a_failed_release_drops_the_events_of_rows_it_did_not_write(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    hub = EventHub()
+    with hub.subscribe(session.id) as live:
+        writer = await _writer(store, session.id, "run_1", hub)
+        # Another run took the lock over (its lease expired): the release writes nothing.
+        await store.sessions.unlock(session.id, "run_1")
+        assert await store.sessions.try_lock(session.id, "run_2", ttl=30) is not None
+        [stored] = writer.queue([Entry(role="assistant", content="lost")])
+        writer.emit("message", {"seq": stored.seq}, after_commit=True)
+        writer.emit("turn.completed", {})
+        with pytest.raises(SessionBusy):
+            await writer.release()
+        assert [live.get_nowait().event] == ["turn.completed"] and live.empty()
+    assert await store.transcript.entries(session.id) == []
+
+
+async def test_a_failed_background_write_keeps_its_rows_and_is_raised_at_the_next_message(
+    store: Store, account_id: str
+) -> None:
+    session = await make_session(store, account_id)
+    writer = await _writer(store, session.id, "run_1")
+    write = store.db.write
+
+    async def failing(query):  # type: ignore[no-untyped-def]
+        raise OSError("disk gone")
+
+    store.db.write = failing  # type: ignore[method-assign]
+    writer.queue([Entry(role="assistant", kind="tool_call", content="")])
+    writer.write_soon()
+    await asyncio.sleep(0.05)  # the background write fails; its row goes back in the queue
+    store.db.write = write  # type: ignore[method-assign]
+    writer.queue([Entry(role="tool", kind="tool_result", content="ok")])
+    with pytest.raises(OSError, match="disk gone"):
+        writer.write_soon()
+    await writer.release()  # nothing was lost: both rows, in order
+    assert [e.seq for e in await store.transcript.entries(session.id)] == [1, 2]
