@@ -59,6 +59,9 @@ class TurnRequest:
         expected_next_seq: the transcript's ``next_seq`` the request was checked against;
             if another turn wrote to the session meanwhile, the turn is refused (409).
         origin: the surface the turn came through, recorded as a harness switch's reason.
+        detached: no client waits for the answer (a background response): a refusal that
+            comes once the turn was accepted, before it began, is recorded as a ``failed``
+            run, so the run id the client was given reads back with the reason.
     """
 
     input: str
@@ -72,6 +75,7 @@ class TurnRequest:
     client_tools: tuple[ToolSpec, ...] = ()
     expected_next_seq: int | None = None
     origin: str = "run-llm"
+    detached: bool = False
 
 
 @dataclass(slots=True)
@@ -337,6 +341,8 @@ class TurnService:
             # nothing was written; tell the waiting client why.
             result.status = "failed"
             result.error = Failure.from_error(exc)
+            if request.detached and not ended:
+                await self._record_refusal(handle, harness, result.error)
             handle._events.put_nowait(
                 _unlogged_event(handle.session.id, "error", result.error.to_json())
             )
@@ -351,6 +357,19 @@ class TurnService:
                 handle._events.put_nowait(event)
         finally:
             handle._events.put_nowait(None)
+
+    async def _record_refusal(self, handle: TurnHandle, harness: Harness, failure: Failure) -> None:
+        try:
+            await self._store.runs.record_refused(
+                handle.run_id,
+                handle.session.id,
+                error=failure.message,
+                harness=handle.harness,
+                model=handle.model,
+                provider=harness.provider,
+            )
+        except Exception:  # the refusal still reaches any client following the turn
+            log.warning("Could not record refused run %s.", handle.run_id, exc_info=True)
 
     async def _turn(
         self,

@@ -13,6 +13,7 @@ gateway processes notice the same expired run only one of them acts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -120,6 +121,26 @@ class RunStore:
     ) -> None:
         statement = start_run(run_id, session_id, kind, ttl, **values)
         await self._db.write(lambda conn: conn.execute(statement))
+
+    async def record_refused(
+        self, run_id: str, session_id: str, *, error: str, **values: Any
+    ) -> None:
+        """Record a turn refused before it began (it wrote nothing) as a ``failed`` run, for
+        a client that will look it up later. A no-op when the run already has its row."""
+        now = utcnow()
+        statement = runs.insert().values(
+            id=run_id,
+            session_id=session_id,
+            kind="turn",
+            status="failed",
+            error=error,
+            started_at=now,
+            ended_at=now,
+            **values,
+        )
+        # An existing row: the turn did begin, and its own row tells how it ended.
+        with contextlib.suppress(sa.exc.IntegrityError):
+            await self._db.write(lambda conn: conn.execute(statement))
 
     async def finish(self, run_id: str, status: str, **values: Any) -> None:
         statement = finish_run(run_id, status, **values)

@@ -163,6 +163,7 @@ async def create_response(
             temperature=body.temperature,
         ),
         origin=ORIGIN,
+        detached=bool(body.background),
     )
     echo = {
         "instructions": body.instructions,
@@ -270,6 +271,8 @@ async def _stored_response(
         {},
         created_at=int(run.started_at.timestamp()),
     )
+    if body["status"] == "failed" and run.error:
+        body["error"] = {"code": "server_error", "message": run.error}
     return JSONResponse(body, headers=headers)
 
 

@@ -30,7 +30,8 @@ from cerver.api.compat.history import (
     reconcile,
 )
 from cerver.api.compat.model_names import ModelName
-from cerver.errors import CerverError
+from cerver.errors import CerverError, ErrorCode, NotFound
+from cerver.failures import Failure
 from cerver.gateway import Gateway
 from cerver.services import event_log
 from cerver.services.client_tools import client_tool_specs
@@ -83,6 +84,7 @@ async def start_turn(
     tools: Sequence[ToolSpec],
     options: TurnOptionsIn,
     origin: str,
+    detached: bool = False,
 ) -> CompatTurn:
     """Validate everything, then open (or create) the session and start the turn.
 
@@ -90,7 +92,8 @@ async def start_turn(
     session is created only once they passed. ``messages`` is the re-sent conversation
     (matched by :func:`~cerver.api.compat.history.reconcile`), or a function planning what
     the request adds to the transcript (a surface whose client sends only what is new).
-    ``model`` ``None`` keeps the session's harness and model.
+    ``model`` ``None`` keeps the session's harness and model. ``detached``: no client waits
+    for the answer (see :attr:`TurnRequest.detached`).
 
     Raises:
         UnknownPlugin / NotConfigured / MissingDependency: the model's harness cannot run.
@@ -133,6 +136,7 @@ async def start_turn(
         client_tools=specs,
         expected_next_seq=plan.next_seq,
         origin=origin,
+        detached=detached,
     )
     try:
         handle = await gateway.turns.start(account.id, session.id, request)
@@ -197,8 +201,28 @@ async def follow_run(
         run_id,
         queued=lambda: gateway.turns.running(run_id) is not None,
     )
+    finished = False
     async for item in read_answer(events):
+        finished = finished or isinstance(item, Finished)
         yield item
+    if not finished and (ended := await _ended_silently(gateway, session_id, run_id)):
+        yield ended
+
+
+async def _ended_silently(gateway: Gateway, session_id: str, run_id: str) -> Finished | None:
+    """The end of a run that logged no ``turn.completed``, from its record: a turn refused
+    before it began (a background response), or one whose process died mid-turn."""
+    try:
+        run = await gateway.store.runs.get(session_id, run_id)
+    except NotFound:
+        return None
+    if run.status == "running":
+        return None
+    failure = Failure(ErrorCode.RUN_FAILED, run.error) if run.error else None
+    result = TurnResult(
+        session_id, run_id, run.harness or "", run.model or "", status=run.status, error=failure
+    )
+    return Finished(result)
 
 
 async def read_answer(

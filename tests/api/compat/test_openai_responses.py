@@ -9,6 +9,7 @@ import openai
 import pytest
 from openai.types.responses import Response
 
+from cerver.api.compat.openai_responses import parse_response_id
 from cerver.client import AsyncClient
 from cerver.testing.mock_upstream import MockUpstream, Reply
 
@@ -102,6 +103,10 @@ async def test_unsupported_and_unknown(openai_client: openai.AsyncOpenAI) -> Non
     with pytest.raises(openai.BadRequestError) as exc:
         await openai_client.responses.retrieve(first.id, starting_after=2)
     assert exc.value.param == "starting_after"
+
+
+async def _types(stream: object) -> list[str]:
+    return [event.type async for event in stream]  # type: ignore[attr-defined]
 
 
 async def _until(openai_client: openai.AsyncOpenAI, rid: str, status: str) -> Response:
@@ -248,8 +253,8 @@ async def test_cancel_a_background_response_still_queued_behind_another(
     await openai_client.responses.cancel(first.id)
 
 
-async def test_a_background_response_refused_before_it_began_does_not_hang(
-    openai_client: openai.AsyncOpenAI, mock_upstream: MockUpstream
+async def test_a_background_response_refused_before_it_began_reads_back_as_failed(
+    openai_client: openai.AsyncOpenAI, client: AsyncClient, mock_upstream: MockUpstream
 ) -> None:
     mock_upstream.script(Reply(text="slow first", chunk_delay_ms=200))
     first = await openai_client.responses.create(
@@ -257,14 +262,18 @@ async def test_a_background_response_refused_before_it_began_does_not_hang(
     )
     sid = first.conversation.id  # type: ignore[union-attr]
     # Planned against the transcript as it is now; by the time it gets the session the first
-    # turn has written to it, so it is refused (409) without writing anything, not even a run.
+    # turn has written to it, so it is refused (409) without writing to the session. Its run
+    # is recorded as failed with the reason: the id the client holds reads back.
     second = await openai_client.responses.create(
         input="Second.", background=True, extra_body={"conversation": sid}
     )
     await _until(openai_client, first.id, "completed")
-    for attempt in (
-        openai_client.responses.retrieve(second.id),
-        openai_client.responses.retrieve(second.id, stream=True),
-    ):
-        with pytest.raises(openai.NotFoundError):
-            await asyncio.wait_for(attempt, 10)
+    refused = await asyncio.wait_for(_until(openai_client, second.id, "failed"), 10)
+    assert refused.error is not None and "changed while this request waited" in (
+        refused.error.message
+    )
+    replayed = await openai_client.responses.retrieve(second.id, stream=True)
+    events = await asyncio.wait_for(_types(replayed), 10)
+    assert events[-1] == "response.failed", events
+    entries = (await client.messages(sid))["messages"]
+    assert [e["run_id"] for e in entries] == [parse_response_id(first.id)[1]] * 2
