@@ -185,6 +185,7 @@ class E2BSandbox(Sandbox):
         queue: asyncio.Queue[ExecChunk] = asyncio.Queue()
         handle, token = await self._start(command, env, _Capped("stdout"), _Capped("stderr"), queue)
         waiter = asyncio.create_task(self._finish(handle, token, timeout))
+        getter: asyncio.Future[ExecChunk] | None = None
         try:
             while not (waiter.done() and queue.empty()):
                 getter = asyncio.ensure_future(queue.get())
@@ -196,6 +197,8 @@ class E2BSandbox(Sandbox):
             exit_code, _ = waiter.result()
             yield ExecChunk("exit", exit_code=exit_code)
         finally:
+            if getter is not None:  # a read cancelled mid-wait leaves its getter pending
+                getter.cancel()
             if not waiter.done():
                 waiter.cancel()
                 await self._kill_tree(token)

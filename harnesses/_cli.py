@@ -33,6 +33,7 @@ Process control lives here; parsing lives in the parser modules.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import shlex
 import tarfile
@@ -296,8 +297,11 @@ class CliHarness(Harness):
                 script,
             ]
         )
-        async for event in self._execute(turn, sandbox, command, env, installed):
-            yield event
+        async with contextlib.aclosing(
+            self._execute(turn, sandbox, command, env, installed)
+        ) as events:
+            async for event in events:
+                yield event
 
     async def _install(self, sandbox: Sandbox, hosting: CliHosting) -> tuple[str, dict[str, Any]]:
         """Copy this gateway's install of the CLI into the sandbox's install directory
@@ -368,18 +372,23 @@ class CliHarness(Harness):
         final_error: Error | None = None
         open_calls: dict[str, str] = {}
         app_calls = _AppCalls(self.app_tool_prefix, {tool.name for tool in turn.client_tools})
+        # Calls open when the CLI first called an app's tool: they run before it and end.
+        # Calls opened after it wait behind it (the CLI never gets its answer).
+        ahead: set[str] = set()
         stream = sandbox.exec_stream(command, timeout=self.timeout, env=env)
         try:
             while True:
-                # The CLI waits on the app's tools alone once it has printed nothing for a
-                # moment with no other call open: its calls are the app's to answer.
-                quiet = self.app_call_quiet_s if app_calls and not open_calls else None
+                # The CLI waits on the app's tools once it has printed nothing for a moment
+                # and no call ahead of them is still running: they are the app's to answer.
+                waiting = app_calls and not ahead.intersection(open_calls)
                 try:
-                    async with asyncio.timeout(quiet):
+                    async with asyncio.timeout(self.app_call_quiet_s if waiting else None) as cm:
                         chunk = await anext(stream)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
+                    if not cm.expired():
+                        raise ComputeError("The sandbox's command stream timed out.") from None
                     break  # cancelling the read stopped the CLI (the iterator kills its tree)
                 if chunk.stream == "stdout":
                     *lines, pending = (pending + chunk.data).split("\n")
@@ -398,9 +407,12 @@ class CliHarness(Harness):
                             if installed is not None:  # the first entry records the install
                                 meta = {**entry.metadata, CLI_INSTALL_KEY: installed}
                                 entry, installed = entry.model_copy(update={"metadata": meta}), None
+                            held_before = bool(app_calls)
                             for ready in app_calls.see(entry):
                                 _track(ready, open_calls)
                                 yield Message(ready)
+                            if app_calls and not held_before:
+                                ahead = set(open_calls)
                             continue
                         yield event
         except CerverError as exc:
@@ -410,19 +422,25 @@ class CliHarness(Harness):
             )
         finally:
             await _close(stream)
-        if app_calls and exit_code is None and final_error is None:
-            # Stopped at the app's calls: they end the turn and wait for the app's results.
+        stopped_at_app = bool(app_calls) and exit_code is None and final_error is None
+        if stopped_at_app:
+            # The app's calls end the turn and wait for the app's results; the calls queued
+            # behind them never ran.
             for entry in app_calls.take():
                 yield Message(entry)
-            return
-        for entry in app_calls.take():  # the CLI ended on its own: an ordinary call
-            _track(entry, open_calls)
-            yield Message(entry)
+            reason = "was not run: the turn stopped at a call of the app's tools first"
+        else:
+            for entry in app_calls.take(plain=True):  # the CLI ended on its own: ordinary
+                _track(entry, open_calls)
+                yield Message(entry)
+            reason = f"did not complete: the {self.name} run ended first"
         for call_id, name in open_calls.items():
-            output = f"{name} did not complete: the {self.name} run ended first"
+            output = f"{name} {reason}"
             part = ToolResultPart(tool_call_id=call_id, output=output, is_error=True)
             entry = Entry(role="tool", kind="tool_result", content=output, parts=[part])
             yield Message(self._stamp(turn, entry, parser.session_id))
+        if stopped_at_app:
+            return
         if final_error is None:
             final_error = self._exit_error(parser, exit_code, stderr)
         if final_error is not None:
@@ -516,14 +534,20 @@ class _AppCalls:
                 return []
         result = entry.tool_result
         if result is not None and (held := self._held.pop(result.tool_call_id, None)):
-            plain = {k: v for k, v in held.metadata.items() if k != CLIENT_TOOL_KEY}
-            return [held.model_copy(update={"metadata": plain}), entry]
+            return [_plain(held), entry]
         return [entry]
 
-    def take(self) -> list[Entry]:
-        """The calls still held, in the order the CLI made them; holds nothing after."""
+    def take(self, *, plain: bool = False) -> list[Entry]:
+        """The calls still held, in the order the CLI made them (``plain``: as ordinary
+        calls, without the ``client_tool`` mark); holds nothing after."""
         held, self._held = list(self._held.values()), {}
-        return held
+        return [_plain(entry) for entry in held] if plain else held
+
+
+def _plain(entry: Entry) -> Entry:
+    """A held call that turned out to be an ordinary one: the ``client_tool`` mark removed."""
+    metadata = {k: v for k, v in entry.metadata.items() if k != CLIENT_TOOL_KEY}
+    return entry.model_copy(update={"metadata": metadata})
 
 
 async def _close(stream: AsyncIterator[Any]) -> None:

@@ -39,11 +39,14 @@ from harnesses.tools import ToolSpec
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-__all__ = ["MCP_INSTALL", "AppToolsServer", "GrantAuthority", "ToolsOfRun"]
+__all__ = ["MAX_PARKED_PER_RUN", "MCP_INSTALL", "AppToolsServer", "GrantAuthority", "ToolsOfRun"]
 
 log = logging.getLogger("cerver.proxy")
 
 MCP_INSTALL = "pip install 'cerver[mcp]'"
+MAX_PARKED_PER_RUN = 16
+"""Calls of one run parked at once on this process; more get an error result at once (a
+sandbox holds the run token and could otherwise open them without end)."""
 
 ToolsOfRun = Callable[[ProxyGrant], Awaitable[Sequence[ToolSpec]]]
 """The tools the app offered with a grant's run (empty when it offered none)."""
@@ -78,6 +81,7 @@ class AppToolsServer:
         self._starting = asyncio.Lock()
         self._stop = asyncio.Event()
         self._serving: asyncio.Task[None] | None = None
+        self._parked: dict[str, int] = {}  # run token -> its calls waiting here
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -106,7 +110,7 @@ class AppToolsServer:
         self._stop.set()
         if self._serving is not None:
             await self._serving
-            self._serving = None
+        self._serving = self._manager = None
 
     async def _started(self) -> StreamableHTTPSessionManager:
         """The MCP session manager, started on first use in a task of its own (its task
@@ -119,9 +123,15 @@ class AppToolsServer:
             if self._manager is None:
                 manager = _manager(self._list_tools, self._call_tool)
                 ready = asyncio.Event()
-                self._serving = asyncio.create_task(self._serve(manager, ready))
-                await ready.wait()
-                self._manager = manager
+                self._stop = asyncio.Event()
+                serving = asyncio.create_task(self._serve(manager, ready))
+                readied = asyncio.create_task(ready.wait())
+                await asyncio.wait({serving, readied}, return_when=asyncio.FIRST_COMPLETED)
+                readied.cancel()
+                if serving.done():  # it failed to start: say why, start afresh next time
+                    serving.result()
+                    raise RuntimeError("The MCP session manager stopped as it started.")
+                self._serving, self._manager = serving, manager
             return self._manager
 
     async def _serve(self, manager: StreamableHTTPSessionManager, ready: asyncio.Event) -> None:
@@ -150,11 +160,19 @@ class AppToolsServer:
 
         grant = _grant(ctx)
         offered = {tool.name for tool in await self._tools_of(grant)}
+        parked = self._parked.get(grant.token, 0)
         if params.name not in offered:
             text = f"No tool {params.name!r} here: the app offered {sorted(offered)}."
+        elif parked >= MAX_PARKED_PER_RUN:
+            text = f"Too many calls of the app's tools wait already ({parked}): make fewer."
         else:
             log.info("run %s: call of the app's tool %r parked", grant.run_id, params.name)
-            await self._proxy.until_ended(grant)
+            self._parked[grant.token] = parked + 1
+            try:
+                await self._proxy.until_ended(grant)
+            finally:
+                if (left := self._parked.pop(grant.token) - 1) > 0:
+                    self._parked[grant.token] = left
             text = _ENDED
         return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
 

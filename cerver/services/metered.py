@@ -7,6 +7,7 @@ process's Prometheus exec histogram and the ``sandbox.exec`` spans (:mod:`cerver
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -44,10 +45,14 @@ class MeteredSandbox(Sandbox):
         open_ms: float | None = None
         # Not the current span: this block yields to the consumer (see tracing.span).
         with tracing.span("sandbox.exec", self._span_attributes(command), current=False):
-            async for chunk in self.inner.exec_stream(command, timeout=timeout, env=env):
-                if open_ms is None:
-                    open_ms = (time.perf_counter() - started) * 1000
-                yield chunk
+            # Closed with this one: closing the inner stream is what stops the command.
+            async with contextlib.aclosing(
+                self.inner.exec_stream(command, timeout=timeout, env=env)
+            ) as chunks:
+                async for chunk in chunks:
+                    if open_ms is None:
+                        open_ms = (time.perf_counter() - started) * 1000
+                    yield chunk
         elapsed = (time.perf_counter() - started) * 1000
         metrics.exec_finished(self.provider, elapsed / 1000, stream=True)
         await self._sessions.record_exec(self._session_id, elapsed, stream_open_ms=open_ms or 0.0)

@@ -341,11 +341,11 @@ class TurnService:
             # nothing was written; tell the waiting client why.
             result.status = "failed"
             result.error = Failure.from_error(exc)
-            if request.detached and not ended:
-                await self._record_refusal(handle, harness, result.error)
             handle._events.put_nowait(
                 _unlogged_event(handle.session.id, "error", result.error.to_json())
             )
+            if request.detached and not ended:
+                await asyncio.shield(self._record_refusal(handle, harness, result.error))
         except asyncio.CancelledError:
             if handle.cancel_reason is None:
                 raise

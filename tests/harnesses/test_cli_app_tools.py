@@ -28,10 +28,12 @@ from cerver.errors import InvalidRequest
 from cerver.gateway import Gateway
 from cerver.testing.mock_upstream import MockUpstream, Reply, ToolCallSpec
 from cerver.testing.sandbox import ShellSandbox
+from cerver.types import Entry, ToolCallPart, ToolResultPart
 from compute.base import CliHosting
-from harnesses._cli import CONTINUE_PROMPT
+from harnesses._cli import CONTINUE_PROMPT, _AppCalls
 from harnesses._cli_preamble import PREAMBLE_START
 from harnesses.claude_code import ClaudeCodeHarness
+from harnesses.tools import CLIENT_TOOL_KEY
 from tests.harnesses.cli_support import kinds, requests_of, require_cli
 
 LOOKUP = {
@@ -197,3 +199,57 @@ async def test_a_call_the_cli_got_a_result_for_is_an_ordinary_call(
     assert call["parts"][0]["name"] == "lookup_order"
     assert "client_tool" not in call["metadata"]
     assert refusal["parts"][0]["is_error"] is True
+
+
+async def test_a_call_queued_behind_the_apps_call_is_closed_as_not_run(
+    claude_code: None, http: httpx.AsyncClient, mock_upstream: MockUpstream
+) -> None:
+    """The app's tool and a shell command in one message: the CLI runs them in order, so the
+    command waits behind the parked call. The turn still stops at once; the command is
+    recorded as not run, and the app's call waits for its result."""
+    sid = await _session(http, "claude-code")
+    calls = [
+        ToolCallSpec(name="mcp__app__lookup_order", arguments={"id": "A-7"}),
+        ToolCallSpec(name="Bash", arguments={"command": "echo ran > ran.txt"}),
+    ]
+    mock_upstream.script(Reply(tool_calls=calls))
+    stopped = (
+        await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "Go", "tools": [LOOKUP]})
+    ).json()
+
+    assert stopped["status"] == "requires_action", stopped
+    assert [c["name"] for c in stopped["pending_tool_calls"]] == ["lookup_order"]
+    entries = (await http.get(f"/v2/sessions/{sid}/messages")).json()["messages"]
+    results = [e for e in entries if e["kind"] == "tool_result"]
+    [not_run] = results
+    assert not_run["parts"][0]["is_error"] is True
+    assert "was not run: the turn stopped at a call of the app's tools" in not_run["content"]
+    missing = await http.get(f"/v2/sessions/{sid}/files", params={"path": "ran.txt"})
+    assert missing.status_code == 404 and "ran.txt" in missing.json()["detail"]
+
+
+def test_held_calls_released_as_ordinary_lose_the_client_tool_mark() -> None:
+    app_call = Entry(
+        role="assistant",
+        kind="tool_call",
+        content="mcp__app__lookup_order {}",
+        parts=[ToolCallPart(id="c1", name="mcp__app__lookup_order", arguments={})],
+    )
+    calls = _AppCalls("mcp__app__", {"lookup_order"})
+    assert calls.see(app_call) == [] and calls
+
+    [held] = calls.take()
+    assert held.metadata[CLIENT_TOOL_KEY] is True and held.tool_call.name == "lookup_order"
+    calls.see(app_call)
+    [plain] = calls.take(plain=True)
+    assert CLIENT_TOOL_KEY not in plain.metadata and not calls
+
+    calls.see(app_call)
+    result = Entry(
+        role="tool",
+        kind="tool_result",
+        content="refused",
+        parts=[ToolResultPart(tool_call_id="c1", output="refused", is_error=True)],
+    )
+    released, answered = calls.see(result)
+    assert CLIENT_TOOL_KEY not in released.metadata and answered is result

@@ -12,7 +12,7 @@ import pytest
 
 from cerver.errors import AuthenticationFailed
 from cerver.gateway import Gateway
-from cerver.proxy.app_tools import AppToolsServer
+from cerver.proxy.app_tools import MAX_PARKED_PER_RUN, AppToolsServer
 from cerver.proxy.grants import ProxyGrants
 from cerver.types import ProxyGrant
 from harnesses.tools import APP_TOOLS_MCP_PATH, ToolSpec
@@ -145,3 +145,22 @@ async def test_another_replica_parks_a_call_until_the_issuing_replica_ends_the_r
     await asyncio.wait_for(parked, 5)
     with pytest.raises(AuthenticationFailed):
         await b.proxy.authorize(issued.token)
+
+
+async def test_a_run_parks_at_most_a_bounded_number_of_calls(
+    served: tuple[AppToolsServer, Grants],
+) -> None:
+    server, grants = served
+    grant = grant_for(grants, "run_with_tools")
+    call = {"name": "lookup_order", "arguments": {}}
+    parked = [
+        asyncio.create_task(rpc(server, grant.token, "tools/call", call))
+        for _ in range(MAX_PARKED_PER_RUN)
+    ]
+    await asyncio.sleep(0.5)
+    assert not any(task.done() for task in parked)
+
+    refused = (await rpc(server, grant.token, "tools/call", call)).json()["result"]
+    assert refused["isError"] is True and "Too many calls" in refused["content"][0]["text"]
+    grants.grants.revoke(grant)
+    await asyncio.wait_for(asyncio.gather(*parked), 10)
