@@ -58,7 +58,7 @@ from cerver.api.compat.turns import (
 )
 from cerver.api.deps import GatewayDep
 from cerver.api.sse import sse_response
-from cerver.errors import Conflict, InvalidRequest, NotFound
+from cerver.errors import Conflict, ErrorCode, InvalidRequest, NotFound
 from cerver.gateway import Gateway
 from cerver.services.client_tools import pending_tool_calls, result_entries
 from cerver.services.turns import TurnResult
@@ -271,8 +271,8 @@ async def _stored_response(
         {},
         created_at=int(run.started_at.timestamp()),
     )
-    if body["status"] == "failed" and run.error:
-        body["error"] = {"code": "server_error", "message": run.error}
+    if body["status"] == "failed" and run.error:  # as the stream's response.failed says it
+        body["error"] = {"code": ErrorCode.RUN_FAILED.value, "message": run.error}
     return JSONResponse(body, headers=headers)
 
 
