@@ -150,7 +150,9 @@ def test_one_status_rule_for_every_harness() -> None:
 async def test_a_stream_silent_before_any_text_is_abandoned_and_retried(
     harness: ToolLoopHarness, upstream: MockUpstream, sleeps: Sleeps
 ) -> None:
-    harness.idle_timeout = 1.0
+    # Long enough that the retry's own first event comes in time on a loaded machine (CI once
+    # saw it miss 1 s and retry again); the first reply still stalls far past it.
+    harness.idle_timeout = 3.0
     upstream.script(Reply(text="never sent", stall_ms=30_000), Reply(text="second time lucky"))
     events = await collect(harness, make_turn(harness, "hi"))
     assert [m.content for m in messages(events)] == ["second time lucky"]
