@@ -100,10 +100,7 @@ class AppToolsServer:
         """Raise :class:`MissingDependency` (naming the install) when the ``mcp`` SDK is
         missing; a turn offering the app's tools to a CLI is then refused before it starts."""
         if importlib.util.find_spec("mcp") is None:
-            raise MissingDependency(
-                f"The app's tools for CLI harnesses need the MCP SDK: run `{MCP_INSTALL}`.",
-                context={"install": MCP_INSTALL},
-            )
+            raise _mcp_missing()
 
     async def aclose(self) -> None:
         """Stop the MCP session manager (parked calls end with the error result)."""
@@ -183,16 +180,20 @@ def _grant(ctx: Any) -> ProxyGrant:
     return grant
 
 
+def _mcp_missing() -> MissingDependency:
+    return MissingDependency(
+        f"The app's tools for CLI harnesses need the MCP SDK: run `{MCP_INSTALL}`.",
+        context={"install": MCP_INSTALL},
+    )
+
+
 def _manager(list_tools: Any, call_tool: Any) -> StreamableHTTPSessionManager:
     try:
         from mcp.server.lowlevel import Server
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
         from mcp.server.transport_security import TransportSecuritySettings
     except ImportError as exc:
-        raise MissingDependency(
-            f"The app's tools for CLI harnesses need the MCP SDK: run `{MCP_INSTALL}`.",
-            context={"install": MCP_INSTALL},
-        ) from exc
+        raise _mcp_missing() from exc
     server: Server[Any] = Server(
         "cerver-app-tools", on_list_tools=list_tools, on_call_tool=call_tool
     )
