@@ -20,6 +20,7 @@ import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from cerver import errors
+from cerver.event_stream import read_events
 
 __all__ = ["AsyncClient", "Client", "ServerEvent"]
 
@@ -58,23 +59,9 @@ def _raise_for_error(response: httpx.Response) -> None:
 
 
 async def _iter_sse(response: httpx.Response) -> AsyncIterator[ServerEvent]:
-    event, data, event_id = "message", [], None
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield ServerEvent(event, json.loads("\n".join(data)), event_id)
-            event, data, event_id = "message", [], None
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-            elif name == "id":
-                event_id = int(value)
+    async for sent in read_events(response.aiter_lines()):
+        event_id = int(sent.id) if sent.id is not None else None
+        yield ServerEvent(sent.event, json.loads(sent.data), event_id)
 
 
 class AsyncClient:

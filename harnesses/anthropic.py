@@ -12,10 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
+import orjson
 from pydantic import model_validator
 
+from cerver.errors import UpstreamError
+from cerver.event_stream import read_events
 from cerver.types import Entry, EntryStatus, ReasoningPart, ToolCallPart
 from cerver.types import Usage as UsageRecord
+from harnesses._anthropic_stream import MessageBuilder
 from harnesses._loop import (
     CONNECT_TIMEOUT,
     PROGRESS,
@@ -101,6 +105,7 @@ class AnthropicHarness(ToolLoopHarness):
             api_key=api_key,  # … and to ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN
             max_retries=0,
             timeout=self._sdk.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            http_client=self._sdk.DefaultAioHttpClient(),
         )
 
     async def aclose(self) -> None:
@@ -134,15 +139,28 @@ class AnthropicHarness(ToolLoopHarness):
             # and let the API accept or refuse it.
             request["extra_body"] = {"temperature": chosen.temperature}
         try:
-            async with self._client.messages.stream(**request) as stream:
-                async for event in stream:
-                    if event.type == "text" and event.text:
-                        yield TextDelta(event.text)
-                    else:
-                        yield PROGRESS
-                message = await stream.get_final_message()
+            async with self._client.messages.with_streaming_response.create(
+                **request, stream=True
+            ) as response:
+                builder = MessageBuilder()
+                async for sent in read_events(response.iter_lines()):
+                    data = orjson.loads(sent.data)
+                    if sent.event == "error":
+                        raise self._sdk.APIStatusError(
+                            f"{data}", response=response.http_response, body=data
+                        )
+                    text = builder.add(data)
+                    yield TextDelta(text) if text else PROGRESS
+                snapshot = builder.message()
         except self._errors as exc:
             raise upstream_error("Anthropic", exc) from exc
+        except (LookupError, TypeError, ValueError) as exc:  # not JSON, or not the protocol
+            raise UpstreamError(
+                f"Anthropic API error in the response stream: it could not be read ({exc})",
+                context={"provider": "anthropic", "status": None, "type": "invalid_stream"},
+                retryable=True,
+            ) from exc
+        message = self._sdk.types.Message.construct(**snapshot)
         yield StepResult(_entries(message), _usage(message.usage))
 
 

@@ -90,6 +90,7 @@ class OpenAIHarness(ToolLoopHarness):
                     api_key=api_key,  # … and to OPENAI_API_KEY
                     max_retries=0,
                     timeout=self._sdk.Timeout(timeout, connect=CONNECT_TIMEOUT),
+                    http_client=self._sdk.DefaultAioHttpClient(),
                 )
             except self._sdk.OpenAIError as exc:
                 raise HarnessError(

@@ -57,5 +57,5 @@ async def answer_turn(
 
 
 async def _sse(handle: TurnHandle) -> AsyncIterator[bytes]:
-    async for event in handle.events():
-        yield encode_event(event)
+    async for batch in handle.event_batches():
+        yield b"".join(map(encode_event, batch))

@@ -175,6 +175,19 @@ class TurnHandle:
         while (event := await self._events.get()) is not None:
             yield event
 
+    async def event_batches(self) -> AsyncIterator[list[StoredEvent]]:
+        """:meth:`events`, each batch all that had arrived when the last one was taken: a slow
+        reader (or a busy loop) gets fewer, larger writes instead of falling behind."""
+        queue = self._events
+        while (event := await queue.get()) is not None:
+            batch = [event]
+            while not queue.empty():
+                if (event := queue.get_nowait()) is None:
+                    yield batch
+                    return
+                batch.append(event)
+            yield batch
+
     async def result(self) -> TurnResult:
         assert self.task is not None
         return await asyncio.shield(self.task)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -100,10 +101,12 @@ class RunRecord(_Record):
     cancel_requested_at: datetime | None = None
 
 
-class StoredEvent(_Record):
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
     """One SSE event of a session's log; ``data`` is the JSON text sent on the wire.
 
     ``id`` is ``None`` only for an event that was never logged (it cannot be resumed from).
+    A plain dataclass, not a model: one is built for every streamed delta.
     """
 
     session_id: str

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -329,7 +329,7 @@ def interrupt_run(
             data=orjson.dumps(completed).decode(),
         ),
     ]
-    conn.execute(events.insert(), [{**e.model_dump(), "created_at": now} for e in written])
+    conn.execute(events.insert(), [{**asdict(e), "created_at": now} for e in written])
     return written
 
 

@@ -50,7 +50,7 @@ class TranscriptStore:
             .limit(limit)
         )
         rows = await self._db.read(lambda conn: conn.execute(query).all())
-        return [StoredEvent.model_validate(r) for r in rows]
+        return [StoredEvent(r.session_id, r.id, r.event, r.data) for r in rows]
 
     async def run_start(self, session_id: str, run_id: str) -> tuple[int | None, int]:
         """Where a run's events begin in the log: ``(id of its turn.started or None, last id)``.

@@ -1,0 +1,105 @@
+"""An Anthropic Messages API response built from its raw stream, one JSON event at a time.
+
+The SDK's ``MessageStream`` turns every event into typed models and rebuilds a typed snapshot
+as it goes: most of a streamed turn's CPU in the gateway (about 60 % of it at 100 concurrent
+streams). :class:`MessageBuilder` folds the decoded JSON into plain dicts instead and hands out
+each text delta as it arrives; the finished message is typed once, by the harness, when the
+stream ends. It follows the SDK's accumulation (``anthropic.lib.streaming``): the usage counts
+of ``message_delta`` are totals that overwrite, and a tool call's input is its concatenated
+``input_json_delta`` parts, read leniently if the stream stopped inside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["MessageBuilder", "StreamOrderError"]
+
+
+class StreamOrderError(ValueError):
+    """The stream broke the protocol's order (a block's delta before ``message_start``)."""
+
+
+class MessageBuilder:
+    """Accumulates one streamed message; :meth:`add` each event, then read :meth:`message`."""
+
+    __slots__ = ("_message", "_partial_json")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] | None = None
+        #: A ``tool_use`` block's input as streamed so far, by block index.
+        self._partial_json: dict[int, list[str]] = {}
+
+    def add(self, event: dict[str, Any]) -> str | None:
+        """Fold in one decoded stream event; return the text it adds to the answer, if any.
+
+        Raises:
+            StreamOrderError: a content event came before ``message_start``.
+        """
+        kind = event.get("type")
+        if kind == "content_block_delta":
+            delta = event["delta"]
+            block = self._block(event["index"])
+            match delta.get("type"):
+                case "text_delta":
+                    text: str = delta["text"]
+                    block["text"] = block.get("text", "") + text
+                    return text
+                case "input_json_delta":
+                    self._partial_json.setdefault(event["index"], []).append(delta["partial_json"])
+                case "thinking_delta":
+                    block["thinking"] = block.get("thinking", "") + delta["thinking"]
+                case "signature_delta":
+                    block["signature"] = delta["signature"]
+                case "citations_delta":
+                    block.setdefault("citations", []).append(delta["citation"])
+        elif kind == "message_start":
+            self._message = dict(event["message"])
+            self._message["content"] = [dict(b) for b in self._message.get("content") or ()]
+            self._message["usage"] = dict(self._message.get("usage") or {})
+        elif kind == "content_block_start":
+            self._snapshot()["content"].append(dict(event["content_block"]))
+        elif kind == "content_block_stop":
+            self._close_tool_input(event["index"])
+        elif kind == "message_delta":
+            message = self._snapshot()
+            message.update(event.get("delta") or {})
+            usage = message["usage"]
+            for name, count in (event.get("usage") or {}).items():
+                if count is not None:  # omitted counts keep message_start's
+                    usage[name] = count
+        return None
+
+    def message(self) -> dict[str, Any]:
+        """The message as streamed so far, as the API's JSON (``Message``) would have it.
+
+        Raises:
+            StreamOrderError: the stream ended before ``message_start``.
+        """
+        for index in list(self._partial_json):
+            self._close_tool_input(index)
+        return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        if self._message is None:
+            raise StreamOrderError("the stream sent content before its message_start event")
+        return self._message
+
+    def _block(self, index: int) -> dict[str, Any]:
+        return self._snapshot()["content"][index]  # type: ignore[no-any-return]
+
+    def _close_tool_input(self, index: int) -> None:
+        parts = self._partial_json.pop(index, None)
+        if parts is None:
+            return
+        raw = "".join(parts)
+        try:
+            arguments = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            # Cut off inside the JSON (max_tokens, a dropped stream): keep what parses.
+            from jiter import from_json  # the SDK's own dependency, as in its accumulator
+
+            arguments = from_json(raw.encode(), partial_mode="trailing-strings")
+        self._block(index)["input"] = arguments
