@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from bench.litellm_env import DEFAULT_PATH as LITELLM_ENV
+from bench.litellm_env import interpreter
 
 ADMIN_KEY = "ck_bench_admin_key_000000000000"
 
@@ -130,16 +134,26 @@ class ServerURL(str):
 
 
 LITELLM_SKIP_NOTE = (
-    "LiteLLM proxy: skipped (litellm[proxy] is not importable here; install it with "
-    "`pip install 'litellm[proxy]'` in a separate environment to add it as a path)"
+    "LiteLLM proxy: skipped (not installed; `python -m bench.litellm_env` installs it in an "
+    "environment of its own, or set CERVER_BENCH_LITELLM_PYTHON to an interpreter that has "
+    "litellm[proxy])"
 )
 
 
+def litellm_python() -> str:
+    """The interpreter that runs the LiteLLM proxy: ``CERVER_BENCH_LITELLM_PYTHON``, else the
+    environment ``bench.litellm_env`` made, else this one."""
+    if chosen := os.environ.get("CERVER_BENCH_LITELLM_PYTHON"):
+        return chosen
+    made = interpreter(LITELLM_ENV)
+    return str(made) if made.exists() else sys.executable
+
+
 def litellm_proxy_available() -> bool:
-    """Whether ``litellm[proxy]`` is importable (checked in a child: importing it takes
-    seconds, and it is never imported into the gateway or this process)."""
+    """Whether ``litellm[proxy]`` is importable by :func:`litellm_python` (checked in a child:
+    importing it takes seconds, and it is never imported into the gateway or this process)."""
     checked = subprocess.run(
-        [sys.executable, "-c", "import litellm.proxy.proxy_server"],
+        [litellm_python(), "-c", "import litellm.proxy.proxy_server"],
         capture_output=True,
         timeout=120,
     )
@@ -163,7 +177,7 @@ def litellm_proxy(upstream_url: str, model: str) -> Iterator[ServerURL]:
         )
         url = f"http://127.0.0.1:{port}"
         args = [
-            sys.executable,
+            litellm_python(),
             "-m",
             "litellm.proxy.proxy_cli",
             "--config",
@@ -174,5 +188,7 @@ def litellm_proxy(upstream_url: str, model: str) -> Iterator[ServerURL]:
             "1",
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
+        # The proxy refuses to start without a strong master key; clients send it as their key.
+        env["LITELLM_MASTER_KEY"] = f"sk-{secrets.token_hex(32)}"
         with process(args, env, f"{url}/health/liveliness", "LiteLLM proxy") as proc:
             yield ServerURL(url, proc, env)

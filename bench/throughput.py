@@ -136,11 +136,12 @@ async def run(seconds: float, connections: int) -> None:
         results["relay"] = await measure("relay", relay, connections, seconds, relay_client)
         if litellm_proxy_available():
             proxy = stack.enter_context(litellm_proxy(upstream, MODEL))
+            key = proxy.env["LITELLM_MASTER_KEY"]
 
             def litellm_client() -> Callable[[int], Awaitable[None]]:
                 async def send(i: int) -> None:
                     response = await http.post(
-                        f"{proxy}/v1/messages", json=MESSAGE, headers={"x-api-key": "bench"}
+                        f"{proxy}/v1/messages", json=MESSAGE, headers={"x-api-key": key}
                     )
                     response.raise_for_status()
 

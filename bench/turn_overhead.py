@@ -93,7 +93,8 @@ async def run(rounds: int) -> None:
         paths = {"direct": direct, "relay": relay, "cerver": through_cerver}
         if with_litellm:
             litellm_url = stack.enter_context(litellm_proxy(upstream_url, MODEL))
-            proxied = anthropic.AsyncAnthropic(base_url=litellm_url, api_key="bench", max_retries=0)
+            key = litellm_url.env["LITELLM_MASTER_KEY"]
+            proxied = anthropic.AsyncAnthropic(base_url=litellm_url, api_key=key, max_retries=0)
             sdks.append(proxied)
             paths["litellm"] = conversation_path(proxied)
         for i in range(TURNS_PER_SESSION):  # warm every path (imports, pools, SQLite pages)

@@ -3,10 +3,10 @@
 The SDK's ``MessageStream`` turns every event into typed models and rebuilds a typed snapshot
 as it goes: most of a streamed turn's CPU in the gateway (about 60 % of it at 100 concurrent
 streams). :class:`MessageBuilder` folds the decoded JSON into plain dicts instead and hands out
-each text delta as it arrives; the finished message is typed once, by the harness, when the
-stream ends. It follows the SDK's accumulation (``anthropic.lib.streaming``): the usage counts
-of ``message_delta`` are totals that overwrite, and a tool call's input is its concatenated
-``input_json_delta`` parts, read leniently if the stream stopped inside them.
+each text delta as it arrives; the finished message is the API's ``Message`` JSON, which the
+harness maps to entries. It follows the SDK's accumulation (``anthropic.lib.streaming``):
+the usage counts of ``message_delta`` are totals that overwrite, and a tool call's input is
+its concatenated ``input_json_delta`` parts, read leniently if the stream stopped inside them.
 """
 
 from __future__ import annotations

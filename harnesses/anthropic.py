@@ -39,8 +39,6 @@ from harnesses.tools import ToolSpec
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
-    from anthropic.types import Message as AnthropicMessage
-    from anthropic.types import Usage as AnthropicUsage
 
 __all__ = ["THINKING_BUDGETS", "AnthropicHarness"]
 
@@ -151,7 +149,8 @@ class AnthropicHarness(ToolLoopHarness):
                         )
                     text = builder.add(data)
                     yield TextDelta(text) if text else PROGRESS
-                snapshot = builder.message()
+                message = builder.message()
+                result = StepResult(_entries(message), _usage(message.get("usage") or {}))
         except self._errors as exc:
             raise upstream_error("Anthropic", exc) from exc
         except (LookupError, TypeError, ValueError) as exc:  # not JSON, or not the protocol
@@ -160,42 +159,53 @@ class AnthropicHarness(ToolLoopHarness):
                 context={"provider": "anthropic", "status": None, "type": "invalid_stream"},
                 retryable=True,
             ) from exc
-        message = self._sdk.types.Message.construct(**snapshot)
-        yield StepResult(_entries(message), _usage(message.usage))
+        yield result
 
 
 def _tool_param(spec: ToolSpec) -> dict[str, Any]:
     return {"name": spec.name, "description": spec.description, "input_schema": spec.parameters}
 
 
-def _entries(message: AnthropicMessage) -> list[Entry]:
-    """The response's content blocks as neutral entries, in order (adjacent text merged)."""
-    status: EntryStatus = "incomplete" if message.stop_reason == "max_tokens" else "complete"
+def _entries(message: dict[str, Any]) -> list[Entry]:
+    """The response's content blocks (the API's ``Message`` JSON) as neutral entries, in order
+    (adjacent text merged)."""
+    status: EntryStatus = "incomplete" if message.get("stop_reason") == "max_tokens" else "complete"
     entries: list[Entry] = []
-    for block in message.content:
-        if block.type == "text":
+    for block in message.get("content") or ():
+        kind = block.get("type")
+        if kind == "text":
+            text = block.get("text") or ""
             if entries and entries[-1].kind == "text":
-                entries[-1].content += block.text
-            elif block.text:
-                entries.append(text_entry(block.text, status=status))
-        elif block.type == "thinking":
+                entries[-1].content += text
+            elif text:
+                entries.append(text_entry(text, status=status))
+        elif kind == "thinking":
             part = ReasoningPart(
-                text=block.thinking, provider="anthropic", signature=block.signature
+                text=block.get("thinking") or "",
+                provider="anthropic",
+                signature=block.get("signature"),
             )
             entries.append(reasoning_entry(part))
-        elif block.type == "redacted_thinking":
-            entries.append(
-                reasoning_entry(ReasoningPart(provider="anthropic", encrypted=block.data))
+        elif kind == "redacted_thinking":
+            part = ReasoningPart(provider="anthropic", encrypted=block.get("data"))
+            entries.append(reasoning_entry(part))
+        elif kind == "tool_use":
+            arguments = block.get("input")
+            call = ToolCallPart(
+                id=block["id"],
+                name=block["name"],
+                arguments=arguments if isinstance(arguments, dict) else {},
             )
-        elif block.type == "tool_use":
-            arguments = block.input if isinstance(block.input, dict) else {}
-            entries.append(
-                tool_call_entry(ToolCallPart(id=block.id, name=block.name, arguments=arguments))
-            )
+            entries.append(tool_call_entry(call))
     return entries
 
 
-def _usage(usage: AnthropicUsage) -> UsageRecord:
+def _usage(usage: dict[str, Any]) -> UsageRecord:
     """Token counts; cache writes and reads count as input tokens."""
-    cached = (usage.cache_creation_input_tokens or 0) + (usage.cache_read_input_tokens or 0)
-    return UsageRecord(input_tokens=usage.input_tokens + cached, output_tokens=usage.output_tokens)
+    cached = (usage.get("cache_creation_input_tokens") or 0) + (
+        usage.get("cache_read_input_tokens") or 0
+    )
+    return UsageRecord(
+        input_tokens=(usage.get("input_tokens") or 0) + cached,
+        output_tokens=usage.get("output_tokens") or 0,
+    )

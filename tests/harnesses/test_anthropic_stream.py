@@ -10,7 +10,10 @@ import httpx2
 import orjson
 import pytest
 
+from cerver.retry import RetryPolicy
 from harnesses._anthropic_stream import MessageBuilder, StreamOrderError
+from harnesses.anthropic import AnthropicHarness
+from harnesses.base import Error, TextDelta, TurnContext, TurnOptions
 
 MESSAGE_START = {
     "type": "message_start",
@@ -71,9 +74,9 @@ def _built(events: list[dict[str, Any]]) -> tuple[MessageBuilder, list[str]]:
     return builder, texts
 
 
-async def _sdk_message(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The final message the SDK's own ``MessageStream`` builds from the same stream."""
-    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+def _client_answering(body: str) -> anthropic.AsyncAnthropic:
+    """An SDK client whose every call is answered with ``body`` as an event stream (a test
+    double of the API, in process)."""
 
     def answer(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(
@@ -81,7 +84,18 @@ async def _sdk_message(events: list[dict[str, Any]]) -> dict[str, Any]:
         )
 
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(answer))
-    client = anthropic.AsyncAnthropic(api_key="test", base_url="http://fake", http_client=http)
+    return anthropic.AsyncAnthropic(
+        api_key="test", base_url="http://fake", http_client=http, max_retries=0
+    )
+
+
+def _stream(events: list[dict[str, Any]]) -> str:
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+
+
+async def _sdk_message(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The final message the SDK's own ``MessageStream`` builds from the same stream."""
+    client = _client_answering(_stream(events))
     async with client.messages.stream(
         model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "go"}]
     ) as stream:
@@ -131,3 +145,34 @@ def test_unknown_events_and_delta_kinds_are_ignored() -> None:
     )
     assert texts == ["ok"]
     assert builder.message()["content"] == [{"type": "text", "text": "ok"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "streamed"),
+    [
+        pytest.param(_stream(EVENTS[4:]), "", id="content-before-message-start"),
+        pytest.param(
+            _stream(EVENTS[:9]) + "event: content_block_delta\ndata: {not json\n\n",
+            "Reading ",
+            id="data-not-json",
+        ),
+    ],
+)
+async def test_a_stream_that_cannot_be_read_fails_the_call_as_retryable(
+    body: str, streamed: str
+) -> None:
+    harness = AnthropicHarness(client=_client_answering(body))
+    harness.retry = RetryPolicy(max_attempts=1)
+    turn = TurnContext(
+        session_id="sess_test",
+        run_id="run_test",
+        history=[],
+        input="go",
+        model=harness.default_model,
+        options=TurnOptions(),
+    )
+    events = [event async for event in harness.run(turn)]
+    error = events[-1]
+    assert isinstance(error, Error) and error.code == "upstream_error" and error.retryable
+    assert "could not be read" in error.message
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == streamed
