@@ -8,6 +8,8 @@ next request as soon as the last one answered, for ``--seconds`` per path.
 * ``cerver``: ``POST /v2/sessions/{id}/run-llm`` on transcript-only sessions (auth, turn lock,
   user message and reply persisted, ledger, history from the store), each client on its own
   session, a new one every 20 turns;
+* ``cerver mem``: the same on an in-memory SQLite store ("persistence off": DESIGN §7 budgets
+  the persisted gateway at ≥ 0.9 × its requests/s);
 * ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it;
 * ``litellm``: the relay's call through the LiteLLM proxy (no database, one worker) when
   ``litellm[proxy]`` is importable, skipped with a note otherwise.
@@ -49,6 +51,9 @@ MODEL = "claude-sonnet-4-6"
 TURNS_PER_SESSION = 20
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 MESSAGE = {"model": MODEL, "max_tokens": 256, "messages": [{"role": "user", "content": "hi"}]}
+
+
+IN_MEMORY_STORE = "sqlite+aiosqlite:///:memory:"
 
 
 def _offers_workers() -> bool:
@@ -151,11 +156,13 @@ async def run(seconds: float, connections: int) -> None:
                 "litellm", proxy, connections, seconds, litellm_client
             )
 
-        gateways = [("cerver", ())]
+        gateways: list[tuple[str, tuple[str, ...], dict[str, str]]] = [("cerver", (), {})]
+        # "Persistence off": the same gateway on an in-memory SQLite store (nothing on disk).
+        gateways.append(("cerver mem", (), {"CERVER_DATABASE_URL": IN_MEMORY_STORE}))
         if _offers_workers():
-            gateways.append(("cerver x2", ("--workers", "2")))
-        for name, serve_args in gateways:
-            with gateway(upstream, *serve_args) as url:
+            gateways.append(("cerver x2", ("--workers", "2"), {}))
+        for name, serve_args, env in gateways:
+            with gateway(upstream, *serve_args, **env) as url:
                 make = functools.partial(cerver_client, http, url)
                 results[name] = await measure(name, url, connections, seconds, make)
         await http.aclose()
@@ -170,10 +177,13 @@ async def run(seconds: float, connections: int) -> None:
         f"CPU per request: {cerver['cpu_ms'] / relay['cpu_ms']:.2f}x the relay's"
     )
     if "litellm" in results:
-        ratio = cerver["rps"] / results["litellm"]["rps"]
+        # Per core: requests per CPU-second of each server process.
+        ratio = results["litellm"]["cpu_ms"] / cerver["cpu_ms"]
         print(f"cerver req/s per core / LiteLLM's per worker: {ratio:.2f}x (budget >= 4)")
     else:
         print(LITELLM_SKIP_NOTE)
+    ratio = cerver["rps"] / results["cerver mem"]["rps"]
+    print(f"persistence on / off (in-memory store) req/s: {ratio:.2f}x (budget >= 0.9)")
     if "cerver x2" in results:
         ratio = results["cerver x2"]["rps"] / cerver["rps"]
         print(f"--workers 2 / one worker req/s: {ratio:.2f}x (budget >= 1.7)")

@@ -78,18 +78,26 @@ class _Backend:
 class _SQLiteBackend(_Backend):
     def __init__(self, url: sa.URL) -> None:
         url = url.set(drivername="sqlite")  # the stdlib driver, whatever the URL named
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self._reader = _sqlite_engine(url, immediate=False, pool_size=_SQLITE_READERS)
-        self._writer = _sqlite_engine(url, immediate=True, pool_size=1)
+        self._write_lock: int | None = None
+        if not url.database or url.database == ":memory:":
+            # The database lives in its one connection: every query, read or write, runs on
+            # it, on one thread (nothing is on disk, and no other process can see it).
+            self._writer = _sqlite_engine(url, immediate=True, pool=None)
+            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db-w")
+            self._write_connections = _KeptConnections(self._writer)
+            self._reader = self._writer
+            self._read_threads = self._write_thread
+            self._read_connections = self._write_connections
+            return
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        self._reader = _sqlite_engine(url, immediate=False, pool=_SQLITE_READERS)
+        self._writer = _sqlite_engine(url, immediate=True, pool=1)
         self._read_threads = ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="cerver-db-r")
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db-w")
         self._read_connections = _KeptConnections(self._reader)
         self._write_connections = _KeptConnections(self._writer)
-        self._write_lock: int | None = None
-        if url.database and url.database != ":memory:":
-            path = f"{url.database}-writelock"
-            self._write_lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = f"{url.database}-writelock"
+        self._write_lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     async def run(self, query: Query[T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -170,12 +178,16 @@ class _KeptConnections:
                 conn.close()
 
 
-def _sqlite_engine(url: sa.URL, *, immediate: bool, pool_size: int) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, immediate: bool, pool: int | None) -> sa.Engine:
+    """An engine of ``pool`` connections, or of one shared connection (``None``: an
+    in-memory database, which exists only in its connection)."""
+    pooling: dict[str, Any] = (
+        {"poolclass": sa.pool.StaticPool}
+        if pool is None
+        else {"pool_size": pool, "max_overflow": 0}
+    )
     engine = sa.create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=0,
-        connect_args={"timeout": 30, "check_same_thread": False},
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **pooling
     )
 
     @event.listens_for(engine, "connect")
