@@ -10,7 +10,11 @@ short ones), then times, through the HTTP API, each of:
 * ``list by status``: ``GET /v2/sessions?status=paused&limit=50`` (a rare status);
 * ``tail``: ``GET /v2/sessions/{id}?tail=20`` of the longest conversation;
 * ``turn, old session`` vs ``turn, new session``: ``run-llm`` on the longest conversation and
-  on a fresh one (DESIGN §7: an old session costs no more than a new one).
+  on a fresh one;
+* ``direct, old`` vs ``direct, new``: the same model call made straight from this process
+  with the Anthropic SDK, with the same conversations growing the same way (the baseline: the
+  upstream's own cost of a longer history). DESIGN §7: what Cerver *adds* to a turn on an old
+  session is no more than what it adds on a new one.
 
 DESIGN §7 budgets the three reads at ≤ 10 ms p50 with 100k sessions and 1M entries.
 
@@ -26,11 +30,12 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
+import anthropic
 import httpx
 import sqlalchemy as sa
 
 from bench._servers import ServerURL, gateway, mock_upstream
-from bench.throughput import AUTH
+from bench.throughput import AUTH, MODEL
 from cerver.store import Database
 from cerver.store.schema import accounts, entries, sessions
 
@@ -141,6 +146,9 @@ async def run(args: argparse.Namespace) -> None:
                 ),
             }
             timings: dict[str, list[float]] = {name: [] for name in paths}
+            direct = {"direct, old": _conversation(_long_entries(args)), "direct, new": []}
+            timings.update({name: [] for name in direct})
+            sdk = anthropic.AsyncAnthropic(base_url=upstream, api_key="bench", max_retries=0)
             for round_ in range(args.rounds + 5):
                 for name, (method, path, body) in paths.items():
                     began = time.perf_counter()
@@ -148,6 +156,12 @@ async def run(args: argparse.Namespace) -> None:
                     response.raise_for_status()
                     if round_ >= 5:  # the first rounds warm caches and pools
                         timings[name].append((time.perf_counter() - began) * 1000)
+                for name, messages in direct.items():
+                    began = time.perf_counter()
+                    await _direct_turn(sdk, messages)
+                    if round_ >= 5:
+                        timings[name].append((time.perf_counter() - began) * 1000)
+            await sdk.close()
     print(f"{'request':<18} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, values in timings.items():
         print(
@@ -159,7 +173,36 @@ async def run(args: argparse.Namespace) -> None:
         p50 = percentile(timings[name], 0.5)
         print(f"{name}: p50 {p50:.2f} ms = {p50 / floor:.1f}x an empty request (budget <= 10 ms)")
     old, new = (percentile(timings[f"turn, {k} session"], 0.5) for k in ("old", "new"))
-    print(f"turn on the longest conversation / on a new one, p50: {old / new:.2f}x (budget ~1)")
+    print(f"turn on the longest conversation / on a new one, p50: {old / new:.2f}x")
+    base_old, base_new = (percentile(timings[f"direct, {k}"], 0.5) for k in ("old", "new"))
+    print(
+        f"added by cerver, p50: old session {old - base_old:.2f} ms, new session "
+        f"{new - base_new:.2f} ms: {(old - base_old) / (new - base_new):.2f}x (budget ~1)"
+    )
+
+
+def _long_entries(args: argparse.Namespace) -> int:
+    return int(args.entries * LONG_SHARE) // LONG_CONVERSATIONS
+
+
+def _conversation(count: int) -> list[dict[str, str]]:
+    """The longest conversation as _fill wrote it, as Messages API messages."""
+    return [
+        {
+            "role": "user" if seq % 2 else "assistant",
+            "content": f"message {seq} of a benchmark conversation",
+        }
+        for seq in range(1, count + 1)
+    ]
+
+
+async def _direct_turn(sdk: anthropic.AsyncAnthropic, messages: list[dict[str, str]]) -> None:
+    """One streamed call with the conversation so far, grown by the question and its answer
+    as Cerver grows its transcript."""
+    messages.append({"role": "user", "content": "hi"})
+    async with sdk.messages.stream(model=MODEL, max_tokens=1024, messages=messages) as stream:
+        answer = await stream.get_final_message()
+    messages.append({"role": "assistant", "content": answer.content[0].text})
 
 
 def _sqlite_url_of(url: ServerURL) -> str:
