@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from cerver.errors import MissingDependency
+from cerver.errors import MissingDependency, UpstreamError
 from cerver.types import ReasoningPart, ToolCallPart
 from harnesses import _loop
 from harnesses._loop import (
@@ -110,3 +111,38 @@ def test_import_sdk_reraises_a_broken_dependency_of_the_sdk(
     monkeypatch.setattr(_loop.importlib, "import_module", broken)
     with pytest.raises(ModuleNotFoundError, match="jiter"):
         import_sdk("anthropic", harness="anthropic")
+
+
+async def _ticks(gaps: list[float]) -> Any:
+    """A stream whose events come after ``gaps`` seconds each."""
+    for gap in gaps:
+        await asyncio.sleep(gap)
+        yield _loop.PROGRESS
+
+
+async def test_the_idle_timeout_counts_only_time_spent_waiting_for_the_stream() -> None:
+    received = []
+    async for event in _loop._unless_idle(_ticks([0.0] * 4), 0.2, "m"):
+        received.append(event)
+        await asyncio.sleep(0.3)  # a slow consumer: longer than the timeout, between events
+    assert len(received) == 4
+
+
+async def test_a_stream_silent_for_the_idle_timeout_fails_as_a_retryable_stall() -> None:
+    received = []
+    with pytest.raises(UpstreamError, match="went silent") as failed:
+        async for event in _loop._unless_idle(_ticks([0.05, 0.05, 5.0]), 0.3, "m"):
+            received.append(event)
+    assert failed.value.retryable and len(received) == 2
+
+
+async def test_a_cancellation_from_outside_is_not_taken_for_a_stall() -> None:
+    async def consume() -> None:
+        async for _ in _loop._unless_idle(_ticks([5.0]), 0.2, "m"):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
