@@ -14,7 +14,9 @@ from cerver.store import AccountRecord, SessionRecord
 __all__ = ["AccountDep", "GatewayDep", "SessionDep", "get_account", "get_gateway", "get_session"]
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
+    # async, though it awaits nothing: FastAPI runs a plain ``def`` dependency in its thread
+    # pool, a thread hand-off on every request for one attribute read.
     return request.app.state.gateway
 
 
