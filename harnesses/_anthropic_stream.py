@@ -25,12 +25,13 @@ class StreamOrderError(ValueError):
 class MessageBuilder:
     """Accumulates one streamed message; :meth:`add` each event, then read :meth:`message`."""
 
-    __slots__ = ("_message", "_partial_json")
+    __slots__ = ("_message", "_streamed")
 
     def __init__(self) -> None:
         self._message: dict[str, Any] | None = None
-        #: A ``tool_use`` block's input as streamed so far, by block index.
-        self._partial_json: dict[int, list[str]] = {}
+        #: The parts streamed into a block's ``text``, ``thinking`` or (JSON) ``input``, by
+        #: (block index, field): joined once, when the block stops, not copied at every delta.
+        self._streamed: dict[tuple[int, str], list[str]] = {}
 
     def add(self, event: dict[str, Any]) -> str | None:
         """Fold in one decoded stream event; return the text it adds to the answer, if any.
@@ -41,16 +42,17 @@ class MessageBuilder:
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]
-            block = self._block(event["index"])
+            index = event["index"]
+            block = self._block(index)
             match delta.get("type"):
                 case "text_delta":
                     text: str = delta["text"]
-                    block["text"] = block.get("text", "") + text
+                    self._streamed.setdefault((index, "text"), []).append(text)
                     return text
                 case "input_json_delta":
-                    self._partial_json.setdefault(event["index"], []).append(delta["partial_json"])
+                    self._streamed.setdefault((index, "input"), []).append(delta["partial_json"])
                 case "thinking_delta":
-                    block["thinking"] = block.get("thinking", "") + delta["thinking"]
+                    self._streamed.setdefault((index, "thinking"), []).append(delta["thinking"])
                 case "signature_delta":
                     block["signature"] = delta["signature"]
                 case "citations_delta":
@@ -62,7 +64,7 @@ class MessageBuilder:
         elif kind == "content_block_start":
             self._snapshot()["content"].append(dict(event["content_block"]))
         elif kind == "content_block_stop":
-            self._close_tool_input(event["index"])
+            self._close(event["index"])
         elif kind == "message_delta":
             message = self._snapshot()
             message.update(event.get("delta") or {})
@@ -78,8 +80,8 @@ class MessageBuilder:
         Raises:
             StreamOrderError: the stream ended before ``message_start``.
         """
-        for index in list(self._partial_json):
-            self._close_tool_input(index)
+        for index in sorted({index for index, _ in self._streamed}):
+            self._close(index)
         return self._snapshot()
 
     def _snapshot(self) -> dict[str, Any]:
@@ -90,16 +92,25 @@ class MessageBuilder:
     def _block(self, index: int) -> dict[str, Any]:
         return self._snapshot()["content"][index]  # type: ignore[no-any-return]
 
-    def _close_tool_input(self, index: int) -> None:
-        parts = self._partial_json.pop(index, None)
-        if parts is None:
-            return
-        raw = "".join(parts)
-        try:
-            arguments = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError:
-            # Cut off inside the JSON (max_tokens, a dropped stream): keep what parses.
-            from jiter import from_json  # the SDK's own dependency, as in its accumulator
+    def _close(self, index: int) -> None:
+        """Join what streamed into block ``index``."""
+        for field in ("text", "thinking", "input"):
+            parts = self._streamed.pop((index, field), None)
+            if parts is None:
+                continue
+            block = self._block(index)
+            if field == "input":
+                block["input"] = _tool_input("".join(parts))
+            else:
+                block[field] = block.get(field, "") + "".join(parts)
 
-            arguments = from_json(raw.encode(), partial_mode="trailing-strings")
-        self._block(index)["input"] = arguments
+
+def _tool_input(raw: str) -> Any:
+    """A tool call's streamed JSON arguments (``{}`` when none streamed)."""
+    try:
+        return orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        # Cut off inside the JSON (max_tokens, a dropped stream): keep what parses.
+        from jiter import from_json  # the SDK's own dependency, as in its accumulator
+
+        return from_json(raw.encode(), partial_mode="trailing-strings")
