@@ -11,8 +11,8 @@ next request as soon as the last one answered, for ``--seconds`` per path.
 * ``cerver mem``: the same on an in-memory SQLite store ("persistence off": DESIGN §7 budgets
   the persisted gateway at ≥ 0.9 × its requests/s);
 * ``cerver x2``: the same with ``cerver serve --workers 2`` when the gateway offers it;
-* ``litellm``: the relay's call through the LiteLLM proxy (no database, one worker) when
-  ``litellm[proxy]`` is importable, skipped with a note otherwise.
+* ``litellm``: the relay's call through the LiteLLM proxy (no database, one worker) when it is
+  installed (``python -m bench.litellm_env``), skipped with a note otherwise.
 
 CPU per request is the server process's (and its workers') user + system time over the
 measured window divided by the requests answered. Printed ratios are against the relay and

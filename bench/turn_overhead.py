@@ -1,12 +1,12 @@
 """What a Cerver turn adds to a model call, measured side by side in one run.
 
-Three paths make the same streamed Anthropic Messages call to the same mock upstream (its own
+Four paths make the same streamed Anthropic Messages call to the same mock upstream (its own
 process): "direct" with the Anthropic SDK from this process, keeping the conversation in a
 list as an app would; "relay", the same SDK call through a bare FastAPI relay process (the
 reference DESIGN §7 budgets against); "litellm", the same SDK call through the LiteLLM proxy
-(no database, one worker) when ``litellm[proxy]`` is importable (skipped with a note
-otherwise); and "cerver", a non-streaming
-``POST /v2/sessions/{id}/run-llm`` through a gateway process (auth, turn lock, user message and
+(no database, one worker) when it is installed (``python -m bench.litellm_env``; skipped
+with a note otherwise); and "cerver", a non-streaming ``POST /v2/sessions/{id}/run-llm``
+through a gateway process (auth, turn lock, user message and
 reply persisted, ledger, history replayed from the store). All start a new conversation every
 20 turns, so all send the same growing history. Rounds are interleaved so drift hits every
 path alike.
