@@ -34,7 +34,8 @@ from harnesses._loop import (
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.options import ReasoningEffort, SDKHarnessOptions, sampling
-from harnesses.replay import to_anthropic_messages
+from harnesses.replay import AnthropicMessages
+from harnesses.replay_cache import ReplayCache
 from harnesses.tools import ToolSpec
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class AnthropicHarness(ToolLoopHarness):
     ) -> None:
         self._sdk = import_sdk("anthropic", harness=self.name)
         self._errors = upstream_exceptions(self._sdk)
+        self._replays = ReplayCache(AnthropicMessages)
         self._owns_client = client is None
         self._client: AsyncAnthropic = client or self._sdk.AsyncAnthropic(
             base_url=base_url,  # the SDK falls back to ANTHROPIC_BASE_URL when None
@@ -114,8 +116,11 @@ class AnthropicHarness(ToolLoopHarness):
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[TextDelta | StepResult, None]:
-        replay = to_anthropic_messages(
-            conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
+        replay = self._replays.replay(
+            turn.session_id,
+            conversation,
+            system_prompt=turn.options.system_prompt,
+            tools_as_text=not tools,
         )
         chosen = sampling(turn)
         request: dict[str, Any] = {

@@ -35,7 +35,8 @@ from harnesses._loop import (
 )
 from harnesses.base import TextDelta, TurnContext
 from harnesses.options import SDKHarnessOptions, sampling
-from harnesses.replay import to_responses_input
+from harnesses.replay import ResponsesInput
+from harnesses.replay_cache import ReplayCache
 from harnesses.tools import ToolSpec, parse_arguments
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ class OpenAIHarness(ToolLoopHarness):
     ) -> None:
         self._sdk = import_sdk("openai", harness=self.name)
         self._errors = upstream_exceptions(self._sdk)
+        self._replays = ReplayCache(ResponsesInput)
         self._owns_client = client is None
         if client is None:
             try:
@@ -108,8 +110,11 @@ class OpenAIHarness(ToolLoopHarness):
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[TextDelta | StepResult, None]:
-        replay = to_responses_input(
-            conversation, system_prompt=turn.options.system_prompt, tools_as_text=not tools
+        replay = self._replays.replay(
+            turn.session_id,
+            conversation,
+            system_prompt=turn.options.system_prompt,
+            tools_as_text=not tools,
         )
         chosen = sampling(turn)
         request: dict[str, Any] = {

@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, Self
 
 from cerver.types import Entry, ReasoningPart, TextPart, ToolCallPart, ToolResultPart
 from harnesses.tools import INVALID_JSON_KEY
@@ -41,7 +42,12 @@ __all__ = [
     "LEADING_USER_TEXT",
     "MISSING_RESULT",
     "REASONING_ITEM_ID_KEY",
+    "AnthropicMessages",
+    "Normalisation",
+    "Renderer",
     "Replay",
+    "ResponsesInput",
+    "pair_results",
     "to_anthropic_messages",
     "to_responses_input",
 ]
@@ -99,47 +105,7 @@ def to_anthropic_messages(
     Returns:
         The system prompt and the ``messages`` list.
     """
-    system, items = _normalise(history, new_input, system_prompt, tools_as_text)
-    messages: list[dict[str, Any]] = []
-
-    def add(role: str, block: dict[str, Any]) -> None:
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].append(block)
-        else:
-            messages.append({"role": role, "content": [block]})
-
-    for item in items:
-        match item:
-            case _Text(role=role, text=text):
-                add(role, {"type": "text", "text": text})
-            case _Call(part=call):
-                add(
-                    "assistant",
-                    {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments},
-                )
-            case _Result(part=result):
-                block: dict[str, Any] = {"type": "tool_result", "tool_use_id": result.tool_call_id}
-                if result.output:
-                    block["content"] = result.output
-                if result.is_error:
-                    block["is_error"] = True
-                add("user", block)
-            case _Reasoning(part=reasoning) if reasoning.provider == "anthropic":
-                if reasoning.signature:
-                    thinking = {"thinking": reasoning.text, "signature": reasoning.signature}
-                    add("assistant", {"type": "thinking", **thinking})
-                elif reasoning.encrypted:
-                    add("assistant", {"type": "redacted_thinking", "data": reasoning.encrypted})
-
-    # User tool results must lead their message: move them before any text merged in.
-    for message in messages:
-        if message["role"] == "user":
-            message["content"].sort(key=lambda block: block["type"] != "tool_result")
-    if messages and messages[0]["role"] != "user":
-        messages.insert(
-            0, {"role": "user", "content": [{"type": "text", "text": LEADING_USER_TEXT}]}
-        )
-    return Replay(system, messages)
+    return _replay(AnthropicMessages(), history, new_input, system_prompt, tools_as_text)
 
 
 def to_responses_input(
@@ -167,36 +133,165 @@ def to_responses_input(
     Returns:
         The instructions and the ``input`` list.
     """
+    return _replay(ResponsesInput(), history, new_input, system_prompt, tools_as_text)
+
+
+def _replay(
+    renderer: Renderer,
+    history: Sequence[Entry],
+    new_input: str | None,
+    system_prompt: str | None,
+    tools_as_text: bool,
+) -> Replay:
     system, items = _normalise(history, new_input, system_prompt, tools_as_text)
-    out: list[dict[str, Any]] = []
-    for item in items:
-        match item:
-            case _Text(role="user", text=text):
-                out.append(_message("user", "input_text", text))
-            case _Text(role="assistant", text=text):
-                out.append(_message("assistant", "output_text", text))
-            case _Call(part=call):
-                out.append(
-                    {
-                        "type": "function_call",
-                        "call_id": call.id,
+    renderer.add(items)
+    return renderer.replay(system)
+
+
+# -- renderers: normalised items to a provider's wire format ----------------------------------
+
+
+class Renderer(Protocol):
+    """Builds a provider's wire format from normalised items, added in order.
+
+    A renderer can be forked: the fork holds what was added so far and is extended and read
+    without changing the original (which is how :class:`~harnesses.replay_cache.ReplayCache`
+    resumes a conversation). Dicts added before a fork are shared, never mutated afterwards.
+    """
+
+    def add(self, items: Iterable[_Item]) -> None: ...
+
+    def fork(self) -> Self: ...
+
+    def replay(self, system: str | None) -> Replay:
+        """The wire format of everything added, with ``system`` as its system prompt."""
+        ...
+
+
+class AnthropicMessages:
+    """Messages API ``messages``; see :func:`to_anthropic_messages`."""
+
+    __slots__ = ("_messages", "_open_from")
+
+    def __init__(self, messages: list[dict[str, Any]] | None = None) -> None:
+        self._messages = messages if messages is not None else []
+        # Messages before this index are closed: no block is added to them again, and their
+        # tool results were moved to the front.
+        self._open_from = 0
+
+    def add(self, items: Iterable[_Item]) -> None:
+        messages = self._messages
+        for item in items:
+            match item:
+                case _Text(role=role, text=text):
+                    role, block = role, {"type": "text", "text": text}
+                case _Call(part=call):
+                    role = "assistant"
+                    block = {
+                        "type": "tool_use",
+                        "id": call.id,
                         "name": call.name,
-                        "arguments": _arguments_json(call.arguments),
+                        "input": call.arguments,
                     }
-                )
-            case _Result(part=result):
-                output = f"[tool error] {result.output}" if result.is_error else result.output
-                out.append(
-                    {
-                        "type": "function_call_output",
-                        "call_id": result.tool_call_id,
-                        "output": output,
-                    }
-                )
-            case _Reasoning(part=reasoning, item_id=item_id):
-                if reasoning.provider == "openai" and reasoning.encrypted:
-                    out.append(_reasoning_item(reasoning, item_id))
-    return Replay(system, out)
+                case _Result(part=result):
+                    role = "user"
+                    block = {"type": "tool_result", "tool_use_id": result.tool_call_id}
+                    if result.output:
+                        block["content"] = result.output
+                    if result.is_error:
+                        block["is_error"] = True
+                case _Reasoning(part=reasoning) if reasoning.provider == "anthropic":
+                    role = "assistant"
+                    if reasoning.signature:
+                        block = {
+                            "type": "thinking",
+                            "thinking": reasoning.text,
+                            "signature": reasoning.signature,
+                        }
+                    elif reasoning.encrypted:
+                        block = {"type": "redacted_thinking", "data": reasoning.encrypted}
+                    else:
+                        continue
+                case _:
+                    continue
+            if messages and messages[-1]["role"] == role:
+                messages[-1]["content"].append(block)
+            else:
+                messages.append({"role": role, "content": [block]})
+
+    def fork(self) -> AnthropicMessages:
+        self._close(len(self._messages) - 1)
+        if not self._messages:
+            return AnthropicMessages()
+        *closed, last = self._messages
+        twin = AnthropicMessages([*closed, {"role": last["role"], "content": [*last["content"]]}])
+        twin._open_from = len(closed)
+        return twin
+
+    def replay(self, system: str | None) -> Replay:
+        self._close(len(self._messages))
+        messages = self._messages
+        if messages and messages[0]["role"] != "user":
+            leading = {"role": "user", "content": [{"type": "text", "text": LEADING_USER_TEXT}]}
+            messages = [leading, *messages]
+        return Replay(system, messages)
+
+    def _close(self, until: int) -> None:
+        """Close the open messages before ``until``: user tool results must lead their
+        message, so they move before any text merged in (a stable sort)."""
+        for message in self._messages[self._open_from : until]:
+            if message["role"] == "user":
+                message["content"].sort(key=_after_results)
+        self._open_from = max(until, self._open_from)
+
+
+def _after_results(block: dict[str, Any]) -> bool:
+    return block["type"] != "tool_result"
+
+
+class ResponsesInput:
+    """Responses API ``input`` items; see :func:`to_responses_input`."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[dict[str, Any]] | None = None) -> None:
+        self._items = items if items is not None else []
+
+    def add(self, items: Iterable[_Item]) -> None:
+        out = self._items
+        for item in items:
+            match item:
+                case _Text(role="user", text=text):
+                    out.append(_message("user", "input_text", text))
+                case _Text(role="assistant", text=text):
+                    out.append(_message("assistant", "output_text", text))
+                case _Call(part=call):
+                    out.append(
+                        {
+                            "type": "function_call",
+                            "call_id": call.id,
+                            "name": call.name,
+                            "arguments": _arguments_json(call.arguments),
+                        }
+                    )
+                case _Result(part=result):
+                    output = f"[tool error] {result.output}" if result.is_error else result.output
+                    out.append(
+                        {
+                            "type": "function_call_output",
+                            "call_id": result.tool_call_id,
+                            "output": output,
+                        }
+                    )
+                case _Reasoning(part=reasoning, item_id=item_id):
+                    if reasoning.provider == "openai" and reasoning.encrypted:
+                        out.append(_reasoning_item(reasoning, item_id))
+
+    def fork(self) -> ResponsesInput:
+        return ResponsesInput([*self._items])
+
+    def replay(self, system: str | None) -> Replay:
+        return Replay(system, self._items)
 
 
 # -- normalisation shared by both providers ---------------------------------------------------
@@ -235,63 +330,144 @@ def _normalise(
 ) -> tuple[str | None, list[_Item]]:
     """The module docstring's rules, except the provider's choice of reasoning (step 4's
     first half), which the renderers make: the conversation as neutral items."""
-    entries = [e for e in history if e.is_conversation]
-    if new_input is not None:
-        entries.append(Entry(role="user", content=new_input))
-    system = _system_prompt(system_prompt, (e for e in entries if e.role == "system"))
-    results = _pair_results(entries)
-    ids = _UniqueIds()
-    items: list[_Item] = []
-    pending: list[tuple[ToolCallPart, ToolResultPart]] = []
+    entries = (
+        [*history, Entry(role="user", content=new_input)] if new_input is not None else history
+    )
+    run = Normalisation(system_prompt, tools_as_text)
+    run.feed(entries, 0, len(entries), pair_results(entries, 0))
+    run.settle()
+    return run.system, run.take_items()
 
-    def end_assistant_run() -> None:
+
+class Normalisation:
+    """The module docstring's rules applied to a conversation fed in order, in one go or in
+    parts, and resumable from a fork.
+
+    Items become final when :meth:`settle` ran where the assistant's run ended: then its
+    tool results are placed and reasoning that led to nothing is dropped. :meth:`take_items`
+    hands the items over; a fork taken then continues the same conversation.
+    """
+
+    __slots__ = ("_ids", "_items", "_pending", "_results_before", "_system", "_tools_as_text")
+
+    def __init__(self, system_prompt: str | None, tools_as_text: bool) -> None:
+        self._tools_as_text = tools_as_text
+        self._system: list[str] = []
+        self._ids = _UniqueIds()
+        self._items: list[_Item] = []
+        self._pending: list[tuple[ToolCallPart, ToolResultPart]] = []
+        # One past the index of the entry holding the latest result given to a call so far
+        # (a call that found none counts as unbounded).
+        self._results_before = 0
+        self._add_system(system_prompt)
+
+    @property
+    def system(self) -> str | None:
+        """The system prompt: the one given first, then the ``system`` entries' texts."""
+        return "\n\n".join(self._system) or None
+
+    def feed(
+        self,
+        entries: Sequence[Entry],
+        start: int,
+        stop: int,
+        results: Mapping[int, tuple[ToolResultPart, int]],
+    ) -> None:
+        """Take ``entries[start:stop]``; ``results`` pairs calls with results (see
+        :func:`pair_results`), computed over at least every entry from ``start`` on."""
+        for index in range(start, stop):
+            entry = entries[index]
+            role = entry.role
+            if role == "event":
+                continue  # not part of the conversation a model sees
+            if role != "assistant":
+                self.settle()  # the assistant's run ended: its calls' results go here
+            if role == "system":
+                self._add_system(_text_of(entry))
+                continue
+            kind = entry.kind
+            if role == "tool" or kind == "tool_result":
+                continue  # results were placed by settle(); orphans are dropped
+            if kind == "tool_call" and (call := entry.tool_call) is not None:
+                self._call(call, results.get(index))
+            elif kind == "reasoning" and (reasoning := entry.reasoning) is not None:
+                item_id = entry.metadata.get(REASONING_ITEM_ID_KEY)
+                self._items.append(_Reasoning(reasoning, item_id))
+            elif kind == "text" and role in ("user", "assistant"):
+                text = _text_of(entry)
+                if text.strip():
+                    self._items.append(_Text(role, text))
+
+    def settle(self) -> None:
+        """End the assistant's run: drop the reasoning that led to no output (providers refuse
+        it on its own) and place its calls' results."""
+        items = self._items
         while items and isinstance(items[-1], _Reasoning):
-            items.pop()  # reasoning that led to no output: providers refuse it on its own
-        for call, result in pending:
-            if tools_as_text:
+            items.pop()
+        for call, result in self._pending:
+            if self._tools_as_text:
                 items.append(_Text("user", _result_text(call, result)))
             else:
                 items.append(_Result(result))
-        pending.clear()
+        self._pending.clear()
 
-    for index, entry in enumerate(entries):
-        if entry.role != "assistant":
-            end_assistant_run()  # its calls' results go here
-        if entry.role in ("system", "tool") or entry.kind == "tool_result":
-            continue  # results were placed by end_assistant_run(); orphans are dropped
-        if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
-            safe = ToolCallPart(
-                id=ids.new(call.id), name=_safe_name(call.name), arguments=call.arguments
-            )
-            found = results.get(index)
+    def results_within(self, stop: int) -> bool:
+        """Whether every call fed so far got its result from an entry before ``stop``."""
+        return self._results_before <= stop
+
+    def take_items(self) -> list[_Item]:
+        """The items made since the last call (final only if :meth:`settle` ran last)."""
+        items, self._items = self._items, []
+        return items
+
+    def fork(self) -> Normalisation:
+        """A copy to continue the conversation with, leaving this one as it is."""
+        twin = Normalisation(None, self._tools_as_text)
+        twin._system = [*self._system]
+        twin._ids = self._ids.fork()
+        twin._items = [*self._items]
+        twin._pending = [*self._pending]
+        twin._results_before = self._results_before
+        return twin
+
+    def _call(self, call: ToolCallPart, found: tuple[ToolResultPart, int] | None) -> None:
+        safe = ToolCallPart(
+            id=self._ids.new(call.id), name=_safe_name(call.name), arguments=call.arguments
+        )
+        if found is None:
+            result = ToolResultPart(tool_call_id=safe.id, output=MISSING_RESULT, is_error=True)
+            self._results_before = sys.maxsize  # a later result may yet answer it
+        else:
+            part, index = found
             result = ToolResultPart(
-                tool_call_id=safe.id,
-                output=found.output if found else MISSING_RESULT,
-                is_error=found.is_error if found else True,
+                tool_call_id=safe.id, output=part.output, is_error=part.is_error
             )
-            items.append(_Text("assistant", _call_text(safe)) if tools_as_text else _Call(safe))
-            pending.append((safe, result))
-        elif entry.kind == "reasoning" and (reasoning := entry.reasoning) is not None:
-            items.append(_Reasoning(reasoning, entry.metadata.get(REASONING_ITEM_ID_KEY)))
-        elif entry.kind == "text" and entry.role in ("user", "assistant"):
-            text = _text_of(entry)
-            if text.strip():
-                items.append(_Text(entry.role, text))
-    end_assistant_run()
-    return system, items
+            self._results_before = max(self._results_before, index + 1)
+        self._items.append(
+            _Text("assistant", _call_text(safe)) if self._tools_as_text else _Call(safe)
+        )
+        self._pending.append((safe, result))
+
+    def _add_system(self, text: str | None) -> None:
+        if text and text.strip() and text not in self._system:
+            self._system.append(text)
 
 
-def _pair_results(entries: Sequence[Entry]) -> dict[int, ToolResultPart]:
-    """Map the index of each tool call entry to the first unclaimed later result for its id."""
+def pair_results(entries: Sequence[Entry], start: int) -> dict[int, tuple[ToolResultPart, int]]:
+    """Map the index of each tool call entry from ``start`` on to the first unclaimed later
+    result for its id, and that result's index."""
     waiting: dict[str, deque[int]] = defaultdict(deque)
-    paired: dict[int, ToolResultPart] = {}
-    for index, entry in enumerate(entries):
+    paired: dict[int, tuple[ToolResultPart, int]] = {}
+    for index in range(start, len(entries)):
+        entry = entries[index]
+        if entry.role == "event":
+            continue
         if entry.kind == "tool_call" and (call := entry.tool_call) is not None:
             waiting[call.id].append(index)
         elif entry.kind == "tool_result" and (result := entry.tool_result) is not None:
             calls = waiting.get(result.tool_call_id)
             if calls:
-                paired[calls.popleft()] = result
+                paired[calls.popleft()] = (result, index)
     return paired
 
 
@@ -310,17 +486,14 @@ class _UniqueIds:
         self._seen.add(candidate)
         return candidate
 
+    def fork(self) -> _UniqueIds:
+        twin = _UniqueIds()
+        twin._seen = set(self._seen)
+        return twin
+
 
 def _safe_name(name: str) -> str:
     return (_UNSAFE.sub("_", name) or "tool")[:_MAX_NAME]
-
-
-def _system_prompt(first: str | None, entries: Iterable[Entry]) -> str | None:
-    parts: list[str] = []
-    for text in (first, *(_text_of(e) for e in entries)):
-        if text and text.strip() and text not in parts:
-            parts.append(text)
-    return "\n\n".join(parts) or None
 
 
 def _text_of(entry: Entry) -> str:
