@@ -78,8 +78,6 @@ def _serve_workers(options: ServeOptions) -> int:
     """``serve --workers N``: prepare the store once, bind, then supervise N workers."""
     import asyncio
 
-    import uvicorn
-
     from cerver.cli.serving import STARTUP_FAILURE
     from cerver.cli.workers import Supervisor, listening_sockets
     from cerver.gateway import Gateway
@@ -107,8 +105,6 @@ def _serve_workers(options: ServeOptions) -> int:
     except OSError as exc:
         console.print(f"[bold red]Cannot listen on {host}:{port}:[/] {exc}")
         return STARTUP_FAILURE
-    if sockets is None:  # no SO_REUSEPORT here: one socket, shared
-        sockets = [uvicorn.Config("cerver.api:create_app", host=host, port=port).bind_socket()]
     _print_start_banner(gateway)
     console.print(f"workers: {options.workers} processes on http://{host}:{port}")
     try:

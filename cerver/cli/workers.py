@@ -125,10 +125,10 @@ class Supervisor:
                     os.kill(worker.pid, sig)
 
 
-def listening_sockets(host: str, port: int, count: int) -> list[socket.socket] | None:
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     """``count`` sockets bound to ``host:port`` with ``SO_REUSEPORT``, one per worker, so the
-    kernel spreads new connections evenly over the workers; ``None`` where the platform has no
-    ``SO_REUSEPORT`` (the workers then share one socket).
+    kernel spreads new connections evenly over the workers; where the platform has no
+    ``SO_REUSEPORT``, one socket that the workers share.
 
     With one shared socket, the worker whose event loop is idle first accepts every
     connection waiting, so a client's pool of keep-alive connections can all land on one
@@ -137,21 +137,25 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket] |
     Raises:
         OSError: the address is taken or cannot be bound.
     """
-    if not hasattr(socket, "SO_REUSEPORT"):
-        return None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # SO_REUSEPORT would also let this server share a port another one (of this user) holds:
-    # a plain bind first fails if anyone holds the port.
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+    reuse_port = hasattr(socket, "SO_REUSEPORT")
+    if reuse_port:
+        # SO_REUSEPORT would also let this server share a port another one (of this user)
+        # holds: a plain bind first fails if anyone holds the port.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
+        for _ in range(count if reuse_port else 1):
+            # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on connections of
+            # a socket that says it is TCP. Without it Nagle's algorithm held a response's
+            # last segment until the client's delayed ACK: about 40 ms on every answer.
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.set_inheritable(True)
     except OSError:
