@@ -87,6 +87,17 @@ def mock_upstream() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def canned_upstream() -> Iterator[str]:
+    """The canned Anthropic upstream of ``bench/_canned_upstream.py`` (a test double, lighter
+    than the mock upstream) in its own process; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "bench._canned_upstream", str(port)]
+    with process(args, dict(os.environ), f"{url}/_mock/health", "canned upstream"):
+        yield url
+
+
+@contextlib.contextmanager
 def gateway(upstream_url: str, *serve_args: str, **extra_env: str) -> Iterator[str]:
     """`cerver serve` on a fresh SQLite store whose harnesses call ``upstream_url``.
 

@@ -1,8 +1,11 @@
 """Requests per second and CPU per request: a bare relay and Cerver's ``run-llm``, one run.
 
-Every path serves the same Anthropic Messages call from the same mock upstream (a test double,
-its own process) under the same closed-loop load: ``--connections`` clients, each sending its
-next request as soon as the last one answered, for ``--seconds`` per path.
+Every path serves the same Anthropic Messages call from the same canned upstream (a test
+double, its own process: ``bench/_canned_upstream.py``) under the same closed-loop load:
+``--connections`` clients, each on its own keep-alive connection sending its next request as
+soon as the last one answered, for ``--seconds`` per path. The load generator and the upstream
+are kept lean (``bench/_lean_http.py``), so on a small machine the cores go to the servers
+measured.
 
 * ``relay``: the bare FastAPI relay of ``bench/_relay.py`` (the reference of DESIGN §7);
 * ``cerver``: ``POST /v2/sessions/{id}/run-llm`` on transcript-only sessions (auth, turn lock,
@@ -25,26 +28,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 
-import httpx
+import orjson
 
+from bench._lean_http import LeanConnection
 from bench._servers import (
     ADMIN_KEY,
     LITELLM_SKIP_NOTE,
     ServerURL,
     bare_relay,
+    canned_upstream,
     cpu_seconds,
     gateway,
     litellm_proxy,
     litellm_proxy_available,
     machine_busy_seconds,
-    mock_upstream,
 )
 
 MODEL = "claude-sonnet-4-6"
@@ -55,6 +58,9 @@ MESSAGE = {"model": MODEL, "max_tokens": 256, "messages": [{"role": "user", "con
 
 IN_MEMORY_STORE = "sqlite+aiosqlite:///:memory:"
 
+Send = Callable[[int], Awaitable[None]]
+"""One closed-loop client's next request (its number, from 0)."""
+
 
 def _offers_workers() -> bool:
     helped = subprocess.run(
@@ -63,7 +69,7 @@ def _offers_workers() -> bool:
     return "--workers" in helped.stdout
 
 
-def cerver_client(http: httpx.AsyncClient, url: str) -> Callable[[int], Awaitable[None]]:
+def cerver_client(connection: LeanConnection) -> Send:
     """One closed-loop client of ``run-llm``: a new transcript-only session every
     :data:`TURNS_PER_SESSION` turns."""
     session = ""
@@ -71,45 +77,65 @@ def cerver_client(http: httpx.AsyncClient, url: str) -> Callable[[int], Awaitabl
     async def send(i: int) -> None:
         nonlocal session
         if i % TURNS_PER_SESSION == 0:
-            created = await http.post(
-                f"{url}/v2/sessions", json={"user": "bench", "compute": None}, headers=AUTH
+            created = await connection.request(
+                "POST", "/v2/sessions", {"user": "bench", "compute": None}, AUTH
             )
-            created.raise_for_status()
-            session = created.json()["session_id"]
-        response = await http.post(
-            f"{url}/v2/sessions/{session}/run-llm", json={"input": "hello"}, headers=AUTH
+            session = orjson.loads(created)["session_id"]
+        await connection.request(
+            "POST", f"/v2/sessions/{session}/run-llm", {"input": "hello"}, AUTH
         )
-        response.raise_for_status()
 
     return send
 
 
+def messages_client(key: str) -> Callable[[LeanConnection], Send]:
+    """Closed-loop clients of ``POST /v1/messages`` (the relay, the LiteLLM proxy)."""
+
+    def make(connection: LeanConnection) -> Send:
+        async def send(i: int) -> None:
+            await connection.request("POST", "/v1/messages", MESSAGE, {"x-api-key": key})
+
+        return send
+
+    return make
+
+
 async def _load(
-    connections: int, seconds: float, make_client: Callable[[], Callable[[int], Awaitable[None]]]
+    url: str, connections: int, seconds: float, make_client: Callable[[LeanConnection], Send]
 ) -> int:
     done = 0
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
         nonlocal done
-        send = make_client()
+        connection = LeanConnection(url)
+        send = make_client(connection)
         i = 0
-        while time.perf_counter() < deadline:
-            await send(i)
-            i += 1
-            done += 1
+        try:
+            while time.perf_counter() < deadline:
+                await send(i)
+                i += 1
+                done += 1
+        finally:
+            await connection.aclose()
 
     await asyncio.gather(*(client() for _ in range(connections)))
     return done
 
 
 async def measure(
-    name: str, server: ServerURL, connections: int, seconds: float, make_client
+    name: str,
+    server: ServerURL,
+    connections: int,
+    seconds: float,
+    make_client: Callable[[LeanConnection], Send],
 ) -> dict[str, float]:
-    await _load(connections, min(2.0, seconds), make_client)  # warm pools, imports, pages
+    """Closed-loop load on ``server`` for ``seconds`` (after a short warm-up): requests/s,
+    the server's CPU per request, and the machine's busy cores meanwhile."""
+    await _load(server, connections, min(2.0, seconds), make_client)  # warm pools, pages
     cpu_before, busy_before = cpu_seconds(server.process.pid), machine_busy_seconds()
     started = time.perf_counter()
-    done = await _load(connections, seconds, make_client)
+    done = await _load(server, connections, seconds, make_client)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(server.process.pid) - cpu_before
     busy = machine_busy_seconds() - busy_before
@@ -125,35 +151,16 @@ async def measure(
 async def run(seconds: float, connections: int) -> None:
     results: dict[str, dict[str, float]] = {}
     with ExitStack() as stack:
-        upstream = stack.enter_context(mock_upstream())
+        upstream = stack.enter_context(canned_upstream())
         relay = stack.enter_context(bare_relay(upstream))
-        http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections))
-
-        def relay_client() -> Callable[[int], Awaitable[None]]:
-            async def send(i: int) -> None:
-                response = await http.post(
-                    f"{relay}/v1/messages", json=MESSAGE, headers={"x-api-key": "bench"}
-                )
-                response.raise_for_status()
-
-            return send
-
-        results["relay"] = await measure("relay", relay, connections, seconds, relay_client)
+        results["relay"] = await measure(
+            "relay", relay, connections, seconds, messages_client("bench")
+        )
         if litellm_proxy_available():
             proxy = stack.enter_context(litellm_proxy(upstream, MODEL))
             key = proxy.env["LITELLM_MASTER_KEY"]
-
-            def litellm_client() -> Callable[[int], Awaitable[None]]:
-                async def send(i: int) -> None:
-                    response = await http.post(
-                        f"{proxy}/v1/messages", json=MESSAGE, headers={"x-api-key": key}
-                    )
-                    response.raise_for_status()
-
-                return send
-
             results["litellm"] = await measure(
-                "litellm", proxy, connections, seconds, litellm_client
+                "litellm", proxy, connections, seconds, messages_client(key)
             )
 
         gateways: list[tuple[str, tuple[str, ...], dict[str, str]]] = [("cerver", (), {})]
@@ -163,11 +170,9 @@ async def run(seconds: float, connections: int) -> None:
             gateways.append(("cerver x2", ("--workers", "2"), {}))
         for name, serve_args, env in gateways:
             with gateway(upstream, *serve_args, **env) as url:
-                make = functools.partial(cerver_client, http, url)
-                results[name] = await measure(name, url, connections, seconds, make)
-        await http.aclose()
+                results[name] = await measure(name, url, connections, seconds, cerver_client)
 
-    print(f"throughput, {connections} connections, {seconds:.0f} s per path, same mock upstream")
+    print(f"throughput, {connections} connections, {seconds:.0f} s per path, same canned upstream")
     print(f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9}")
     for name, r in results.items():
         print(f"{name:<10} {r['rps']:8.1f} {r['cpu_ms']:11.2f} {r['requests']:9.0f}")

@@ -1,20 +1,21 @@
 """``cerver serve --workers 2`` against one worker: requests/s of ``run-llm``, one run.
 
-Both gateways run side by side on fresh SQLite stores against the same mock upstream (a test
-double, its own process) and take the same closed-loop load as ``bench.throughput``'s
-``cerver`` path (``--connections`` clients, each on transcript-only sessions of 20 turns), in
-``--rounds`` interleaved rounds of ``--seconds`` each, so drift on a shared machine hits both
-alike. "machine busy cores" counts every process on the machine (the load generator, the
-upstream, anything else running): when it is near the core count, the machine, not the
-gateway, was the limit. DESIGN §7 budgets 2 workers at ≥ 1.7 × one worker's requests/s on a
-2-core machine.
+Both gateways run side by side on fresh SQLite stores against the same canned upstream (a
+test double, its own process: ``bench/_canned_upstream.py``) and take the same closed-loop
+load as ``bench.throughput``'s ``cerver`` path (``--connections`` clients, each on
+transcript-only sessions of 20 turns), in ``--rounds`` interleaved rounds of ``--seconds``
+each, so drift on a shared machine hits both alike. "machine busy cores" counts every process
+on the machine (the load generator, the upstream, anything else running): when it is near the
+core count, the machine, not the gateway, was the limit. DESIGN §7 budgets 2 workers at
+≥ 1.7 × one worker's requests/s on a 2-core machine.
 
 It first measures the machine's own ceiling: how much more work two busy-looping processes do
 than one, for the same time. On a quiet 2-core machine that is about 2×; when other work holds
 a core, it is the most any ``--workers 2`` ratio can show.
 
-The load generator and the mock upstream share the machine's cores with the gateway: on a
-2-core machine they take part of the second core, which caps the ratio below 2.
+The load generator and the upstream share the machine's cores with the gateway: on a 2-core
+machine they take part of the second core, which caps the ratio below 2. Both are kept lean
+(raw keep-alive HTTP/1.1, a canned answer) so that part stays small.
 
     python -m bench.workers [--rounds 4] [--seconds 5] [--connections 16]
 """
@@ -23,15 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import multiprocessing
 import os
 import time
 from contextlib import ExitStack
 
-import httpx
-
-from bench._servers import gateway, mock_upstream
+from bench._servers import canned_upstream, gateway
 from bench.throughput import cerver_client, measure
 
 GOAL = 1.7
@@ -67,31 +65,26 @@ async def run(rounds: int, seconds: float, connections: int) -> None:
     # requests, seconds, gateway CPU seconds, machine busy CPU seconds
     totals = {"1 worker": [0.0, 0.0, 0.0, 0.0], "2 workers": [0.0, 0.0, 0.0, 0.0]}
     with ExitStack() as stack:
-        upstream = stack.enter_context(mock_upstream())
+        upstream = stack.enter_context(canned_upstream())
         urls = {
             "1 worker": stack.enter_context(gateway(upstream)),
             "2 workers": stack.enter_context(gateway(upstream, "--workers", "2")),
         }
-        http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=connections))
         # Warm both (imports, pools, every worker of the pair started and accepting).
         for url in urls.values():
-            await measure(
-                "warm", url, connections, WARM_UP_S, functools.partial(cerver_client, http, url)
-            )
+            await measure("warm", url, connections, WARM_UP_S, cerver_client)
         for _ in range(rounds):
             for name, url in urls.items():
-                make = functools.partial(cerver_client, http, url)
-                r = await measure(name, url, connections, seconds, make)
+                r = await measure(name, url, connections, seconds, cerver_client)
                 totals[name][3] += r["busy_cores"] * r["elapsed"]
                 totals[name][0] += r["requests"]
                 totals[name][1] += r["elapsed"]
                 totals[name][2] += r["cpu_ms"] * r["requests"] / 1000
-        await http.aclose()
     ceilings.append(machine_ceiling())
 
     print(
         f"workers, {connections} connections, {rounds} interleaved rounds x {seconds:.0f} s, "
-        f"{os.cpu_count()} cores, same mock upstream"
+        f"{os.cpu_count()} cores, same canned upstream"
     )
     print(
         f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9} {'gateway cores':>14} "
