@@ -1,20 +1,24 @@
-"""A canned Anthropic upstream (a TEST DOUBLE) for throughput benchmarks.
+"""A canned Anthropic upstream (a TEST DOUBLE) for throughput and streaming benchmarks.
 
 ``cerver mock-upstream`` is a FastAPI app with scripts, a request log and pacing: about a
-millisecond of CPU per request, which on a 2-core machine takes part of the core a second
-gateway worker would use. This one answers every ``POST …/messages`` with the same short
-Messages API answer, built once, streamed (server-sent events) when the request asks for a
-stream and as JSON otherwise, and ``GET /_mock/health`` with ``ok``; anything else gets 404.
-Every path of a benchmark that uses it reaches the same upstream.
+millisecond of CPU per request, and more per paced chunk, which on a 2-core machine takes part
+of the core a second gateway worker would use. This one answers every ``POST …/messages``
+with the same Messages API answer, built once, streamed (server-sent events) when the request
+asks for a stream and as JSON otherwise, and ``GET /_mock/health`` with ``ok``; anything else
+gets 404. Every path of a benchmark that uses it reaches the same upstream.
 
-    python -m bench._canned_upstream PORT
+By default the answer is one short sentence, sent at once. With ``--deltas N --gap-ms G`` a
+streamed answer is ``N`` text deltas sent ``G`` ms apart (``bench.streams``).
+
+    python -m bench._canned_upstream PORT [--deltas N --gap-ms G]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import functools
 import socket
-import sys
 
 import orjson
 
@@ -33,11 +37,14 @@ _MESSAGE = {
 }
 
 
-def _events() -> bytes:
-    words = ANSWER.split(" ")
-    pieces = [" ".join(words[i : i + 3]) + " " for i in range(0, len(words), 3)]
-    pieces[-1] = pieces[-1].rstrip()
-    events: list[tuple[str, dict]] = [
+def _sent(name: str, data: dict) -> bytes:
+    return f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _stream(pieces: list[str]) -> tuple[bytes, list[bytes], bytes]:
+    """A streamed answer of ``pieces``: the events before the deltas, each delta's event,
+    the events after them."""
+    before = [
         (
             "message_start",
             {
@@ -58,17 +65,19 @@ def _events() -> bytes:
                 "content_block": {"type": "text", "text": ""},
             },
         ),
-        *(
-            (
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
-                },
-            )
-            for piece in pieces
-        ),
+    ]
+    deltas = [
+        _sent(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": piece},
+            },
+        )
+        for piece in pieces
+    ]
+    after = [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         (
             "message_delta",
@@ -80,10 +89,14 @@ def _events() -> bytes:
         ),
         ("message_stop", {"type": "message_stop"}),
     ]
-    return b"".join(
-        f"event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
-        for name, data in events
-    )
+    return b"".join(_sent(*e) for e in before), deltas, b"".join(_sent(*e) for e in after)
+
+
+def _sentence() -> list[str]:
+    words = ANSWER.split(" ")
+    pieces = [" ".join(words[i : i + 3]) + " " for i in range(0, len(words), 3)]
+    pieces[-1] = pieces[-1].rstrip()
+    return pieces
 
 
 def _response(status: str, content_type: str, body: bytes) -> bytes:
@@ -94,7 +107,6 @@ def _response(status: str, content_type: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-_STREAM = _response("200 OK", "text/event-stream", _events())
 _JSON = _response(
     "200 OK",
     "application/json",
@@ -104,7 +116,34 @@ _HEALTH = _response("200 OK", "text/plain", b"ok")
 _NOT_FOUND = _response("404 Not Found", "text/plain", b"the canned upstream serves /v1/messages")
 
 
-async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class _Streamed:
+    """The streamed answer: ``deltas`` text deltas ``gap_ms`` apart (all at once when 0)."""
+
+    def __init__(self, pieces: list[str], gap_ms: float) -> None:
+        self._before, self._deltas, self._after = _stream(pieces)
+        self._gap = gap_ms / 1000
+        length = len(self._before) + sum(map(len, self._deltas)) + len(self._after)
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            f"Content-Length: {length}\r\nConnection: keep-alive\r\n\r\n"
+        )
+        self._head = head.encode()
+        self._whole = self._head + self._before + b"".join(self._deltas) + self._after
+
+    async def send(self, writer: asyncio.StreamWriter) -> None:
+        if not self._gap:
+            writer.write(self._whole)
+            return
+        writer.write(self._head + self._before)
+        for delta in self._deltas:
+            await asyncio.sleep(self._gap)
+            writer.write(delta)
+        writer.write(self._after)
+
+
+async def _serve_connection(
+    streamed: _Streamed, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -118,7 +157,10 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
             body = await reader.readexactly(length) if length else b""
             if method == "POST" and path.split("?", 1)[0].endswith("/messages"):
                 wants_stream = bool(body) and orjson.loads(body).get("stream") is True
-                writer.write(_STREAM if wants_stream else _JSON)
+                if wants_stream:
+                    await streamed.send(writer)
+                else:
+                    writer.write(_JSON)
             elif method == "GET" and path == "/_mock/health":
                 writer.write(_HEALTH)
             else:
@@ -130,16 +172,28 @@ async def _serve_connection(reader: asyncio.StreamReader, writer: asyncio.Stream
         writer.close()
 
 
-async def serve(port: int) -> None:
-    """Serve on ``127.0.0.1:port`` until cancelled."""
+async def serve(port: int, *, deltas: int | None = None, gap_ms: float = 0) -> None:
+    """Serve on ``127.0.0.1:port`` until cancelled; a streamed answer is ``deltas`` text
+    deltas ``gap_ms`` apart (default: the short sentence, at once)."""
+    streamed = _Streamed(_sentence() if deltas is None else ["tok "] * deltas, gap_ms)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    server = await asyncio.start_server(_serve_connection, sock=sock, backlog=1024)
+    serve_connection = functools.partial(_serve_connection, streamed)
+    server = await asyncio.start_server(serve_connection, sock=sock, backlog=4096)
     async with server:
         await server.serve_forever()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--deltas", type=int, help="text deltas per streamed answer")
+    parser.add_argument("--gap-ms", type=float, default=0, help="between two deltas")
+    args = parser.parse_args()
     print("Canned Anthropic upstream: a TEST DOUBLE, not a model provider.", flush=True)
-    asyncio.run(serve(int(sys.argv[1])))
+    asyncio.run(serve(args.port, deltas=args.deltas, gap_ms=args.gap_ms))
+
+
+if __name__ == "__main__":
+    main()

@@ -87,12 +87,13 @@ def mock_upstream() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def canned_upstream() -> Iterator[str]:
+def canned_upstream(*options: str) -> Iterator[str]:
     """The canned Anthropic upstream of ``bench/_canned_upstream.py`` (a test double, lighter
-    than the mock upstream) in its own process; yields its base URL."""
+    than the mock upstream) in its own process, with its command-line ``options``; yields its
+    base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "bench._canned_upstream", str(port)]
+    args = [sys.executable, "-m", "bench._canned_upstream", str(port), *options]
     with process(args, dict(os.environ), f"{url}/_mock/health", "canned upstream"):
         yield url
 

@@ -1,9 +1,12 @@
 """Many streamed turns at once: every delta delivered, the added jitter, the gateway's CPU.
 
 ``--streams`` turns stream at the same time, each receiving ``--rate`` text deltas a second
-from the mock upstream (a test double, its own process) for ``--seconds``. Two paths, one run:
+from the canned upstream (a test double, its own process: ``bench/_canned_upstream.py``) for
+``--seconds``. Two paths, one run, both read by the same lean client (``bench/_lean_http.py``:
+raw HTTP/1.1, each delta timed as its bytes arrive), so that on a small machine the cores go
+to the gateway rather than to the load generator and the upstream:
 
-* ``direct``: the Anthropic SDK streams straight from the mock upstream (the baseline: the
+* ``direct``: the Messages API stream straight from the upstream (the baseline: the
   upstream's and this client's own jitter);
 * ``cerver``: ``run-llm`` with ``"stream": true`` through one gateway process, the deltas read
   from its SSE stream.
@@ -22,10 +25,18 @@ import argparse
 import asyncio
 import itertools
 import time
+from collections.abc import AsyncIterator
 
-import httpx
+import orjson
 
-from bench._servers import cpu_seconds, gateway, mock_upstream
+from bench._lean_http import LeanConnection
+from bench._servers import (
+    ServerURL,
+    canned_upstream,
+    cpu_seconds,
+    gateway,
+    machine_busy_seconds,
+)
 from bench.throughput import AUTH, MODEL
 
 
@@ -34,62 +45,65 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def _script(upstream: str, streams: int, deltas: int, gap_ms: float) -> None:
-    reply = {"text": " ".join(["tok"] * deltas), "chunk_delay_ms": gap_ms}
-    async with httpx.AsyncClient(timeout=60) as http:
-        (await http.post(f"{upstream}/_mock/reset")).raise_for_status()
-        (await http.post(f"{upstream}/_mock/script", json=[reply] * streams)).raise_for_status()
-
-
 def _jitter(arrivals: list[float], gap_ms: float) -> list[float]:
     return [(b - a) * 1000 - gap_ms for a, b in itertools.pairwise(arrivals)][1:]
 
 
-async def _direct(upstream: str, streams: int) -> tuple[list[list[float]], float]:
-    import anthropic
+async def _arrivals(pieces: AsyncIterator[bytes], marker: bytes) -> list[float]:
+    """When each event starting with ``marker`` arrived (a marker cut between two pieces is
+    counted once, in the piece that completes it)."""
+    arrivals: list[float] = []
+    carry = b""
+    async for piece in pieces:
+        now = time.perf_counter()
+        seen = carry + piece
+        arrivals.extend([now] * seen.count(marker))
+        carry = seen[-(len(marker) - 1) :]
+    return arrivals
 
-    client = anthropic.AsyncAnthropic(base_url=upstream, api_key="bench", max_retries=0)
+
+async def _direct(upstream: str, streams: int) -> tuple[list[list[float]], float]:
+    body = {"model": MODEL, "max_tokens": 4096, "messages": [{"role": "user", "content": "go"}]}
+    headers = {"x-api-key": "bench", "anthropic-version": "2023-06-01"}
 
     async def one() -> list[float]:
-        arrivals = []
-        async with client.messages.stream(
-            model=MODEL, max_tokens=4096, messages=[{"role": "user", "content": "go"}]
-        ) as stream:
-            async for _ in stream.text_stream:
-                arrivals.append(time.perf_counter())
-        return arrivals
+        connection = LeanConnection(upstream)
+        try:
+            pieces = connection.stream("POST", "/v1/messages", {**body, "stream": True}, headers)
+            return await _arrivals(pieces, b"event: content_block_delta")
+        finally:
+            await connection.aclose()
 
     started = time.perf_counter()
     results = await asyncio.gather(*(one() for _ in range(streams)))
-    await client.close()
     return list(results), time.perf_counter() - started
 
 
-async def _through_cerver(url: str, streams: int) -> tuple[list[list[float]], float, float]:
-    limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
-    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=300, limits=limits) as http:
-        sessions = []
-        for _ in range(streams):
-            created = await http.post("/v2/sessions", json={"user": "bench", "compute": None})
-            created.raise_for_status()
-            sessions.append(created.json()["session_id"])
+async def _through_cerver(
+    url: ServerURL, streams: int
+) -> tuple[list[list[float]], float, float, float]:
+    connections = [LeanConnection(url) for _ in range(streams)]
+    sessions = []
+    for connection in connections:
+        created = await connection.request(
+            "POST", "/v2/sessions", {"user": "bench", "compute": None}, AUTH
+        )
+        sessions.append(orjson.loads(created)["session_id"])
 
-        async def one(session_id: str) -> list[float]:
-            arrivals = []
-            body = {"input": "go", "stream": True}
-            async with http.stream("POST", f"/v2/sessions/{session_id}/run-llm", json=body) as r:
-                r.raise_for_status()
-                async for line in r.aiter_lines():
-                    if line == "event: text_delta":
-                        arrivals.append(time.perf_counter())
-            return arrivals
+    async def one(connection: LeanConnection, session_id: str) -> list[float]:
+        body = {"input": "go", "stream": True}
+        pieces = connection.stream("POST", f"/v2/sessions/{session_id}/run-llm", body, AUTH)
+        return await _arrivals(pieces, b"event: text_delta")
 
-        cpu_before = cpu_seconds(url.process.pid)
-        started = time.perf_counter()
-        results = await asyncio.gather(*(one(s) for s in sessions))
-        elapsed = time.perf_counter() - started
-        cores = (cpu_seconds(url.process.pid) - cpu_before) / elapsed
-    return list(results), elapsed, cores
+    cpu_before, busy_before = cpu_seconds(url.process.pid), machine_busy_seconds()
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(c, s) for c, s in zip(connections, sessions, strict=True)))
+    elapsed = time.perf_counter() - started
+    cores = (cpu_seconds(url.process.pid) - cpu_before) / elapsed
+    busy = (machine_busy_seconds() - busy_before) / elapsed
+    for connection in connections:
+        await connection.aclose()
+    return list(results), elapsed, cores, busy
 
 
 def _report(name: str, results: list[list[float]], sent: int, gap_ms: float) -> float:
@@ -106,19 +120,21 @@ def _report(name: str, results: list[list[float]], sent: int, gap_ms: float) -> 
 async def run(streams: int, rate: float, seconds: float) -> None:
     deltas = int(rate * seconds)
     gap_ms = 1000 / rate
-    with mock_upstream() as upstream, gateway(upstream) as url:
-        await _script(upstream, streams, deltas, gap_ms)
+    pacing = ("--deltas", str(deltas), "--gap-ms", str(gap_ms))
+    with canned_upstream(*pacing) as upstream, gateway(upstream) as url:
         direct, _ = await _direct(upstream, streams)
-        await _script(upstream, streams, deltas, gap_ms)
-        cerver, elapsed, cores = await _through_cerver(url, streams)
+        cerver, elapsed, cores, busy = await _through_cerver(url, streams)
     print(
-        f"streams: {streams} turns x {deltas} deltas at {rate:.0f}/s, same mock upstream "
+        f"streams: {streams} turns x {deltas} deltas at {rate:.0f}/s, same canned upstream "
         f"(a test double); {elapsed:.1f} s through cerver"
     )
     direct_p99 = _report("direct", direct, streams * deltas, gap_ms)
     cerver_p99 = _report("cerver", cerver, streams * deltas, gap_ms)
     print(f"added jitter p99: {cerver_p99 - direct_p99:.2f} ms (budget <= 10)")
-    print(f"gateway CPU: {cores:.2f} cores (budget < 1)")
+    print(
+        f"gateway CPU: {cores:.2f} cores (budget < 1); the machine meanwhile: {busy:.2f} cores "
+        "busy (the load generator and the upstream included)"
+    )
 
 
 def main() -> None:
