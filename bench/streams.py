@@ -8,6 +8,8 @@ to the gateway rather than to the load generator and the upstream:
 
 * ``direct``: the Messages API stream straight from the upstream (the baseline: the
   upstream's and this client's own jitter);
+* ``relay``: the same stream through the bare FastAPI relay of ``bench/_relay.py`` (what any
+  Python relay costs per delta: a read from the upstream, a write to the client);
 * ``cerver``: ``run-llm`` with ``"stream": true`` through one gateway process, the deltas read
   from its SSE stream.
 
@@ -32,6 +34,7 @@ import orjson
 from bench._lean_http import LeanConnection
 from bench._servers import (
     ServerURL,
+    bare_relay,
     canned_upstream,
     cpu_seconds,
     gateway,
@@ -62,12 +65,14 @@ async def _arrivals(pieces: AsyncIterator[bytes], marker: bytes) -> list[float]:
     return arrivals
 
 
-async def _direct(upstream: str, streams: int) -> tuple[list[list[float]], float]:
+async def _messages(server: str, streams: int) -> tuple[list[list[float]], float]:
+    """``streams`` Messages API streams from ``server`` at once: each one's delta arrivals,
+    and the seconds they took."""
     body = {"model": MODEL, "max_tokens": 4096, "messages": [{"role": "user", "content": "go"}]}
     headers = {"x-api-key": "bench", "anthropic-version": "2023-06-01"}
 
     async def one() -> list[float]:
-        connection = LeanConnection(upstream)
+        connection = LeanConnection(server)
         try:
             pieces = connection.stream("POST", "/v1/messages", {**body, "stream": True}, headers)
             return await _arrivals(pieces, b"event: content_block_delta")
@@ -121,19 +126,29 @@ async def run(streams: int, rate: float, seconds: float) -> None:
     deltas = int(rate * seconds)
     gap_ms = 1000 / rate
     pacing = ("--deltas", str(deltas), "--gap-ms", str(gap_ms))
-    with canned_upstream(*pacing) as upstream, gateway(upstream) as url:
-        direct, _ = await _direct(upstream, streams)
-        cerver, elapsed, cores, busy = await _through_cerver(url, streams)
+    with canned_upstream(*pacing) as upstream:
+        direct, _ = await _messages(upstream, streams)
+        with bare_relay(upstream) as relay:
+            relay_before = cpu_seconds(relay.process.pid)
+            relayed, relay_elapsed = await _messages(relay, streams)
+            relay_cores = (cpu_seconds(relay.process.pid) - relay_before) / relay_elapsed
+        with gateway(upstream) as url:
+            cerver, elapsed, cores, busy = await _through_cerver(url, streams)
     print(
         f"streams: {streams} turns x {deltas} deltas at {rate:.0f}/s, same canned upstream "
         f"(a test double); {elapsed:.1f} s through cerver"
     )
     direct_p99 = _report("direct", direct, streams * deltas, gap_ms)
+    _report("relay", relayed, streams * deltas, gap_ms)
     cerver_p99 = _report("cerver", cerver, streams * deltas, gap_ms)
     print(f"added jitter p99: {cerver_p99 - direct_p99:.2f} ms (budget <= 10)")
     print(
         f"gateway CPU: {cores:.2f} cores (budget < 1); the machine meanwhile: {busy:.2f} cores "
         "busy (the load generator and the upstream included)"
+    )
+    print(
+        f"the bare relay's CPU for the same streams: {relay_cores:.2f} cores (the floor of a "
+        f"Python relay); cerver / relay: {cores / relay_cores:.2f}x"
     )
 
 
