@@ -19,7 +19,9 @@ from starlette.responses import StreamingResponse
 
 def create_relay(upstream: str) -> FastAPI:
     app = FastAPI()
-    client = httpx.AsyncClient(base_url=upstream, timeout=30)
+    # A pool as large as the benchmarks' concurrency (httpx's default holds 100 connections).
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+    client = httpx.AsyncClient(base_url=upstream, timeout=30, limits=limits)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
