@@ -23,6 +23,11 @@ provider requires of a conversation:
 
 Then :func:`to_anthropic_messages` builds Messages API ``messages`` (alternating roles, user
 first) and :func:`to_responses_input` builds Responses API ``input`` items.
+
+Both passes work incrementally (:class:`Normalisation` takes entries in order, a
+:class:`Renderer` takes items in order, and both can be forked), so that
+:class:`~harnesses.replay_cache.ReplayCache` can resume a conversation's replay where the last
+model call left it instead of converting the whole transcript again.
 """
 
 from __future__ import annotations
@@ -220,9 +225,9 @@ class AnthropicMessages:
                 messages.append({"role": role, "content": [block]})
 
     def fork(self) -> AnthropicMessages:
-        self._close(len(self._messages) - 1)
         if not self._messages:
             return AnthropicMessages()
+        self._close(len(self._messages) - 1)  # the last message may still grow
         *closed, last = self._messages
         twin = AnthropicMessages([*closed, {"role": last["role"], "content": [*last["content"]]}])
         twin._open_from = len(closed)

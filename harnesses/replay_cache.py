@@ -16,7 +16,9 @@ A checkpoint is only taken where the replay of what follows cannot change what c
   reasoning that led to nothing dropped); a later conversation must also go on with a
   non-assistant entry there, or the checkpoint is not used;
 * when every tool call before it found its result before it too (a call still waiting, say
-  for an app's client tool, could be answered by an entry after the cut).
+  for an app's client tool, could be answered by an entry after the cut). After a call
+  that never got its result (its turn was interrupted), every model call of the
+  conversation therefore replays it from the last checkpoint before that call.
 
 Otherwise, and whenever the entries differ (a forked or rewritten transcript, a cache
 eviction upstream), the conversation is replayed whole: the cache changes the cost of a
