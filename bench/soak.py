@@ -71,18 +71,27 @@ class Pool:
 
 
 async def _round(http: httpx.AsyncClient, sid: str, counts: Counter[str]) -> None:
-    answer = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
-    counts[f"turn {answer.status_code}"] += 1
-    async with http.stream(
-        "POST", f"/v2/sessions/{sid}/run-llm", json={"input": "stream", "stream": True}
-    ) as stream:
-        async for _ in stream.aiter_bytes():
-            pass
-    counts[f"stream {stream.status_code}"] += 1
-    ran = await http.post(f"/v2/sessions/{sid}/run", json={"code": "echo soak > soak.txt"})
-    counts[f"exec {ran.status_code}"] += 1
-    read = await http.get(f"/v2/sessions/{sid}/messages")
-    counts[f"read {read.status_code}"] += 1
+    """One round on session ``sid``; a request that fails in transport (no answer within the
+    client's timeout, a dropped connection) is counted under its step's name."""
+    step = "turn"
+    try:
+        answer = await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
+        counts[f"turn {answer.status_code}"] += 1
+        step = "stream"
+        async with http.stream(
+            "POST", f"/v2/sessions/{sid}/run-llm", json={"input": "stream", "stream": True}
+        ) as stream:
+            async for _ in stream.aiter_bytes():
+                pass
+        counts[f"stream {stream.status_code}"] += 1
+        step = "exec"
+        ran = await http.post(f"/v2/sessions/{sid}/run", json={"code": "echo soak > soak.txt"})
+        counts[f"exec {ran.status_code}"] += 1
+        step = "read"
+        read = await http.get(f"/v2/sessions/{sid}/messages")
+        counts[f"read {read.status_code}"] += 1
+    except httpx.TransportError as exc:  # reported, and the load goes on
+        counts[f"{step}: transport error {type(exc).__name__}"] += 1
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -98,10 +107,7 @@ async def run(args: argparse.Namespace) -> None:
 
             async def worker() -> None:
                 while time.monotonic() < deadline:
-                    try:
-                        await _round(http, await pool.pick(), counts)
-                    except httpx.TransportError as exc:  # reported, and the load goes on
-                        counts[f"transport error: {type(exc).__name__}"] += 1
+                    await _round(http, await pool.pick(), counts)
 
             async def sampler() -> None:
                 started = time.monotonic()

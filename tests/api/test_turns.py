@@ -125,9 +125,13 @@ async def test_busy_session_rejects_or_enqueues(
     client: AsyncClient, mock_upstream: MockUpstream
 ) -> None:
     sid = (await client.create_session(user="u", compute=None))["session_id"]
-    mock_upstream.script(Reply(text="slow", delay_ms=400))
+    mock_upstream.script(Reply(text="slow", delay_ms=1000))
     first = asyncio.create_task(client.run_llm(sid, "one"))
-    await asyncio.sleep(0.15)
+    # The first turn holds the lock once it calls the model. The mock logs requests from its
+    # own thread and event loop, so there is no event to await here: poll its log.
+    async with asyncio.timeout(10):
+        while not mock_upstream.requests:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
     with pytest.raises(SessionBusy):
         await client.run_llm(sid, "two", multitask="reject")
     queued = await client.run_llm(sid, "three")  # waits for the first turn
