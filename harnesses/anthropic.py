@@ -113,6 +113,9 @@ class AnthropicHarness(ToolLoopHarness):
         if self._owns_client:
             await self._client.close()
 
+    def forget_session(self, session_id: str) -> None:
+        self._replays.forget(session_id)
+
     async def _stream_step(
         self, turn: TurnContext, conversation: Sequence[Entry], tools: Sequence[ToolSpec]
     ) -> AsyncGenerator[TextDelta | StepResult, None]:

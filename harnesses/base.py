@@ -228,6 +228,10 @@ class Harness(ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release pooled clients."""
 
+    def forget_session(self, session_id: str) -> None:  # noqa: B027 - optional hook
+        """Drop what this harness keeps for ``session_id`` between turns (a cached replay):
+        the session was deleted."""
+
     async def __aenter__(self) -> Self:
         return self
 

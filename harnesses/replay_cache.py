@@ -127,6 +127,10 @@ class ReplayCache:
         renderer.add(run.take_items())
         return renderer.replay(run.system)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a checkpoint of ``key``'s conversation is kept."""
+        return key in self._checkpoints
+
     def _keep(self, key: str, checkpoint: _Checkpoint) -> None:
         self.forget(key)
         size = len(checkpoint.entries)

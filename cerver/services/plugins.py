@@ -187,6 +187,11 @@ class HarnessPool:
             self._instances[key] = instance
         return self._instances[key]
 
+    def forget_session(self, session_id: str) -> None:
+        """Tell every harness built so far that ``session_id`` was deleted."""
+        for instance in self._instances.values():
+            instance.forget_session(session_id)
+
     def _bind(self, provider: ModelProvider) -> type[Harness]:
         """A harness class for ``provider``: its ``sdk_harness``'s, named after it."""
         assert provider.sdk_harness is not None

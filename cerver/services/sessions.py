@@ -310,6 +310,7 @@ class SessionService:
         async with self._locks.hold(session.id, new_id("run")) as writer:
             writer.defer(delete_session(session.id))
         self._store.sessions.forget(session.id)
+        self._harnesses.forget_session(session.id)
         await self._release_compute(session)
 
     @staticmethod

@@ -147,9 +147,10 @@ def test_each_key_keeps_its_own_conversation_within_the_bounds() -> None:
         assert cache.replay(key, history) == to_anthropic_messages(history)
 
     assert list(cache._checkpoints) == ["s2", "s3"]  # s1 dropped: 6 entries > 5
+    assert "s1" not in cache and "s3" in cache
     assert cache._entries == 4
     long = [user("x"), assistant("y")] * 3 + [user("z")]
     cache.replay("s4", long)  # 6 entries before the cut: too long to keep
-    assert "s4" not in cache._checkpoints
+    assert "s4" not in cache
     cache.forget("s2")
     assert list(cache._checkpoints) == ["s3"] and cache._entries == 2

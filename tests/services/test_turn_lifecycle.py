@@ -70,6 +70,20 @@ async def test_deleting_a_session_drops_its_cached_transcript(
     assert cache.last_seq(sid) == 0
 
 
+async def test_deleting_a_session_drops_its_cached_replay(
+    http: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    """Found by ``bench.soak``: the harness's replay checkpoint of a deleted session kept its
+    transcript alive (RSS +16 % in 4 minutes of sessions created and deleted)."""
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "hello"})
+    await http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "again"})
+    replays = gateway.harnesses.get("anthropic")._replays
+    assert sid in replays
+    assert (await http.delete(f"/v2/sessions/{sid}")).status_code == 204
+    assert sid not in replays
+
+
 async def test_a_paused_session_refuses_turns_and_keeps_its_snapshot(
     http: httpx.AsyncClient, mock_upstream: MockUpstream
 ) -> None:
