@@ -150,6 +150,8 @@ class TurnHandle:
     task: asyncio.Task[TurnResult] | None = None
     #: Why the turn was stopped on purpose (:meth:`cancel`), or ``None``.
     cancel_reason: CancelReason | None = None
+    #: Whether the turn's task has begun to run.
+    started: bool = False
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
 
     @property
@@ -163,7 +165,11 @@ class TurnHandle:
         if self.cancel_reason is not None or self.task is None or self.task.done():
             return
         self.cancel_reason = reason
-        self.task.cancel()
+        if self.started:
+            self.task.cancel()
+        # Else the task is not yet running: cancelled now, it would never run its own ending
+        # (the events' end, the result, the lock's release), and a client streaming the turn
+        # would wait forever. It sees ``cancel_reason`` as it begins and ends the turn there.
 
     async def wait(self) -> None:
         """Return once the turn has ended and recorded itself."""
@@ -298,6 +304,7 @@ class TurnService:
         6. close the turn: totals, final message, run record, session ready, lock released
            (one transaction, also when the turn fails or is cancelled).
         """
+        handle.started = True
         result = TurnResult(handle.session.id, handle.run_id, handle.harness, handle.model)
         started = time.perf_counter()
         metrics.turn_started()
@@ -334,6 +341,8 @@ class TurnService:
         opening = _Opening(self._sessions, handle, harness, request, self._locks.lease_seconds)
         try:
             async with stack:
+                if handle.cancel_reason is not None:  # stopped before its task began
+                    raise asyncio.CancelledError
                 if writer is None:
                     # The lock, the run row and the turn's first entries: one transaction.
                     writer = await stack.enter_async_context(

@@ -7,9 +7,11 @@ import functools
 from pathlib import Path
 
 import httpx
+import pytest
 
 from cerver.api import create_app
 from cerver.gateway import Gateway
+from cerver.services.turns import TurnRequest
 from cerver.testing.mock_upstream import MockUpstream, Reply
 from tests.conftest import ADMIN_KEY, make_settings
 
@@ -68,6 +70,29 @@ async def test_deleting_a_session_drops_its_cached_transcript(
     assert cache.last_seq(sid) > 0
     assert (await http.delete(f"/v2/sessions/{sid}")).status_code == 204
     assert cache.last_seq(sid) == 0
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["enqueue", "reject"])
+async def test_a_turn_stopped_before_its_task_began_still_ends(
+    http: httpx.AsyncClient, gateway: Gateway, wait: bool
+) -> None:
+    """Found by ``bench.soak``: a session deleted right after a streamed turn started had the
+    turn's task cancelled before it first ran. The task never ran its ending: the stream
+    waited forever (and with ``multitask: "reject"`` the lock it held was never released)."""
+    account = await gateway.auth.authenticate(f"Bearer {ADMIN_KEY}")
+    sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
+    handle = await gateway.turns.start(account.id, sid, TurnRequest(input="hi", wait=wait))
+    handle.cancel()
+
+    async with asyncio.timeout(10):
+        events = [event.event async for event in handle.events()]
+        result = await handle.result()
+
+    assert events == ["error"] and result.status == "cancelled"
+    again = await http.post(
+        f"/v2/sessions/{sid}/run-llm", json={"input": "next", "multitask": "reject"}
+    )
+    assert again.status_code == 200 and again.json()["status"] == "completed"
 
 
 async def test_deleting_a_session_drops_its_cached_replay(
