@@ -95,6 +95,8 @@ class FanoutHandle:
     task: asyncio.Task[FanoutRecord] | None = None
     #: Why the fan-out was stopped on purpose (:meth:`cancel`), or ``None``.
     cancel_reason: CancelReason | None = None
+    #: Whether the fan-out's task has begun to run.
+    started: bool = False
     _events: asyncio.Queue[StoredEvent | None] = field(default_factory=asyncio.Queue)
     _next_event_id: int = 1
 
@@ -108,7 +110,10 @@ class FanoutHandle:
         if self.cancel_reason is not None or self.task is None or self.task.done():
             return
         self.cancel_reason = reason
-        self.task.cancel()
+        if self.started:
+            self.task.cancel()
+        # Else the task is not yet running: cancelled now, it would never record its end or
+        # end its events. It sees ``cancel_reason`` as it begins and ends the fan-out there.
 
     async def wait(self) -> None:
         """Return once the fan-out has ended and recorded itself."""
@@ -346,9 +351,12 @@ class FanoutService:
         4. record the fan-out and verdict in the parent, keep the winner if asked, charge
            the judge's cost, and mark the fan-out completed (one transaction).
         """
+        handle.started = True
         started = time.perf_counter()
         lease = asyncio.create_task(self._renew_lease(handle.fanout_id))
         try:
+            if handle.cancel_reason is not None:  # stopped before its task began
+                raise asyncio.CancelledError
             wants_files = any(p.compute is None or p.compute.mode != "none" for p in plans)
             snapshot = await self._branching.snapshot(parent, files=wants_files)
             handle.emit(

@@ -361,6 +361,23 @@ async def test_a_fanout_whose_process_died_is_reclaimed_as_interrupted_at_start(
     await gateway.stop()
 
 
+async def test_a_fanout_cancelled_before_its_task_began_still_ends(gateway: Gateway) -> None:
+    """A fan-out's task cancelled before it first ran would never record its end nor end its
+    events (the same race that left a turn's stream waiting forever)."""
+    account = await _account(gateway)
+    parent = await _parent(gateway, account)
+    request = FanoutRequest(input="hi", variants=_variants("m1", "m2"))
+    handle = await gateway.fanouts.start(account, request, parent_session_id=parent.id)
+    handle.cancel()
+
+    async with asyncio.timeout(10):
+        events = [event async for event in handle.events()]
+        record = await handle.result()
+
+    assert events == [] and record.status == "cancelled"
+    assert (await gateway.fanouts.get(account, handle.fanout_id)).status == "cancelled"
+
+
 async def test_a_cancelled_fanout_stops_its_variant_turns_and_frees_their_sessions(
     gateway: Gateway, mock_upstream: MockUpstream
 ) -> None:
