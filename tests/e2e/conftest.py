@@ -37,44 +37,43 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         yield running
 
 
+PORT_ATTEMPTS = 3
+
+
 @contextmanager
 def serving(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """Run `cerver serve` on ``tmp_path`` for the block; yields its URL and data dir."""
-    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "OPENAI_", "GEMINI_", "CERVER_"))
     }
-    env.update(
-        CERVER_DATA_DIR=str(tmp_path), CERVER_PORT=str(port), CERVER_PRICES_FILE=str(PRICES_FILE)
-    )
+    env.update(CERVER_DATA_DIR=str(tmp_path), CERVER_PRICES_FILE=str(PRICES_FILE))
     # Output goes to a file: an undrained pipe fills up (64 KiB of access log) and the
     # server then blocks on its next log line.
     log_path = tmp_path / "serve.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cerver", "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    # Generous: a loaded CI machine can take many seconds to import the server's modules.
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if proc.poll() is not None:
-            log.close()
-            pytest.fail(f"cerver serve exited early:\n{log_path.read_text()}")
-    else:
-        proc.kill()
-        pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port = free_port()
+        log = log_path.open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cerver", "serve"],
+            env={**env, "CERVER_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        if _answers(url, proc):
+            break
+        log.close()
+        output = log_path.read_text()
+        # The free port can be taken (a client's ephemeral port) before the server binds it.
+        if "address already in use" in output and attempt < PORT_ATTEMPTS:
+            continue
+        if proc.poll() is None:
+            proc.kill()
+            pytest.fail(f"cerver serve did not answer /healthz within {START_TIMEOUT_S} s")
+        pytest.fail(f"cerver serve exited early:\n{output}")
     try:
         yield url, tmp_path
     finally:
@@ -86,6 +85,21 @@ def serving(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             proc.wait()
         log.close()
         print(log_path.read_text()[-20_000:])
+
+
+def _answers(url: str, proc: subprocess.Popen[str]) -> bool:
+    """Whether the server at ``url`` answers ``/healthz`` before it exits or the start-up
+    timeout (generous: a loaded CI machine can take many seconds to import the modules)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            return False
+    return False
 
 
 class ServeProcess:
