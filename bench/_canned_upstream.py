@@ -99,12 +99,15 @@ def _sentence() -> list[str]:
     return pieces
 
 
-def _response(status: str, content_type: str, body: bytes) -> bytes:
-    head = (
+def _head(status: str, content_type: str, length: int) -> bytes:
+    return (
         f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
-    )
-    return head.encode() + body
+        f"Content-Length: {length}\r\nConnection: keep-alive\r\n\r\n"
+    ).encode()
+
+
+def _response(status: str, content_type: str, body: bytes) -> bytes:
+    return _head(status, content_type, len(body)) + body
 
 
 _JSON = _response(
@@ -123,11 +126,7 @@ class _Streamed:
         self._before, self._deltas, self._after = _stream(pieces)
         self._gap = gap_ms / 1000
         length = len(self._before) + sum(map(len, self._deltas)) + len(self._after)
-        head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-            f"Content-Length: {length}\r\nConnection: keep-alive\r\n\r\n"
-        )
-        self._head = head.encode()
+        self._head = _head("200 OK", "text/event-stream", length)
         self._whole = self._head + self._before + b"".join(self._deltas) + self._after
 
     async def send(self, writer: asyncio.StreamWriter) -> None:

@@ -2,7 +2,7 @@
 
 ``--streams`` turns stream at the same time, each receiving ``--rate`` text deltas a second
 from the canned upstream (a test double, its own process: ``bench/_canned_upstream.py``) for
-``--seconds``. Two paths, one run, both read by the same lean client (``bench/_lean_http.py``:
+``--seconds``. Three paths, one run, all read by the same lean client (``bench/_lean_http.py``:
 raw HTTP/1.1, each delta timed as its bytes arrive), so that on a small machine the cores go
 to the gateway rather than to the load generator and the upstream:
 
