@@ -199,6 +199,8 @@ events = sa.Table(
     metadata,
     sa.Column("session_id", sa.ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    # A series of consecutive deltas in one row: its last event's id (cerver/store/event_rows.py).
+    sa.Column("last_id", sa.Integer, nullable=True),
     sa.Column("event", sa.String(40), nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False, default=utcnow),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from cerver.store.database import Database
+from cerver.store.event_rows import events_of
 from cerver.store.records import StoredEvent, entry_from_row
 from cerver.store.schema import entries, events
 from cerver.types import Entry
@@ -43,14 +44,26 @@ class TranscriptStore:
     async def events(
         self, session_id: str, *, after_id: int = 0, limit: int = 1000
     ) -> list[StoredEvent]:
+        """The logged events with ids above ``after_id``, in order, from at most ``limit``
+        rows (a row holds one event or a series of deltas: see :mod:`cerver.store.event_rows`).
+        An empty list means the log has nothing more."""
+        # The row holding after_id + 1 may be a series that begins at or before after_id.
+        series_start = (
+            sa.select(sa.func.max(events.c.id))
+            .where(events.c.session_id == session_id, events.c.id <= after_id)
+            .scalar_subquery()
+        )
         query = (
             events.select()
-            .where(events.c.session_id == session_id, events.c.id > after_id)
+            .where(
+                events.c.session_id == session_id,
+                events.c.id >= sa.func.coalesce(series_start, after_id + 1),
+            )
             .order_by(events.c.id)
             .limit(limit)
         )
         rows = await self._db.read(lambda conn: conn.execute(query).all())
-        return [StoredEvent(r.session_id, r.id, r.event, r.data) for r in rows]
+        return events_of(rows, after_id=after_id)
 
     async def run_start(self, session_id: str, run_id: str) -> tuple[int | None, int]:
         """Where a run's events begin in the log: ``(id of its turn.started or None, last id)``.
@@ -61,7 +74,10 @@ class TranscriptStore:
 
         def read(conn: sa.Connection) -> tuple[int | None, int]:
             last = conn.execute(
-                sa.select(sa.func.max(events.c.id)).where(events.c.session_id == session_id)
+                sa.select(sa.func.coalesce(events.c.last_id, events.c.id))
+                .where(events.c.session_id == session_id)
+                .order_by(events.c.id.desc())
+                .limit(1)
             ).scalar()
             started = conn.execute(
                 sa.select(events.c.id)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from cerver.errors import SessionBusy
 from cerver.store.compiled import execute
 from cerver.store.database import Database
+from cerver.store.event_rows import queue_event, seal
 from cerver.store.publishing import Listener, Publisher
 from cerver.store.records import SessionRecord, StoredEvent
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
@@ -109,15 +110,7 @@ class SessionWriter:
         self._next_event_id += 1
         if not self._events:
             self._oldest_event = time.monotonic()
-        self._events.append(
-            {
-                "session_id": stored.session_id,
-                "id": stored.id,
-                "event": event,
-                "data": stored.data,
-                "created_at": utcnow(),
-            }
-        )
+        queue_event(self._events, stored)
         self._publisher.publish(stored, to, needs=self._taken + 1 if after_commit else 0)
         return stored
 
@@ -280,7 +273,7 @@ class SessionWriter:
     def _take_batch(self, *, release: bool) -> tuple[_Batch, _Statement]:
         """Everything queued, emptied out of the queue, and the session row's update."""
         batch = _Batch(
-            self._entries, self._events, self._ledger, self._statements, self._session_values
+            self._entries, seal(self._events), self._ledger, self._statements, self._session_values
         )
         self._entries, self._events, self._ledger, self._statements = [], [], [], []
         self._session_values = {}
