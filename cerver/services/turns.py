@@ -448,8 +448,8 @@ class TurnService:
                     # Seen first: a write cut short by a cancel is still committed (or kept
                     # queued for the next one), so what it holds must be closed too.
                     unfinished.see(event)
-                    await self._handle(event, writer, handle, harness, result, emit)
-                    await writer.maybe_flush()
+                    self._handle(event, writer, handle, harness, result, emit)
+                    writer.maybe_flush()
         except asyncio.CancelledError:
             if handle.cancel_reason is None:  # not asked for (the lock was lost): just stop
                 result.status = "cancelled"
@@ -480,7 +480,7 @@ class TurnService:
         )
         writer.update_session(status="ready")
 
-    async def _handle(
+    def _handle(
         self,
         event: Any,
         writer: SessionWriter,

@@ -5,8 +5,9 @@ its ``next_seq`` / ``next_event_id``, the writer numbers rows in memory, and eve
 the rows together with the advanced counters in one transaction. Events are published to live
 subscribers at once and written in batches: with each transcript append, when
 :meth:`maybe_flush` finds them older than ``flush_interval`` (in the background, so a stream of
-deltas never waits on the database), and on :meth:`release`. Writes are serialized, so the
-counters on the session row only ever move forward.
+deltas never waits on the database), and on :meth:`release`; consecutive deltas go into one
+row (:mod:`cerver.store.event_rows`). Writes are serialized, so the counters on the session
+row only ever move forward.
 
 An event that tells of a row (a message with its ``seq``) may be emitted ``after_commit``: it is
 numbered and queued at once but published only when the write holding that row has committed,
@@ -190,7 +191,7 @@ class SessionWriter:
         batch, session_update = self._take_batch(release=False)
         batch.execute(conn, session_update, self.session_id)
 
-    async def maybe_flush(self) -> None:
+    def maybe_flush(self) -> None:
         """Start writing the queued events in the background once the oldest is
         ``flush_interval`` old. Never waits for the database; a failed background write puts
         its rows back, and the next write (at the latest :meth:`release`) persists them."""

@@ -155,7 +155,7 @@ async def test_maybe_flush_writes_in_the_background_in_order(store: Store, accou
     writer = SessionWriter(store.db, EventHub(), locked[0], "run_1", flush_interval=0)
     for i in range(3):
         writer.emit("text_delta", {"i": i})
-    await writer.maybe_flush()  # returns at once; the write runs on its own
+    writer.maybe_flush()  # returns at once; the write runs on its own
     assert writer._background is not None
     writer.emit("text_delta", {"i": 3})
     await writer.append(Entry(role="assistant", content="done"))  # waits behind it, in order
@@ -181,7 +181,7 @@ async def test_a_failed_background_flush_keeps_its_rows_for_the_next_write(
 
     monkeypatch.setattr(store.db, "write", flaky)
     writer.emit("text_delta", {"i": 0})
-    await writer.maybe_flush()
+    writer.maybe_flush()
     await asyncio.wait([writer._background])
     await writer.release()
     assert [e.id for e in await store.transcript.events(session.id)] == [1]
