@@ -150,6 +150,14 @@ async def run(streams: int, rate: float, seconds: float) -> None:
         f"the bare relay's CPU for the same streams: {relay_cores:.2f} cores (the floor of a "
         f"Python relay); cerver / relay: {cores / relay_cores:.2f}x"
     )
+    # Per delta, so that a path that fell behind (and ran longer) is not flattered.
+    per_delta = cores * elapsed / (streams * deltas) * 1e6
+    relay_per_delta = relay_cores * relay_elapsed / (streams * deltas) * 1e6
+    print(
+        f"CPU per delta: cerver {per_delta:.1f} us, relay {relay_per_delta:.1f} us "
+        f"({per_delta / relay_per_delta:.2f}x); one core allows {1e6 / (streams * rate):.1f} us "
+        f"at {streams} x {rate:.0f} deltas/s"
+    )
 
 
 def main() -> None:
