@@ -75,7 +75,8 @@ def events_of(rows: Iterable[Any], *, after_id: int = 0) -> list[StoredEvent]:
             if row.id > after_id:
                 events.append(StoredEvent(row.session_id, row.id, row.event, row.data))
             continue
-        for offset, data in enumerate(row.data.split(_SEPARATOR)):
-            if row.id + offset > after_id:
-                events.append(StoredEvent(row.session_id, row.id + offset, row.event, data))
+        ids = range(row.id, row.last_id + 1)
+        for event_id, data in zip(ids, row.data.split(_SEPARATOR), strict=True):
+            if event_id > after_id:
+                events.append(StoredEvent(row.session_id, event_id, row.event, data))
     return events

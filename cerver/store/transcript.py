@@ -47,8 +47,9 @@ class TranscriptStore:
         """The logged events with ids above ``after_id``, in order, from at most ``limit``
         rows (a row holds one event or a series of deltas: see :mod:`cerver.store.event_rows`).
         An empty list means the log has nothing more."""
-        # The row holding after_id + 1 may be a series that begins at or before after_id.
-        series_start = (
+        # The row holding after_id + 1 may be a series that begins at or before after_id: the
+        # scan starts at the last row beginning there, and skips it if it ends there too.
+        last_begun = (
             sa.select(sa.func.max(events.c.id))
             .where(events.c.session_id == session_id, events.c.id <= after_id)
             .scalar_subquery()
@@ -57,7 +58,8 @@ class TranscriptStore:
             events.select()
             .where(
                 events.c.session_id == session_id,
-                events.c.id >= sa.func.coalesce(series_start, after_id + 1),
+                events.c.id >= sa.func.coalesce(last_begun, after_id + 1),
+                sa.func.coalesce(events.c.last_id, events.c.id) > after_id,
             )
             .order_by(events.c.id)
             .limit(limit)

@@ -91,6 +91,9 @@ async def test_the_log_reads_every_event_back_from_any_id(store: Store, account_
     first = await store.transcript.events(session.id, limit=2)
     assert first == emitted[:41]
     assert await store.transcript.events(session.id, after_id=30, limit=1) == emitted[30:41]
+    # A row that ends where the reader is does not take a place in the page.
+    assert await store.transcript.events(session.id, after_id=1, limit=1) == emitted[1:41]
+    assert await store.transcript.events(session.id, after_id=41, limit=1) == emitted[41:61]
     assert await store.transcript.run_start(session.id, "run_1") == (1, 62)
 
 
