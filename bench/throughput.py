@@ -3,7 +3,9 @@
 Every path serves the same Anthropic Messages call from the same canned upstream (a test
 double, its own process: ``bench/_canned_upstream.py``) under the same closed-loop load:
 ``--connections`` clients, each on its own keep-alive connection sending its next request as
-soon as the last one answered, for ``--seconds`` per path. The load generator and the upstream
+soon as the last one answered, for ``--seconds`` per path in all, split into ``--rounds``
+interleaved rounds (every server runs throughout, each path takes its turn in every round), so
+drift on a shared machine hits every path alike. The load generator and the upstream
 are kept lean (``bench/_lean_http.py``), so on a small machine the cores go to the servers
 measured.
 
@@ -21,7 +23,7 @@ CPU per request is the server process's (and its workers') user + system time ov
 measured window divided by the requests answered. Printed ratios are against the relay and
 against one Cerver worker; DESIGN §7 budgets ``--workers 2`` at ≥ 1.7 × one worker.
 
-    python -m bench.throughput [--seconds 10] [--connections 16]
+    python -m bench.throughput [--seconds 10] [--rounds 4] [--connections 16]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 import orjson
 
@@ -148,49 +151,81 @@ async def measure(
     }
 
 
-async def run(seconds: float, connections: int) -> None:
-    results: dict[str, dict[str, float]] = {}
+@dataclass
+class Tally:
+    """One path's measured windows (:func:`measure`), summed over interleaved rounds."""
+
+    requests: float = 0.0
+    elapsed: float = 0.0
+    cpu_seconds: float = 0.0
+    busy_seconds: float = 0.0
+
+    def add(self, window: dict[str, float]) -> None:
+        self.requests += window["requests"]
+        self.elapsed += window["elapsed"]
+        self.cpu_seconds += window["cpu_ms"] * window["requests"] / 1000
+        self.busy_seconds += window["busy_cores"] * window["elapsed"]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.elapsed
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu_seconds * 1000 / max(self.requests, 1)
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_seconds / self.elapsed
+
+    @property
+    def busy_cores(self) -> float:
+        return self.busy_seconds / self.elapsed
+
+
+async def run(seconds: float, rounds: int, connections: int) -> None:
+    paths: dict[str, tuple[ServerURL, Callable[[LeanConnection], Send]]] = {}
     with ExitStack() as stack:
         upstream = stack.enter_context(canned_upstream())
-        relay = stack.enter_context(bare_relay(upstream))
-        results["relay"] = await measure(
-            "relay", relay, connections, seconds, messages_client("bench")
-        )
+        paths["relay"] = (stack.enter_context(bare_relay(upstream)), messages_client("bench"))
         if litellm_proxy_available():
             proxy = stack.enter_context(litellm_proxy(upstream, MODEL))
-            key = proxy.env["LITELLM_MASTER_KEY"]
-            results["litellm"] = await measure(
-                "litellm", proxy, connections, seconds, messages_client(key)
-            )
-
-        gateways: list[tuple[str, tuple[str, ...], dict[str, str]]] = [("cerver", (), {})]
+            paths["litellm"] = (proxy, messages_client(proxy.env["LITELLM_MASTER_KEY"]))
+        paths["cerver"] = (stack.enter_context(gateway(upstream)), cerver_client)
         # "Persistence off": the same gateway on an in-memory SQLite store (nothing on disk).
-        gateways.append(("cerver mem", (), {"CERVER_DATABASE_URL": IN_MEMORY_STORE}))
+        in_memory = gateway(upstream, CERVER_DATABASE_URL=IN_MEMORY_STORE)
+        paths["cerver mem"] = (stack.enter_context(in_memory), cerver_client)
         if _offers_workers():
-            gateways.append(("cerver x2", ("--workers", "2"), {}))
-        for name, serve_args, env in gateways:
-            with gateway(upstream, *serve_args, **env) as url:
-                results[name] = await measure(name, url, connections, seconds, cerver_client)
+            two = gateway(upstream, "--workers", "2")
+            paths["cerver x2"] = (stack.enter_context(two), cerver_client)
+        results = {name: Tally() for name in paths}
+        for _ in range(rounds):
+            for name, (server, make_client) in paths.items():
+                window = await measure(name, server, connections, seconds / rounds, make_client)
+                results[name].add(window)
 
-    print(f"throughput, {connections} connections, {seconds:.0f} s per path, same canned upstream")
-    print(f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9}")
+    print(
+        f"throughput, {connections} connections, {seconds:.0f} s per path in {rounds} "
+        "interleaved rounds, same canned upstream"
+    )
+    print(f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9} {'machine busy':>13}")
     for name, r in results.items():
-        print(f"{name:<10} {r['rps']:8.1f} {r['cpu_ms']:11.2f} {r['requests']:9.0f}")
+        print(f"{name:<10} {r.rps:8.1f} {r.cpu_ms:11.2f} {r.requests:9.0f} {r.busy_cores:13.2f}")
     relay, cerver = results["relay"], results["cerver"]
     print(
-        f"cerver/relay req/s: {cerver['rps'] / relay['rps']:.2f}x; "
-        f"CPU per request: {cerver['cpu_ms'] / relay['cpu_ms']:.2f}x the relay's"
+        f"cerver/relay req/s: {cerver.rps / relay.rps:.2f}x; "
+        f"CPU per request: {cerver.cpu_ms / relay.cpu_ms:.2f}x the relay's"
     )
     if "litellm" in results:
         # Per core: requests per CPU-second of each server process.
-        ratio = results["litellm"]["cpu_ms"] / cerver["cpu_ms"]
+        ratio = results["litellm"].cpu_ms / cerver.cpu_ms
         print(f"cerver req/s per core / LiteLLM's per worker: {ratio:.2f}x (budget >= 4)")
     else:
         print(LITELLM_SKIP_NOTE)
-    ratio = cerver["rps"] / results["cerver mem"]["rps"]
+    ratio = cerver.rps / results["cerver mem"].rps
     print(f"persistence on / off (in-memory store) req/s: {ratio:.2f}x (budget >= 0.9)")
     if "cerver x2" in results:
-        ratio = results["cerver x2"]["rps"] / cerver["rps"]
+        ratio = results["cerver x2"].rps / cerver.rps
         print(f"--workers 2 / one worker req/s: {ratio:.2f}x (budget >= 1.7)")
     else:
         print("--workers: not offered by this gateway (cerver serve --help)")
@@ -199,9 +234,10 @@ async def run(seconds: float, connections: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
-    asyncio.run(run(args.seconds, args.connections))
+    asyncio.run(run(args.seconds, args.rounds, args.connections))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 from contextlib import ExitStack
 
 from bench._servers import canned_upstream, gateway
-from bench.throughput import cerver_client, measure
+from bench.throughput import Tally, cerver_client, measure
 
 GOAL = 1.7
 WARM_UP_S = 5.0
@@ -62,8 +62,7 @@ def machine_ceiling(seconds: float = CEILING_S) -> float:
 
 async def run(rounds: int, seconds: float, connections: int) -> None:
     ceilings = [machine_ceiling()]
-    # requests, seconds, gateway CPU seconds, machine busy CPU seconds
-    totals = {"1 worker": [0.0, 0.0, 0.0, 0.0], "2 workers": [0.0, 0.0, 0.0, 0.0]}
+    totals = {"1 worker": Tally(), "2 workers": Tally()}
     with ExitStack() as stack:
         upstream = stack.enter_context(canned_upstream())
         urls = {
@@ -75,11 +74,7 @@ async def run(rounds: int, seconds: float, connections: int) -> None:
             await measure("warm", url, connections, WARM_UP_S, cerver_client)
         for _ in range(rounds):
             for name, url in urls.items():
-                r = await measure(name, url, connections, seconds, cerver_client)
-                totals[name][3] += r["busy_cores"] * r["elapsed"]
-                totals[name][0] += r["requests"]
-                totals[name][1] += r["elapsed"]
-                totals[name][2] += r["cpu_ms"] * r["requests"] / 1000
+                totals[name].add(await measure(name, url, connections, seconds, cerver_client))
     ceilings.append(machine_ceiling())
 
     print(
@@ -90,18 +85,16 @@ async def run(rounds: int, seconds: float, connections: int) -> None:
         f"{'path':<10} {'req/s':>8} {'CPU ms/req':>11} {'requests':>9} {'gateway cores':>14} "
         f"{'machine busy cores':>19}"
     )
-    rps = {}
-    for name, (requests, elapsed, cpu, busy) in totals.items():
-        rps[name] = requests / elapsed
+    for name, t in totals.items():
         print(
-            f"{name:<10} {rps[name]:8.1f} {cpu * 1000 / requests:11.2f} {requests:9.0f} "
-            f"{cpu / elapsed:14.2f} {busy / elapsed:19.2f}"
+            f"{name:<10} {t.rps:8.1f} {t.cpu_ms:11.2f} {t.requests:9.0f} "
+            f"{t.cores:14.2f} {t.busy_cores:19.2f}"
         )
     print(
         "this machine, before / after: 2 busy processes do "
         f"{ceilings[0]:.2f}x / {ceilings[1]:.2f}x the work of one (the most the ratio can show)"
     )
-    ratio = rps["2 workers"] / rps["1 worker"]
+    ratio = totals["2 workers"].rps / totals["1 worker"].rps
     verdict = "meets" if ratio >= GOAL else "misses"
     print(f"--workers 2 / one worker req/s: {ratio:.2f}x ({verdict} the goal >= {GOAL}x)")
 
