@@ -74,7 +74,7 @@ class AccountStore:
         row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None:
             raise NotFound(f"Account {account_id!r} not found.", context={"account_id": account_id})
-        return AccountRecord.model_validate(row)
+        return AccountRecord.from_row(row)
 
     async def recent(self, account_id: str) -> AccountRecord:
         """The account as read at most :data:`RECENT_SECONDS` ago (for a turn's admission:
@@ -115,7 +115,7 @@ class AccountStore:
         row = await self._db.read(lambda conn: conn.execute(query).first())
         if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)):
             return None
-        return AccountRecord.model_validate(row)
+        return AccountRecord.from_row(row)
 
     async def create_key(self, account_id: str, name: str = "default") -> tuple[ApiKeyRecord, str]:
         key = _new_key()
@@ -130,7 +130,7 @@ class AccountStore:
             .order_by(api_keys.c.created_at)
         )
         rows = await self._db.read(lambda conn: conn.execute(query).all())
-        return [ApiKeyRecord.model_validate(r) for r in rows]
+        return [ApiKeyRecord.from_row(r) for r in rows]
 
     async def revoke_key(self, account_id: str, prefix: str) -> None:
         """Revoke one of the account's active keys, never its last one.

@@ -164,7 +164,7 @@ class RunStore:
                 "with GET /v2/sessions/{id}/runs.",
                 context={"run_id": run_id, "session_id": session_id},
             )
-        return RunRecord.model_validate(row)
+        return RunRecord.from_row(row)
 
     async def list(
         self, session_id: str, *, status: str | None = None, limit: int = 50
@@ -175,7 +175,7 @@ class RunStore:
             query = query.where(runs.c.status == status)
         query = query.order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
         rows = await self._db.read(lambda conn: conn.execute(query).all())
-        return [RunRecord.model_validate(r) for r in rows]
+        return [RunRecord.from_row(r) for r in rows]
 
     async def request_cancel(self, session_id: str, run_id: str | None = None) -> list[str]:
         """Flag the session's running run (``run_id``, or any) for cancellation.

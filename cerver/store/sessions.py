@@ -100,7 +100,7 @@ class SessionStore:
             conn.execute(sessions.insert().values(**row))
             return conn.execute(query).one()
 
-        return SessionRecord.model_validate(await self._db.write(insert))
+        return SessionRecord.from_row(await self._db.write(insert))
 
     async def get(self, account_id: str, session_id: str) -> SessionRecord:
         """The session, if it belongs to ``account_id``. Raises NotFound otherwise."""
@@ -108,7 +108,7 @@ class SessionStore:
         row = await self._db.read(lambda conn: conn.execute(_GET, params).first())
         if row is None:
             raise _not_found(session_id)
-        return SessionRecord.model_validate(row)
+        return SessionRecord.from_row(row)
 
     async def list(
         self, account_id: str, filters: SessionFilters, *, limit: int, cursor: str | None
@@ -139,7 +139,7 @@ class SessionStore:
             )
         query = query.order_by(c.created_at.desc(), c.id.desc()).limit(limit + 1)
         rows = await self._db.read(lambda conn: conn.execute(query).all())
-        records = [SessionRecord.model_validate(r) for r in rows]
+        records = [SessionRecord.from_row(r) for r in rows]
         next_cursor = _encode_cursor(records[limit - 1]) if len(records) > limit else None
         return records[:limit], next_cursor
 
@@ -224,7 +224,7 @@ class SessionStore:
                 row = _take_over(conn, session_id, run_id, now, expires)
                 if row is None:
                     return None
-            session = SessionRecord.model_validate(row)
+            session = SessionRecord.from_row(row)
             transcript: list[Entry] = []
             if with_transcript:
                 # Only the rows the cache has not seen yet; none at all when it is up to date.
