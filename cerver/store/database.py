@@ -3,9 +3,9 @@
 The store's queries are plain synchronous functions of a SQLAlchemy ``Connection``; this module
 runs each one as a single transaction:
 
-* SQLite: on the standard ``sqlite3`` driver in a worker thread, so one transaction costs one
+* SQLite: on the standard ``sqlite3`` driver in one worker thread, so one transaction costs one
   thread hop (an async driver pays a hop per driver call, several per statement: measured 3×
-  slower here). Writes go through one connection on one thread, each transaction opened with
+  slower here). Reads and writes share that thread (on a connection each), writes opened with
   ``BEGIN IMMEDIATE``, so writers in this process queue instead of contending. Writers in
   other processes (``cerver serve --workers N``) queue on an advisory lock file next to the
   database (``flock``), which wakes the next writer the moment the last one commits; SQLite's
@@ -37,7 +37,6 @@ T = TypeVar("T")
 Query = Callable[[sa.Connection], T]
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-_SQLITE_READERS = 4
 
 
 class Database:
@@ -79,21 +78,25 @@ class _SQLiteBackend(_Backend):
     def __init__(self, url: sa.URL) -> None:
         url = url.set(drivername="sqlite")  # the stdlib driver, whatever the URL named
         self._write_lock: int | None = None
+        # Every transaction, read or write, runs on this one thread. With four reader threads
+        # beside the writer's, a turn (one read, two writes) cost 12-15 % more of the
+        # gateway's CPU, spent handing the GIL from thread to thread; on one thread a file
+        # store costs what the in-memory one (always run so) does. SQLite writes one at a
+        # time anyway; a long read delays what is queued behind it, and
+        # `cerver serve --workers N` is the way to more cores.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db")
         if not url.database or url.database == ":memory:":
             # The database lives in its one connection: every query, read or write, runs on
-            # it, on one thread (nothing is on disk, and no other process can see it).
+            # it (nothing is on disk, and no other process can see it).
             self._writer = _sqlite_engine(url, immediate=True, pool=None)
-            self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db-w")
             self._write_connections = _KeptConnections(self._writer)
             self._reader = self._writer
-            self._read_threads = self._write_thread
             self._read_connections = self._write_connections
             return
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self._reader = _sqlite_engine(url, immediate=False, pool=_SQLITE_READERS)
+        # Reads on a connection of their own, which never takes the write lock.
+        self._reader = _sqlite_engine(url, immediate=False, pool=1)
         self._writer = _sqlite_engine(url, immediate=True, pool=1)
-        self._read_threads = ThreadPoolExecutor(_SQLITE_READERS, thread_name_prefix="cerver-db-r")
-        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db-w")
         self._read_connections = _KeptConnections(self._reader)
         self._write_connections = _KeptConnections(self._writer)
         path = f"{url.database}-writelock"
@@ -103,9 +106,9 @@ class _SQLiteBackend(_Backend):
         loop = asyncio.get_running_loop()
         if write:
             job = functools.partial(self._write_transaction, query)
-            return await loop.run_in_executor(self._write_thread, job)
-        job = functools.partial(self._read_connections.transaction, query)
-        return await loop.run_in_executor(self._read_threads, job)
+        else:
+            job = functools.partial(self._read_connections.transaction, query)
+        return await loop.run_in_executor(self._thread, job)
 
     def _write_transaction(self, query: Query[T]) -> T:
         """A write transaction, holding the advisory lock that queues other processes'
@@ -120,8 +123,7 @@ class _SQLiteBackend(_Backend):
                 fcntl.flock(self._write_lock, fcntl.LOCK_UN)
 
     async def dispose(self) -> None:
-        self._read_threads.shutdown(wait=True)
-        self._write_thread.shutdown(wait=True)
+        self._thread.shutdown(wait=True)
         self._read_connections.close()
         self._write_connections.close()
         self._reader.dispose()
