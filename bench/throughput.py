@@ -145,6 +145,7 @@ async def measure(
     return {
         "rps": done / elapsed,
         "cpu_ms": cpu * 1000 / max(done, 1),
+        "cpu_seconds": cpu,
         "requests": done,
         "elapsed": elapsed,
         "busy_cores": busy / elapsed,
@@ -163,7 +164,7 @@ class Tally:
     def add(self, window: dict[str, float]) -> None:
         self.requests += window["requests"]
         self.elapsed += window["elapsed"]
-        self.cpu_seconds += window["cpu_ms"] * window["requests"] / 1000
+        self.cpu_seconds += window["cpu_seconds"]
         self.busy_seconds += window["busy_cores"] * window["elapsed"]
 
     @property
