@@ -126,46 +126,22 @@ async def _load(
     return done
 
 
-async def measure(
-    name: str,
-    server: ServerURL,
-    connections: int,
-    seconds: float,
-    make_client: Callable[[LeanConnection], Send],
-) -> dict[str, float]:
-    """Closed-loop load on ``server`` for ``seconds`` (after a short warm-up): requests/s,
-    the server's CPU per request, and the machine's busy cores meanwhile."""
-    await _load(server, connections, min(2.0, seconds), make_client)  # warm pools, pages
-    cpu_before, busy_before = cpu_seconds(server.process.pid), machine_busy_seconds()
-    started = time.perf_counter()
-    done = await _load(server, connections, seconds, make_client)
-    elapsed = time.perf_counter() - started
-    cpu = cpu_seconds(server.process.pid) - cpu_before
-    busy = machine_busy_seconds() - busy_before
-    return {
-        "rps": done / elapsed,
-        "cpu_ms": cpu * 1000 / max(done, 1),
-        "cpu_seconds": cpu,
-        "requests": done,
-        "elapsed": elapsed,
-        "busy_cores": busy / elapsed,
-    }
-
-
 @dataclass
 class Tally:
-    """One path's measured windows (:func:`measure`), summed over interleaved rounds."""
+    """Load measured on one server: what :func:`measure` returns for one window, and (with
+    :meth:`add`) a path's windows summed over interleaved rounds."""
 
     requests: float = 0.0
     elapsed: float = 0.0
+    #: The server process's (and its workers') CPU, and every process's on the machine.
     cpu_seconds: float = 0.0
     busy_seconds: float = 0.0
 
-    def add(self, window: dict[str, float]) -> None:
-        self.requests += window["requests"]
-        self.elapsed += window["elapsed"]
-        self.cpu_seconds += window["cpu_seconds"]
-        self.busy_seconds += window["busy_cores"] * window["elapsed"]
+    def add(self, window: Tally) -> None:
+        self.requests += window.requests
+        self.elapsed += window.elapsed
+        self.cpu_seconds += window.cpu_seconds
+        self.busy_seconds += window.busy_seconds
 
     @property
     def rps(self) -> float:
@@ -182,6 +158,27 @@ class Tally:
     @property
     def busy_cores(self) -> float:
         return self.busy_seconds / self.elapsed
+
+
+async def measure(
+    name: str,
+    server: ServerURL,
+    connections: int,
+    seconds: float,
+    make_client: Callable[[LeanConnection], Send],
+) -> Tally:
+    """Closed-loop load on ``server`` for ``seconds`` (after a short warm-up): the requests
+    answered, the server's CPU and the machine's busy CPU meanwhile."""
+    await _load(server, connections, min(2.0, seconds), make_client)  # warm pools, pages
+    cpu_before, busy_before = cpu_seconds(server.process.pid), machine_busy_seconds()
+    started = time.perf_counter()
+    done = await _load(server, connections, seconds, make_client)
+    return Tally(
+        requests=done,
+        elapsed=time.perf_counter() - started,
+        cpu_seconds=cpu_seconds(server.process.pid) - cpu_before,
+        busy_seconds=machine_busy_seconds() - busy_before,
+    )
 
 
 async def run(seconds: float, rounds: int, connections: int) -> None:
@@ -202,8 +199,9 @@ async def run(seconds: float, rounds: int, connections: int) -> None:
         results = {name: Tally() for name in paths}
         for _ in range(rounds):
             for name, (server, make_client) in paths.items():
-                window = await measure(name, server, connections, seconds / rounds, make_client)
-                results[name].add(window)
+                results[name].add(
+                    await measure(name, server, connections, seconds / rounds, make_client)
+                )
 
     print(
         f"throughput, {connections} connections, {seconds:.0f} s per path in {rounds} "
