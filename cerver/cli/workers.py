@@ -11,9 +11,10 @@ What must hold across them already holds across replicas:
   lock handed it and writes only while it still holds the lock;
 * dead runs: each process's reaper ends runs whose lease ran out, with conditional statements
   (exactly one process acts); live runs renew their lease;
-* SQLite: WAL mode, writers take ``BEGIN IMMEDIATE`` and wait on ``busy_timeout``, so writers
-  of several processes queue rather than fail; caches (the transcript cache) are checked
-  against the row's ``next_seq`` under the lock, so another process's appends are seen.
+* SQLite: WAL mode; writers of every process queue on one advisory lock file next to the
+  database (:mod:`cerver.store.database`), so they take turns rather than fail; caches (the
+  transcript cache) are checked against the row's ``next_seq`` under the lock, so another
+  process's appends are seen.
 
 Signals: each worker runs in its own process group, so a terminal's Ctrl-C reaches only the
 parent, which passes every SIGTERM/SIGINT on to the workers as SIGTERM: the first drains them

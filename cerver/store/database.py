@@ -3,14 +3,14 @@
 The store's queries are plain synchronous functions of a SQLAlchemy ``Connection``; this module
 runs each one as a single transaction:
 
-* SQLite: on the standard ``sqlite3`` driver in one worker thread, so one transaction costs one
-  thread hop (an async driver pays a hop per driver call, several per statement: measured 3×
-  slower here). Reads and writes share that thread (on a connection each), writes opened with
-  ``BEGIN IMMEDIATE``, so writers in this process queue instead of contending. Writers in
-  other processes (``cerver serve --workers N``) queue on an advisory lock file next to the
-  database (``flock``), which wakes the next writer the moment the last one commits; SQLite's
-  own ``busy_timeout`` (which retries by sleeping 1, 2, 5 … 100 ms) stays the fallback for
-  writers that do not take it. WAL mode with ``synchronous=NORMAL``.
+* SQLite file: writes on the event loop's own thread, holding an advisory lock file next to
+  the database (``flock``) that queues the writers of every process on the file
+  (``cerver serve --workers N``) and wakes the next one the moment the last one commits
+  (:class:`_LoopWrites`); reads on one worker thread, on a connection of their own (WAL mode,
+  ``synchronous=NORMAL``: reads never wait for writes). The standard ``sqlite3`` driver: an
+  async one pays a thread hop per driver call, several per statement (measured 3× slower).
+* SQLite in memory: reads and writes on the one connection the database lives in, on the
+  worker thread.
 * PostgreSQL: on ``asyncpg`` through ``AsyncConnection.run_sync``.
 """
 
@@ -20,10 +20,12 @@ import asyncio
 import contextlib
 import fcntl
 import functools
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +34,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
 
 __all__ = ["Database"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Query = Callable[[sa.Connection], T]
@@ -77,60 +81,204 @@ class _Backend:
 class _SQLiteBackend(_Backend):
     def __init__(self, url: sa.URL) -> None:
         url = url.set(drivername="sqlite")  # the stdlib driver, whatever the URL named
-        self._write_lock: int | None = None
-        # Every transaction, read or write, runs on this one thread. With four reader threads
-        # beside the writer's, a turn (one read, two writes) cost 12-15 % more of the
-        # gateway's CPU, spent handing the GIL from thread to thread; on one thread a file
-        # store costs what the in-memory one (always run so) does. SQLite writes one at a
-        # time anyway; a long read delays what is queued behind it, and
-        # `cerver serve --workers N` is the way to more cores.
+        # Reads (and, in memory, writes) run on this one thread. With four reader threads
+        # a turn cost 12-15 % more of the gateway's CPU, spent handing the GIL from thread
+        # to thread; a long read delays only the reads queued behind it.
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="cerver-db")
+        self._engines: list[sa.Engine] = []
+        self._database = url.database
+        self._checkpointer: sqlite3.Connection | None = None
         if not url.database or url.database == ":memory:":
             # The database lives in its one connection: every query, read or write, runs on
             # it (nothing is on disk, and no other process can see it).
-            self._writer = _sqlite_engine(url, immediate=True, pool=None)
-            self._write_connections = _KeptConnections(self._writer)
-            self._reader = self._writer
-            self._read_connections = self._write_connections
+            engine = self._engine(url, immediate=True, one_connection=True)
+            self._reads = self._thread_writes = _KeptConnections(engine)
+            self._loop_writes: _LoopWrites | None = None
             return
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # Reads on a connection of their own, which never takes the write lock.
-        self._reader = _sqlite_engine(url, immediate=False, pool=1)
-        self._writer = _sqlite_engine(url, immediate=True, pool=1)
-        self._read_connections = _KeptConnections(self._reader)
-        self._write_connections = _KeptConnections(self._writer)
-        path = f"{url.database}-writelock"
-        self._write_lock = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._reads = _KeptConnections(self._engine(url, immediate=False))
+        # Writes whose BEGIN found the file locked by a program that is not Cerver: they wait
+        # on SQLite's busy timeout here, off the event loop.
+        self._thread_writes = _KeptConnections(self._engine(url, immediate=True))
+        loop_engine = self._engine(url, immediate=True, busy_timeout_ms=0, autocheckpoint=0)
+        self._loop_writes = _LoopWrites(
+            _KeptConnections(loop_engine),
+            Path(f"{url.database}-writelock"),
+            checkpoint=functools.partial(self._thread.submit, self._checkpoint),
+        )
+
+    def _engine(self, url: sa.URL, **options: Any) -> sa.Engine:
+        engine = _sqlite_engine(url, **options)
+        self._engines.append(engine)
+        return engine
 
     async def run(self, query: Query[T], *, write: bool) -> T:
         loop = asyncio.get_running_loop()
-        if write:
-            job = functools.partial(self._write_transaction, query)
-        else:
-            job = functools.partial(self._read_connections.transaction, query)
-        return await loop.run_in_executor(self._thread, job)
+        if write and self._loop_writes is not None:
+            try:
+                return await self._loop_writes.run(query)
+            except _LockedByAnotherProgram:
+                job = functools.partial(self._loop_writes.holding_lock, self._thread_writes, query)
+                return await loop.run_in_executor(self._thread, job)
+        connections = self._thread_writes if write else self._reads
+        return await loop.run_in_executor(self._thread, connections.transaction, query)
 
-    def _write_transaction(self, query: Query[T]) -> T:
-        """A write transaction, holding the advisory lock that queues other processes'
-        writers (none for an in-memory database: no other process can see it)."""
-        if self._write_lock is None:
-            return self._write_connections.transaction(query)
-        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+    def _checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file, on the store's thread (the
+        file's ``fsync`` is the slowest step of any write: never on the event loop). PASSIVE:
+        it waits for no reader or writer. A failure is logged; the next one tries again."""
         try:
-            return self._write_connections.transaction(query)
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self._database, isolation_level=None, check_same_thread=False
+                )
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("A WAL checkpoint of %s failed: %r", self._database, exc)
 
     async def dispose(self) -> None:
         self._thread.shutdown(wait=True)
-        self._read_connections.close()
-        self._write_connections.close()
-        self._reader.dispose()
-        self._writer.dispose()
-        if self._write_lock is not None:
-            os.close(self._write_lock)
-            self._write_lock = None
+        self._reads.close()
+        self._thread_writes.close()
+        if self._loop_writes is not None:
+            self._loop_writes.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        for engine in self._engines:
+            engine.dispose()
+
+
+class _LockedByAnotherProgram(Exception):
+    """The write's ``BEGIN`` found the file locked by a writer that does not take Cerver's
+    write lock (a ``sqlite3`` shell, say); nothing of the transaction ran."""
+
+
+class _LoopWrites:
+    """Write transactions on a SQLite file, run on the event loop's own thread.
+
+    A transaction of a turn is ~0.5 ms of Python and C, and SQLite writes one at a time: run
+    on a worker thread, it held the file's write lock ~2.5× that long, waiting to take the
+    GIL back from the event loop after every driver call, and the workers of
+    ``cerver serve --workers N`` queued behind those waits (two workers then served 1.6× one
+    worker's turns, not 2×). On the loop the lock is held for the transaction's own work.
+
+    Writers queue on an advisory lock file next to the database (``flock``): this loop's
+    writers on an ``asyncio.Lock`` first, then, one at a time, on the file, which other
+    processes (and other threads' event loops) hold while they write. An ``flock`` belongs to
+    the open file, so every thread opens its own. A writer that finds the file held waits on
+    a helper thread, which the kernel wakes the moment the holder lets go; the event loop
+    never blocks on another writer. Every connection here commits without checkpointing
+    (a checkpoint syncs the file to disk): every :data:`CHECKPOINT_EVERY` commits, a PASSIVE
+    checkpoint runs on the store's thread instead.
+    """
+
+    CHECKPOINT_EVERY = 200
+
+    def __init__(
+        self, connections: _KeptConnections, lock_path: Path, *, checkpoint: Callable[[], Any]
+    ) -> None:
+        self._connections = connections
+        self._lock_path = lock_path
+        self._checkpoint = checkpoint
+        self._local = threading.local()
+        self._opened: list[int] = []
+        self._guard = threading.Lock()
+        self._waiters = ThreadPoolExecutor(4, thread_name_prefix="cerver-db-lock")
+        self._commits = 0
+        self._checkpointing: Future[Any] | None = None
+
+    async def run(self, query: Query[T]) -> T:
+        """Run ``query`` as a write transaction on this thread, holding the write lock.
+
+        Raises:
+            _LockedByAnotherProgram: SQLite's own lock was held by a program that is not
+                Cerver; the caller retries where it can wait for it.
+        """
+        began = False
+
+        def transaction(conn: sa.Connection) -> T:
+            nonlocal began
+            began = True
+            return query(conn)
+
+        lock_file = self._lock_file()
+        async with self._queue():
+            await self._lock(lock_file)
+            try:
+                result = self._connections.transaction(transaction)
+            except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+                if not began and _is_busy(exc):
+                    raise _LockedByAnotherProgram from exc
+                raise
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+        self._committed()
+        return result
+
+    def holding_lock(self, connections: _KeptConnections, query: Query[T]) -> T:
+        """Run ``query`` on ``connections`` holding the write lock (blocking: for a thread)."""
+        lock_file = self._lock_file()
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            return connections.transaction(query)
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> int:
+        """This thread's own handle on the lock file."""
+        lock_file: int | None = getattr(self._local, "lock_file", None)
+        if lock_file is None:
+            lock_file = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            with self._guard:
+                self._opened.append(lock_file)
+            self._local.lock_file = lock_file
+        return lock_file
+
+    def _queue(self) -> asyncio.Lock:
+        """The queue of this thread's (this event loop's) writers."""
+        queue: asyncio.Lock | None = getattr(self._local, "queue", None)
+        if queue is None:
+            queue = self._local.queue = asyncio.Lock()
+        return queue
+
+    async def _lock(self, lock_file: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        loop = asyncio.get_running_loop()
+        waiting = loop.run_in_executor(self._waiters, fcntl.flock, lock_file, fcntl.LOCK_EX)
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # A thread blocked in flock cannot be stopped: keep this loop's queue until it
+            # has the lock, then give the lock back.
+            await asyncio.wait([waiting])
+            if not waiting.cancelled() and waiting.exception() is None:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+            raise
+
+    def _committed(self) -> None:
+        self._commits += 1
+        if self._commits % self.CHECKPOINT_EVERY == 0 and (
+            self._checkpointing is None or self._checkpointing.done()
+        ):
+            self._checkpointing = self._checkpoint()
+
+    def close(self) -> None:
+        """Close every connection and lock file (their loops are done)."""
+        self._waiters.shutdown(wait=True)
+        self._connections.close()
+        with self._guard:
+            opened, self._opened = self._opened, []
+        for lock_file in opened:
+            os.close(lock_file)
+
+
+def _is_busy(exc: Exception) -> bool:
+    """Whether ``exc`` (the driver's, or SQLAlchemy's wrapping it) is SQLite's "locked"."""
+    error = getattr(exc, "orig", exc)
+    return getattr(error, "sqlite_errorname", None) in {"SQLITE_BUSY", "SQLITE_LOCKED"}
 
 
 class _KeptConnections:
@@ -158,7 +306,7 @@ class _KeptConnections:
             if (
                 conn.invalidated
                 or not isinstance(exc, Exception)
-                or isinstance(exc, sa.exc.DBAPIError)
+                or isinstance(exc, sa.exc.DBAPIError | sqlite3.Error)  # the latter: at BEGIN
             ):
                 self._drop(conn)
             raise
@@ -180,16 +328,26 @@ class _KeptConnections:
                 conn.close()
 
 
-def _sqlite_engine(url: sa.URL, *, immediate: bool, pool: int | None) -> sa.Engine:
-    """An engine of ``pool`` connections, or of one shared connection (``None``: an
-    in-memory database, which exists only in its connection)."""
-    pooling: dict[str, Any] = (
-        {"poolclass": sa.pool.StaticPool}
-        if pool is None
-        else {"pool_size": pool, "max_overflow": 0}
-    )
+def _sqlite_engine(
+    url: sa.URL,
+    *,
+    immediate: bool,
+    one_connection: bool = False,
+    busy_timeout_ms: int = 30_000,
+    autocheckpoint: int = 1000,
+) -> sa.Engine:
+    """An engine on ``url`` whose transactions begin ``IMMEDIATE`` (writes) or deferred.
+
+    ``one_connection``: every ``connect()`` shares one connection (an in-memory database
+    exists only in its connection); otherwise each opens its own (:class:`_KeptConnections`
+    keeps one per thread). ``busy_timeout_ms``: how long a ``BEGIN`` waits for SQLite's own
+    write lock before it fails. ``autocheckpoint``: WAL pages after which a commit also
+    checkpoints (``0``: never).
+    """
     engine = sa.create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, **pooling
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        poolclass=sa.pool.StaticPool if one_connection else sa.pool.NullPool,
     )
 
     @event.listens_for(engine, "connect")
@@ -200,7 +358,9 @@ def _sqlite_engine(url: sa.URL, *, immediate: bool, pool: int | None) -> sa.Engi
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        # Last: connecting (switching a new file to WAL) waits up to 30 s, whatever it is.
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
