@@ -167,10 +167,14 @@ class _LoopWrites:
     writers on an ``asyncio.Lock`` first, then, one at a time, on the file, which other
     processes (and other threads' event loops) hold while they write. An ``flock`` belongs to
     the open file, so every thread opens its own. A writer that finds the file held waits on
-    a helper thread, which the kernel wakes the moment the holder lets go; the event loop
-    never blocks on another writer. Every connection here commits without checkpointing
-    (a checkpoint syncs the file to disk): every :data:`CHECKPOINT_EVERY` commits, a PASSIVE
-    checkpoint runs on the store's thread instead.
+    a helper thread, which the kernel wakes the moment the holder lets go, and then takes the
+    lock itself, on the loop: the event loop never blocks on another writer, and the lock is
+    never held while the loop is busy with other work (handed over to a loop that was busy,
+    it sat held and idle, and the other process's writers queued behind it).
+
+    Every connection here commits without checkpointing (a checkpoint syncs the file to
+    disk): every :data:`CHECKPOINT_EVERY` commits, a PASSIVE checkpoint runs on the store's
+    thread instead.
     """
 
     CHECKPOINT_EVERY = 200
@@ -243,20 +247,18 @@ class _LoopWrites:
         return queue
 
     async def _lock(self, lock_file: int) -> None:
-        with contextlib.suppress(BlockingIOError):
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        loop = asyncio.get_running_loop()
-        waiting = loop.run_in_executor(self._waiters, fcntl.flock, lock_file, fcntl.LOCK_EX)
-        try:
-            await asyncio.shield(waiting)
-        except asyncio.CancelledError:
-            # A thread blocked in flock cannot be stopped: keep this loop's queue until it
-            # has the lock, then give the lock back.
-            await asyncio.wait([waiting])
-            if not waiting.cancelled() and waiting.exception() is None:
-                fcntl.flock(lock_file, fcntl.LOCK_UN)
-            raise
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._waiters, self._wait_until_free)
+
+    def _wait_until_free(self) -> None:
+        """Block until the lock is free (on a helper thread, with its own handle)."""
+        lock_file = self._lock_file()
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def _committed(self) -> None:
         self._commits += 1

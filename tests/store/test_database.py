@@ -116,8 +116,9 @@ async def test_a_writer_waits_for_another_process_writer_without_blocking_its_lo
 async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_it_free(
     sqlite_url: str,
 ) -> None:
-    """A writer cancelled while another process holds the lock gives the lock back as soon as
-    its waiting thread gets it: the next writers, here and elsewhere, are not stuck."""
+    """A writer cancelled while another process holds the lock leaves nothing behind: its
+    waiting thread never keeps the lock, so the next writers, here and elsewhere, are not
+    stuck."""
     db = Database(sqlite_url)
     await db.write(lambda conn: conn.execute(sa.text("CREATE TABLE t (x)")))
     other_process = os.open(f"{sqlite_url.split('///', 1)[1]}-writelock", os.O_RDWR)
