@@ -240,11 +240,15 @@ class _LoopWrites:
         return lock_file
 
     def _queue(self) -> asyncio.Lock:
-        """The queue of this thread's (this event loop's) writers."""
-        queue: asyncio.Lock | None = getattr(self._local, "queue", None)
-        if queue is None:
-            queue = self._local.queue = asyncio.Lock()
-        return queue
+        """The queue of this event loop's writers (a thread may run one loop after another:
+        an ``asyncio.Lock`` belongs to the loop it first waited on)."""
+        loop = asyncio.get_running_loop()
+        queue: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = getattr(
+            self._local, "queue", None
+        )
+        if queue is None or queue[0] is not loop:
+            queue = self._local.queue = (loop, asyncio.Lock())
+        return queue[1]
 
     async def _lock(self, lock_file: int) -> None:
         while True:

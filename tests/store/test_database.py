@@ -190,3 +190,37 @@ async def test_commits_reach_the_database_file_by_checkpoints_off_the_loop(
         file_only.close()
         await db.dispose()
     assert in_file == (1 if every == 5 else 0)
+
+
+def test_one_store_serves_one_event_loop_after_another(sqlite_url: str) -> None:
+    """A thread may run loops one after another (a CLI's ``asyncio.run`` calls) on one store:
+    writers queued behind each other in each loop (an ``asyncio.Lock`` belongs to the loop it
+    first waited on) still all write."""
+    db = Database(sqlite_url)
+    other_process = os.open(f"{sqlite_url.split('///', 1)[1]}-writelock", os.O_RDWR | os.O_CREAT)
+
+    async def queued_writes(first: int) -> None:
+        fcntl.flock(other_process, fcntl.LOCK_EX)  # every writer below queues
+        writes = [
+            asyncio.create_task(
+                db.write(lambda conn, x=x: conn.execute(sa.text(f"INSERT INTO t VALUES ({x})")))
+            )
+            for x in (first, first + 1, first + 2)
+        ]
+        await asyncio.sleep(0.05)
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        await asyncio.wait_for(asyncio.gather(*writes), 5)
+
+    try:
+        asyncio.run(db.write(lambda conn: conn.execute(sa.text("CREATE TABLE t (x)"))))
+        asyncio.run(queued_writes(1))
+        asyncio.run(queued_writes(4))
+        values = asyncio.run(
+            db.read(
+                lambda conn: conn.execute(sa.text("SELECT x FROM t ORDER BY x")).scalars().all()
+            )
+        )
+    finally:
+        os.close(other_process)
+        asyncio.run(db.dispose())
+    assert values == [1, 2, 3, 4, 5, 6]
