@@ -159,9 +159,9 @@ class _LoopWrites:
 
     A transaction of a turn is ~0.5 ms of Python and C, and SQLite writes one at a time: run
     on a worker thread, it held the file's write lock ~2.5× that long, waiting to take the
-    GIL back from the event loop after every driver call, and the workers of
-    ``cerver serve --workers N`` queued behind those waits (two workers then served 1.6× one
-    worker's turns, not 2×). On the loop the lock is held for the transaction's own work.
+    GIL back from the event loop after every driver call, while the other workers of
+    ``cerver serve --workers N`` queued behind it; and each transaction paid two thread
+    hand-offs. On the loop the lock is held for the transaction's own work.
 
     Writers queue on an advisory lock file next to the database (``flock``): this loop's
     writers on an ``asyncio.Lock`` first, then, one at a time, on the file, which other
