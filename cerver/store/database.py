@@ -157,7 +157,7 @@ class _LockedByAnotherProgram(Exception):
 class _LoopWrites:
     """Write transactions on a SQLite file, run on the event loop's own thread.
 
-    A transaction of a turn is ~0.5 ms of Python and C, and SQLite writes one at a time: run
+    A transaction of a turn is ~1 ms of Python and C (timed), and SQLite writes one at a time: run
     on a worker thread, it held the file's write lock ~2.5× that long, waiting to take the
     GIL back from the event loop after every driver call, while the other workers of
     ``cerver serve --workers N`` queued behind it; and each transaction paid two thread
