@@ -128,7 +128,9 @@ async def test_a_paused_session_refuses_turns_and_keeps_its_snapshot(
 async def test_a_failed_lease_renewal_does_not_lose_the_lock(
     tmp_path: Path, sqlite_url: str, mock_upstream: MockUpstream
 ) -> None:
-    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream, run_lease_seconds=0.6))
+    # Renewals tick every lease/3: the failed one at 0.5 s, the good one at 1.0 s, which must
+    # land before the lease ends at 1.5 s even on a loaded CI machine.
+    gateway = Gateway(make_settings(tmp_path, sqlite_url, mock_upstream, run_lease_seconds=1.5))
     await gateway.start()
     real = gateway.store.sessions.renew_lock
     failures = iter([True])
@@ -146,9 +148,9 @@ async def test_a_failed_lease_renewal_does_not_lose_the_lock(
             transport=transport, base_url="http://t", headers=headers
         ) as http:
             sid = (await http.post("/v2/sessions", json={"compute": None})).json()["session_id"]
-            mock_upstream.script(Reply(text="slow A", delay_ms=1500), Reply(text="B"))
+            mock_upstream.script(Reply(text="slow A", delay_ms=3000), Reply(text="B"))
             a = asyncio.create_task(http.post(f"/v2/sessions/{sid}/run-llm", json={"input": "A"}))
-            await asyncio.sleep(1.0)  # past the lease: only renewals keep A's lock
+            await asyncio.sleep(2.0)  # past the lease: only renewals keep A's lock
             b = await http.post(
                 f"/v2/sessions/{sid}/run-llm", json={"input": "B", "multitask": "reject"}
             )
