@@ -33,7 +33,14 @@ async def one_turn(store: Store, hub: EventHub, account_id: str, session_id: str
     opened: list[SessionWriter] = []
 
     def opening(conn, session, transcript) -> None:  # type: ignore[no-untyped-def]
-        writer = SessionWriter(store.db, hub, session, run_id, transcript=transcript)
+        writer = SessionWriter(
+            store.db,
+            hub,
+            session,
+            run_id,
+            transcript=transcript,
+            transcripts=store.sessions.transcript_cache,
+        )
         writer.defer(
             *starting_run(run_id, session.id, "turn", 30.0, harness="anthropic", model="m")
         )
@@ -48,6 +55,7 @@ async def one_turn(store: Store, hub: EventHub, account_id: str, session_id: str
     )
     assert locked is not None
     [writer] = opened
+    writer.lock_committed()
     writer.emit("turn.started", {"run_id": run_id})
     for _ in range(DELTAS):
         writer.emit("text_delta", {"text": "hi "})

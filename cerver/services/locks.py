@@ -66,7 +66,7 @@ class SessionLocks:
 
         def open_in_lock(conn: sa.Connection, session: SessionRecord, entries: list[Entry]) -> None:
             assert opening is not None
-            writer = SessionWriter(self._store.db, self._hub, session, run_id, transcript=entries)
+            writer = self._writer(session, run_id, entries)
             opening(writer)
             writer.write_queued_in(conn)
             opened[:] = [writer]
@@ -79,11 +79,11 @@ class SessionLocks:
             with_transcript=with_transcript,
             then=open_in_lock if opening is not None else None,
         )
-        writer = (
-            opened[0]
-            if opened
-            else SessionWriter(self._store.db, self._hub, session, run_id, transcript=transcript)
-        )
+        if opened:
+            writer = opened[0]
+            writer.lock_committed()
+        else:
+            writer = self._writer(session, run_id, transcript)
         holder = asyncio.current_task()
         assert holder is not None
         renewer = asyncio.create_task(self._renew(session_id, run_id, holder))
@@ -95,6 +95,18 @@ class SessionLocks:
                 await asyncio.shield(writer.release())
             finally:
                 self._released.pop(session_id, asyncio.Event()).set()
+
+    def _writer(
+        self, session: SessionRecord, run_id: str, transcript: list[Entry]
+    ) -> SessionWriter:
+        return SessionWriter(
+            self._store.db,
+            self._hub,
+            session,
+            run_id,
+            transcript=transcript,
+            transcripts=self._store.sessions.transcript_cache,
+        )
 
     async def _acquire(
         self,

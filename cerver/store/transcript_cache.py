@@ -2,9 +2,10 @@
 
 Transcript entries are append-only with a gapless ``seq`` per session, and a session id is
 never reused, so a prefix read once stays true for good: the next turn on the session only
-needs the rows numbered after it (usually none or the two or three the last turn wrote), not
-the whole conversation. Entries written by another gateway process are picked up the same
-way, because the lock transaction compares the cached prefix with the row's ``next_seq``.
+needs the rows numbered after it, not the whole conversation. The rows a turn of this process
+writes are added once committed (:meth:`TranscriptCache.append_committed`), so the next turn's
+lock usually reads none. Entries written by another gateway process are picked up by reading,
+because the lock transaction compares the cached prefix with the row's ``next_seq``.
 
 Bounded (least recently used sessions are dropped), so memory stays flat however many
 sessions a gateway serves; a dropped session is simply read whole once more.
@@ -43,15 +44,34 @@ class TranscriptCache:
         """
         with self._guard:
             whole = self._cached.pop(session_id, ()) + tuple(newer)
-            self._entries += len(newer)
-            if whole:
-                self._cached[session_id] = whole
-            while self._cached and (
-                len(self._cached) > self._max_sessions or self._entries > self._max_entries
-            ):
-                _, dropped = self._cached.popitem(last=False)
-                self._entries -= len(dropped)
+            self._keep(session_id, whole, len(newer))
         return list(whole)
+
+    def append_committed(self, session_id: str, written: Sequence[Entry]) -> None:
+        """Add entries this process has just committed, so that the next turn's lock need not
+        read them back. Kept only when they directly follow the cached prefix (nothing cached
+        counts as a prefix ending at 0); otherwise the next lock reads them, as it would have.
+        """
+        if not written:
+            return
+        with self._guard:
+            cached = self._cached.get(session_id, ())
+            if (cached[-1].seq or 0 if cached else 0) != (written[0].seq or 0) - 1:
+                return
+            self._cached.pop(session_id, None)
+            self._keep(session_id, cached + tuple(written), len(written))
+
+    def _keep(self, session_id: str, whole: tuple[Entry, ...], added: int) -> None:
+        """Cache ``whole`` as the most recently used (``added`` of its entries are new), then
+        drop the least recently used sessions past the bounds. Called under the guard."""
+        self._entries += added
+        if whole:
+            self._cached[session_id] = whole
+        while self._cached and (
+            len(self._cached) > self._max_sessions or self._entries > self._max_entries
+        ):
+            _, dropped = self._cached.popitem(last=False)
+            self._entries -= len(dropped)
 
     def forget(self, session_id: str) -> None:
         """Drop ``session_id`` (its session was deleted)."""

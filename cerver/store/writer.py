@@ -24,6 +24,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,7 +35,7 @@ from cerver.store.compiled import execute
 from cerver.store.database import Database
 from cerver.store.event_rows import queue_event, seal
 from cerver.store.publishing import Listener, Publisher
-from cerver.store.records import SessionRecord, StoredEvent
+from cerver.store.records import SessionRecord, StoredEvent, entry_from_row
 from cerver.store.schema import entries, events, ledger, sessions, utcnow
 from cerver.store.sessions import unlock_statement
 from cerver.store.storable import storable
@@ -42,6 +43,7 @@ from cerver.types import Entry, Usage
 
 if TYPE_CHECKING:
     from cerver.events import EventHub
+    from cerver.store.transcript_cache import TranscriptCache
 
 __all__ = ["SessionWriter"]
 
@@ -63,12 +65,17 @@ class SessionWriter:
         run_id: str,
         *,
         transcript: list[Entry] | None = None,
+        transcripts: TranscriptCache | None = None,
         flush_interval: float = 1.0,
     ) -> None:
         # flush_interval: how old the oldest queued event may get before a background write.
         # At 0.25 s the per-session flushes of 100 streams were a fifth of the gateway's CPU;
         # a reader that reconnects mid-turn waits at most this long for the newest deltas.
+        # transcripts: the process's transcript cache, given the entries this writer commits.
         self._db = db
+        self._transcripts = transcripts
+        #: Entry rows written in the lock's own transaction, cached once it commits.
+        self._in_lock: list[dict[str, Any]] = []
         #: The transcript as the lock found it (if the lock holder asked for it).
         self.transcript = transcript or []
         self.session = session
@@ -186,10 +193,17 @@ class SessionWriter:
 
     def write_queued_in(self, conn: sa.Connection) -> None:
         """Write everything queued in ``conn``'s transaction (the lock's own, so that taking
-        the lock and a turn's first rows cost one transaction). If that transaction does not
-        commit, this writer must be dropped: its rows are not put back."""
+        the lock and a turn's first rows cost one transaction). Once that transaction
+        commits, call :meth:`lock_committed`; if it does not, this writer must be dropped: its
+        rows are not put back."""
         batch, session_update = self._take_batch(release=False)
         batch.execute(conn, session_update, self.session_id)
+        self._in_lock = batch.entry_rows
+
+    def lock_committed(self) -> None:
+        """The lock's transaction committed: what :meth:`write_queued_in` wrote is stored."""
+        self._committed(self._in_lock)
+        self._in_lock = []
 
     def maybe_flush(self) -> None:
         """Start writing the queued events in the background once the oldest is
@@ -312,12 +326,21 @@ class SessionWriter:
             if write.cancelled() or write.exception() is not None:
                 self._requeue(batch, number)
             else:
+                self._committed(batch.entry_rows)
                 self._publisher.committed(number)
             raise
         except BaseException:
             self._requeue(batch, number)
             raise
+        self._committed(batch.entry_rows)
         self._publisher.committed(number)
+
+    def _committed(self, entry_rows: list[dict[str, Any]]) -> None:
+        """Entry rows are committed: the transcript cache gets them as a read would return
+        them, so the next turn's lock need not read them back."""
+        if self._transcripts is not None and entry_rows:
+            written = [entry_from_row(SimpleNamespace(**row)) for row in entry_rows]
+            self._transcripts.append_committed(self.session_id, written)
 
     def _requeue(self, batch: _Batch, number: int) -> None:
         self._publisher.not_committed(number, retry=self._taken + 1)
