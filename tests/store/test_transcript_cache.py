@@ -21,6 +21,19 @@ async def _writer(store: Store, session_id: str, run_id: str) -> SessionWriter:
     return SessionWriter(store.db, EventHub(), session, run_id, transcript=transcript)
 
 
+@pytest.fixture
+def converted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ``seq`` of every entry row the turn lock reads back, in order."""
+    seqs: list[int] = []
+
+    def counting(row):
+        seqs.append(row.seq)
+        return entry_from_row(row)
+
+    monkeypatch.setattr(sessions_module, "entry_from_row", counting)
+    return seqs
+
+
 def _entries(*seqs: int) -> list[Entry]:
     return [Entry(seq=seq, role="user", content=f"m{seq}") for seq in seqs]
 
@@ -45,16 +58,9 @@ def test_least_recently_used_sessions_are_dropped_past_the_bounds() -> None:
 
 
 async def test_the_lock_reads_only_rows_it_has_not_seen(
-    store: Store, database_url: str, account_id: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, database_url: str, account_id: str, converted: list[int]
 ) -> None:
     session = await make_session(store, account_id)
-    converted: list[int] = []
-
-    def counting(row):
-        converted.append(row.seq)
-        return entry_from_row(row)
-
-    monkeypatch.setattr(sessions_module, "entry_from_row", counting)
     writer = await _writer(store, session.id, "run_1")
     await writer.append(Entry(role="user", content="hello"))
     await writer.release()
@@ -91,18 +97,11 @@ def test_committed_entries_are_kept_only_where_they_follow_the_cached_prefix() -
 
 
 async def test_a_turns_own_rows_are_cached_as_a_read_would_return_them(
-    store: Store, account_id: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, account_id: str, converted: list[int]
 ) -> None:
     """The lock after a turn of this process reads nothing, and the transcript it hands over is
     the stored one: cost cleared, NUL replaced, parts as the store returns them."""
     session = await make_session(store, account_id)
-    converted: list[int] = []
-
-    def counting(row):
-        converted.append(row.seq)
-        return entry_from_row(row)
-
-    monkeypatch.setattr(sessions_module, "entry_from_row", counting)
     cache = store.sessions.transcript_cache
     for run_id in ("run_1", "run_2"):
         locked = await store.sessions.try_lock(session.id, run_id, ttl=30, with_transcript=True)
@@ -125,16 +124,9 @@ async def test_a_turns_own_rows_are_cached_as_a_read_would_return_them(
 
 
 async def test_rows_written_with_the_lock_are_cached_once_it_commits(
-    store: Store, account_id: str, monkeypatch: pytest.MonkeyPatch
+    store: Store, account_id: str, converted: list[int]
 ) -> None:
     session = await make_session(store, account_id)
-    converted: list[int] = []
-
-    def counting(row):
-        converted.append(row.seq)
-        return entry_from_row(row)
-
-    monkeypatch.setattr(sessions_module, "entry_from_row", counting)
     locks = SessionLocks(store, EventHub())
     for turn in range(1, 4):
 
