@@ -34,8 +34,7 @@ class TranscriptCache:
     def last_seq(self, session_id: str) -> int:
         """The ``seq`` of the last cached entry of ``session_id`` (0 when none is cached)."""
         with self._guard:
-            cached = self._cached.get(session_id)
-        return cached[-1].seq or 0 if cached else 0
+            return _last_seq(self._cached.get(session_id, ()))
 
     def extend(self, session_id: str, newer: Sequence[Entry]) -> list[Entry]:
         """The whole transcript: the cached prefix followed by ``newer`` (rows after it).
@@ -56,7 +55,7 @@ class TranscriptCache:
             return
         with self._guard:
             cached = self._cached.get(session_id, ())
-            if (cached[-1].seq or 0 if cached else 0) != (written[0].seq or 0) - 1:
+            if _last_seq(cached) != (written[0].seq or 0) - 1:
                 return
             self._cached.pop(session_id, None)
             self._keep(session_id, cached + tuple(written), len(written))
@@ -77,3 +76,7 @@ class TranscriptCache:
         """Drop ``session_id`` (its session was deleted)."""
         with self._guard:
             self._entries -= len(self._cached.pop(session_id, ()))
+
+
+def _last_seq(cached: tuple[Entry, ...]) -> int:
+    return (cached[-1].seq or 0) if cached else 0
