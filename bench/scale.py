@@ -14,10 +14,10 @@ short ones), then times, through the HTTP API, each of:
 * ``direct, old`` vs ``direct, new``: the same streamed model call made straight from this
   process with a lean client (the body, its messages shaped as the harness sends them, posted
   as JSON bytes with httpx, the stream's text read as it comes), with the same conversations
-  growing the same way: the baseline, the upstream's own cost of a longer history. (The Anthropic SDK's ``messages.stream`` is no
-  baseline here: it copies and serializes a long conversation in Python, which costs more
-  than the whole of what Cerver adds.) DESIGN §7: what Cerver *adds* to a turn on an old
-  session is no more than what it adds on a new one.
+  growing the same way: the baseline, the upstream's own cost of a longer history. (The
+  Anthropic SDK's ``messages.stream`` is no baseline here: it copies and serializes a long
+  conversation in Python, which costs more than the whole of what Cerver adds.) DESIGN §7:
+  what Cerver *adds* to a turn on an old session is no more than what it adds on a new one.
 
 DESIGN §7 budgets the three reads at ≤ 10 ms p50 with 100k sessions and 1M entries.
 
