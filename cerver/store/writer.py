@@ -202,7 +202,7 @@ class SessionWriter:
 
     def lock_committed(self) -> None:
         """The lock's transaction committed: what :meth:`write_queued_in` wrote is stored."""
-        self._committed(self._in_lock)
+        self._cache(self._in_lock)
         self._in_lock = []
 
     def maybe_flush(self) -> None:
@@ -326,18 +326,22 @@ class SessionWriter:
             if write.cancelled() or write.exception() is not None:
                 self._requeue(batch, number)
             else:
-                self._committed(batch.entry_rows)
-                self._publisher.committed(number)
+                self._committed(batch, number)
             raise
         except BaseException:
             self._requeue(batch, number)
             raise
-        self._committed(batch.entry_rows)
+        self._committed(batch, number)
+
+    def _committed(self, batch: _Batch, number: int) -> None:
+        """Batch ``number`` committed: its entries are cached and the events held for it
+        published."""
+        self._cache(batch.entry_rows)
         self._publisher.committed(number)
 
-    def _committed(self, entry_rows: list[dict[str, Any]]) -> None:
-        """Entry rows are committed: the transcript cache gets them as a read would return
-        them, so the next turn's lock need not read them back."""
+    def _cache(self, entry_rows: list[dict[str, Any]]) -> None:
+        """Committed entry rows go into the transcript cache as a read would return them, so
+        the next turn's lock need not read them back."""
         if self._transcripts is not None and entry_rows:
             written = [entry_from_row(SimpleNamespace(**row)) for row in entry_rows]
             self._transcripts.append_committed(self.session_id, written)
