@@ -133,6 +133,17 @@ def bare_relay(upstream_url: str) -> Iterator[str]:
         yield ServerURL(url, proc, {})
 
 
+@contextlib.contextmanager
+def tcp_pipe(upstream_url: str) -> Iterator[str]:
+    """The TCP pipe of ``bench/_tcp_pipe.py`` (the floor of a Python relay) in its own
+    process; yields its URL, which answers for the upstream."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "bench._tcp_pipe", upstream_url, str(port)]
+    with process(args, dict(os.environ), f"{url}/_mock/health", "TCP pipe") as proc:
+        yield ServerURL(url, proc, {})
+
+
 class ServerURL(str):
     """A server's base URL that also knows the server's process and environment."""
 

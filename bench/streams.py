@@ -2,12 +2,14 @@
 
 ``--streams`` turns stream at the same time, each receiving ``--rate`` text deltas a second
 from the canned upstream (a test double, its own process: ``bench/_canned_upstream.py``) for
-``--seconds``. Three paths, one run, all read by the same lean client (``bench/_lean_http.py``:
+``--seconds``. Four paths, one run, all read by the same lean client (``bench/_lean_http.py``:
 raw HTTP/1.1, each delta timed as its bytes arrive), so that on a small machine the cores go
 to the gateway rather than to the load generator and the upstream:
 
 * ``direct``: the Messages API stream straight from the upstream (the baseline: the
   upstream's and this client's own jitter);
+* ``pipe``: the same stream through the TCP pipe of ``bench/_tcp_pipe.py`` (the floor of any
+  Python relay on this machine: one read and one write per delta, nothing parsed);
 * ``relay``: the same stream through the bare FastAPI relay of ``bench/_relay.py`` (what any
   Python relay costs per delta: a read from the upstream, a write to the client);
 * ``cerver``: ``run-llm`` with ``"stream": true`` through one gateway process, the deltas read
@@ -39,6 +41,7 @@ from bench._servers import (
     cpu_seconds,
     gateway,
     machine_busy_seconds,
+    tcp_pipe,
 )
 from bench.throughput import AUTH, MODEL
 
@@ -122,41 +125,48 @@ def _report(name: str, results: list[list[float]], sent: int, gap_ms: float) -> 
     return p99
 
 
+async def _relayed(server: ServerURL, streams: int) -> tuple[list[list[float]], float]:
+    """:func:`_messages` through ``server``, and the CPU seconds its process spent on them."""
+    before = cpu_seconds(server.process.pid)
+    results, _ = await _messages(server, streams)
+    return results, cpu_seconds(server.process.pid) - before
+
+
 async def run(streams: int, rate: float, seconds: float) -> None:
     deltas = int(rate * seconds)
+    sent = streams * deltas
     gap_ms = 1000 / rate
     pacing = ("--deltas", str(deltas), "--gap-ms", str(gap_ms))
     with canned_upstream(*pacing) as upstream:
         direct, _ = await _messages(upstream, streams)
+        with tcp_pipe(upstream) as pipe:
+            piped, pipe_cpu = await _relayed(pipe, streams)
         with bare_relay(upstream) as relay:
-            relay_before = cpu_seconds(relay.process.pid)
-            relayed, relay_elapsed = await _messages(relay, streams)
-            relay_cores = (cpu_seconds(relay.process.pid) - relay_before) / relay_elapsed
+            relayed, relay_cpu = await _relayed(relay, streams)
         with gateway(upstream) as url:
             cerver, elapsed, cores, busy = await _through_cerver(url, streams)
     print(
         f"streams: {streams} turns x {deltas} deltas at {rate:.0f}/s, same canned upstream "
         f"(a test double); {elapsed:.1f} s through cerver"
     )
-    direct_p99 = _report("direct", direct, streams * deltas, gap_ms)
-    _report("relay", relayed, streams * deltas, gap_ms)
-    cerver_p99 = _report("cerver", cerver, streams * deltas, gap_ms)
+    direct_p99 = _report("direct", direct, sent, gap_ms)
+    _report("pipe", piped, sent, gap_ms)
+    _report("relay", relayed, sent, gap_ms)
+    cerver_p99 = _report("cerver", cerver, sent, gap_ms)
     print(f"added jitter p99: {cerver_p99 - direct_p99:.2f} ms (budget <= 10)")
     print(
         f"gateway CPU: {cores:.2f} cores (budget < 1); the machine meanwhile: {busy:.2f} cores "
         "busy (the load generator and the upstream included)"
     )
-    print(
-        f"the bare relay's CPU for the same streams: {relay_cores:.2f} cores (the floor of a "
-        f"Python relay); cerver / relay: {cores / relay_cores:.2f}x"
-    )
     # Per delta, so that a path that fell behind (and ran longer) is not flattered.
-    per_delta = cores * elapsed / (streams * deltas) * 1e6
-    relay_per_delta = relay_cores * relay_elapsed / (streams * deltas) * 1e6
+    per_delta = cores * elapsed / sent * 1e6
+    relay_per_delta, pipe_per_delta = relay_cpu / sent * 1e6, pipe_cpu / sent * 1e6
+    allowed = 1e6 / (streams * rate)
     print(
-        f"CPU per delta: cerver {per_delta:.1f} us, relay {relay_per_delta:.1f} us "
-        f"({per_delta / relay_per_delta:.2f}x); one core allows {1e6 / (streams * rate):.1f} us "
-        f"at {streams} x {rate:.0f} deltas/s"
+        f"CPU per delta: cerver {per_delta:.1f} us, bare relay {relay_per_delta:.1f} us "
+        f"({per_delta / relay_per_delta:.2f}x), TCP pipe {pipe_per_delta:.1f} us (the floor: "
+        f"one read and one write, nothing parsed); one core allows {allowed:.1f} us at "
+        f"{streams} x {rate:.0f} deltas/s, {allowed - pipe_per_delta:.1f} us above the floor"
     )
 
 
