@@ -126,11 +126,7 @@ class AnthropicHarness(ToolLoopHarness):
             tools_as_text=not tools,
         )
         chosen = sampling(turn)
-        request: dict[str, Any] = {
-            "model": turn.model,
-            "max_tokens": chosen.max_tokens,
-            "messages": replay.messages,
-        }
+        request: dict[str, Any] = {"model": turn.model, "max_tokens": chosen.max_tokens}
         if replay.system:
             request["system"] = replay.system
         if tools:
@@ -147,12 +143,14 @@ class AnthropicHarness(ToolLoopHarness):
         request["stream"] = True
         try:
             # The body goes as JSON bytes: the SDK would copy the whole conversation and
-            # serialize it in Python (15 ms of a turn at 4,000 entries). The SDK still sends
-            # it (auth, version headers, status errors); its stream's events are not parsed.
+            # serialize it in Python (15 ms of a turn at 4,000 entries), and the replay
+            # encodes only the messages no earlier call of the session did. The SDK still
+            # sends it (auth, version headers, status errors); its stream's events are not
+            # parsed.
             async with await self._client.post(
                 "/v1/messages",
                 cast_to=object,
-                content=orjson.dumps(request),
+                content=replay.request_json(request, "messages"),
                 options={"headers": {"Content-Type": "application/json"}},
                 stream=True,
                 stream_cls=self._sdk.AsyncStream[object],

@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self
 
+import orjson
+
 from cerver.types import Entry, ReasoningPart, TextPart, ToolCallPart, ToolResultPart
 from harnesses.tools import INVALID_JSON_KEY
 
@@ -48,6 +50,7 @@ __all__ = [
     "MISSING_RESULT",
     "REASONING_ITEM_ID_KEY",
     "AnthropicMessages",
+    "EncodedHead",
     "Normalisation",
     "Renderer",
     "Replay",
@@ -71,16 +74,54 @@ _MAX_NAME = 64
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedHead:
+    """The JSON of a message list's first ``count`` messages, comma-separated (no brackets).
+
+    Messages a renderer has closed never change again, so their JSON, once made, holds for
+    every later replay of the conversation: a request on a long one encodes what is new and
+    copies the rest (at 20,000 entries, 9 ms of a turn's CPU to encode, 0.3 ms to copy).
+    """
+
+    count: int = 0
+    json: bytes = b""
+
+    def extended(self, messages: Sequence[dict[str, Any]], until: int) -> EncodedHead:
+        """This head grown to cover ``messages[:until]`` (whose first ``count`` it encodes)."""
+        if until <= self.count:
+            return self
+        added = b",".join(map(orjson.dumps, messages[self.count : until]))
+        return EncodedHead(until, b"%s,%s" % (self.json, added) if self.count else added)
+
+    def after(self, message: dict[str, Any]) -> EncodedHead:
+        """The head of the list that has ``message`` in front of this one's."""
+        first = orjson.dumps(message)
+        return EncodedHead(self.count + 1, b"%s,%s" % (first, self.json) if self.count else first)
+
+
+@dataclass(frozen=True, slots=True)
 class Replay:
     """A transcript in a provider's wire format.
 
     Attributes:
         system: the system prompt (Anthropic ``system``, OpenAI ``instructions``), or ``None``.
         messages: Anthropic ``messages`` or OpenAI Responses ``input`` items, as plain dicts.
+        head: the JSON of the first of ``messages``, when the renderer kept it from an earlier
+            replay (see :meth:`request_json`).
     """
 
     system: str | None
     messages: list[dict[str, Any]] = field(default_factory=list)
+    head: EncodedHead = field(default=EncodedHead(), compare=False, repr=False)
+
+    def request_json(self, request: Mapping[str, Any], key: str) -> bytes:
+        """The JSON body of ``request`` (a dict without ``key``) with :attr:`messages` added
+        under ``key``, as ``orjson.dumps({**request, key: self.messages})`` would make it but
+        for the order of the keys. Only the messages past :attr:`head` are encoded."""
+        head, rest = self.head, b",".join(map(orjson.dumps, self.messages[self.head.count :]))
+        fields = orjson.dumps(request)
+        pieces = [fields[:-1], b"," if len(fields) > 2 else b"", orjson.dumps(key), b":["]
+        pieces += [head.json, b"," if head.count and rest else b"", rest, b"]}"]
+        return b"".join(pieces)  # the head is copied once
 
 
 def to_anthropic_messages(
@@ -176,13 +217,15 @@ class Renderer(Protocol):
 class AnthropicMessages:
     """Messages API ``messages``; see :func:`to_anthropic_messages`."""
 
-    __slots__ = ("_messages", "_open_from")
+    __slots__ = ("_head", "_messages", "_open_from")
 
     def __init__(self, messages: list[dict[str, Any]] | None = None) -> None:
         self._messages = messages if messages is not None else []
         # Messages before this index are closed: no block is added to them again, and their
         # tool results were moved to the front.
         self._open_from = 0
+        # The JSON of closed messages, encoded when a fork was taken (shared with the fork).
+        self._head = EncodedHead()
 
     def add(self, items: Iterable[_Item]) -> None:
         messages = self._messages
@@ -227,19 +270,23 @@ class AnthropicMessages:
     def fork(self) -> AnthropicMessages:
         if not self._messages:
             return AnthropicMessages()
-        self._close(len(self._messages) - 1)  # the last message may still grow
-        *closed, last = self._messages
-        twin = AnthropicMessages([*closed, {"role": last["role"], "content": [*last["content"]]}])
-        twin._open_from = len(closed)
+        closed = len(self._messages) - 1
+        self._close(closed)  # the last message may still grow
+        # A fork is taken to be resumed: what it shares is encoded once, for all its replays.
+        self._head = self._head.extended(self._messages, closed)
+        twin = AnthropicMessages(self._messages[:closed])
+        last = self._messages[closed]
+        twin._messages.append({"role": last["role"], "content": [*last["content"]]})
+        twin._open_from, twin._head = closed, self._head
         return twin
 
     def replay(self, system: str | None) -> Replay:
         self._close(len(self._messages))
-        messages = self._messages
+        messages, head = self._messages, self._head
         if messages and messages[0]["role"] != "user":
             leading = {"role": "user", "content": [{"type": "text", "text": LEADING_USER_TEXT}]}
-            messages = [leading, *messages]
-        return Replay(system, messages)
+            messages, head = [leading, *messages], head.after(leading)
+        return Replay(system, messages, head)
 
     def _close(self, until: int) -> None:
         """Close the open messages before ``until``: user tool results must lead their

@@ -8,7 +8,9 @@ and the gateway hands each turn the very entry objects it handed the last one (t
 
 So each session keeps its replay *checkpoint*: the normalisation and the rendered messages
 just before its latest user message, with the entries they were made from. The next call
-whose conversation starts with those same entries (compared by identity) resumes there.
+whose conversation starts with those same entries resumes there. They are compared as values
+(a replay depends on nothing else), which costs little: the gateway hands each turn the very
+entry objects it handed the last, and an object equals itself at once.
 
 A checkpoint is only taken where the replay of what follows cannot change what comes before:
 
@@ -28,7 +30,6 @@ the uncached functions.
 
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ __all__ = ["ReplayCache"]
 
 @dataclass(frozen=True, slots=True)
 class _Checkpoint:
-    entries: tuple[Entry, ...]
-    """The conversation up to the checkpoint (what a resumed one must start with)."""
+    entries: list[Entry]
+    """The conversation up to the checkpoint (what a resumed one must start with); never
+    changed."""
     options: tuple[str | None, bool]
     """``system_prompt`` and ``tools_as_text`` it was made with."""
     normalisation: Normalisation
@@ -52,7 +54,10 @@ class _Checkpoint:
         cut = len(self.entries)
         if options != self.options or len(history) < cut:
             return False
-        if not all(map(operator.is_, self.entries, history)):
+        head = history[:cut]
+        # Compared in C, each pair at once when it is the same object (a 20,000-entry
+        # conversation in 0.1 ms; by ``operator.is_`` 0.8 ms).
+        if (head if isinstance(head, list) else list(head)) != self.entries:
             return False
         following = next((e for e in history[cut:] if e.role != "event"), None)
         return following is None or following.role != "assistant"
@@ -119,7 +124,7 @@ class ReplayCache:
             renderer.add(run.take_items())
             if run.results_within(cut):
                 self._keep(
-                    key, _Checkpoint(tuple(history[:cut]), options, run.fork(), renderer.fork())
+                    key, _Checkpoint(list(history[:cut]), options, run.fork(), renderer.fork())
                 )
             start = cut
         run.feed(history, start, len(history), results)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cerver.types import Entry, ReasoningPart, ToolCallPart, ToolResultPart
 from harnesses.replay import (
+    LEADING_USER_TEXT,
     AnthropicMessages,
     Renderer,
     Replay,
@@ -78,7 +80,11 @@ def test_a_conversation_growing_turn_by_turn_replays_as_uncached(
             "system_prompt": data.draw(st.sampled_from([None, "sys"]), label="system"),
             "tools_as_text": data.draw(st.booleans(), label="tools_as_text"),
         }
-        assert cache.replay("sess", history, **options) == uncached(history, **options)
+        replay, expected = cache.replay("sess", history, **options), uncached(history, **options)
+        assert replay == expected
+        # The request's JSON, made from the head encoded by earlier calls, is the same too.
+        body = orjson.loads(replay.request_json({"model": "m"}, "messages"))
+        assert body == {"model": "m", "messages": expected.messages}
 
 
 def test_the_next_turn_reuses_the_replayed_prefix() -> None:
@@ -95,6 +101,58 @@ def test_the_next_turn_reuses_the_replayed_prefix() -> None:
     assert all(a is b for a, b in zip(first.messages[:4], second.messages[:4], strict=True))
     assert first.messages[-1] is not second.messages[4]  # the user message grew into a new one
     assert first == to_anthropic_messages(history[:7])  # and the first replay is untouched
+
+
+def test_a_long_conversation_encodes_only_what_is_new(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = ReplayCache(AnthropicMessages)
+    history = [user("hi")]
+    for number in range(200):
+        history += [assistant(f"answer {number}"), user(f"question {number}")]
+        replay = cache.replay("sess", history)
+        body = replay.request_json({"model": "m", "max_tokens": 9}, "messages")
+
+    encoded: list[object] = []
+    monkeypatch.setattr(orjson, "dumps", lambda value: encoded.append(value) or b"{}")
+    history += [assistant("last answer"), user("last question")]
+    cache.replay("sess", history).request_json({"model": "m"}, "messages")
+
+    assert orjson.loads(body)["messages"] == to_anthropic_messages(history[:-2]).messages
+    # Of the 404 messages, only the last two turns' (the last checkpoint left its final
+    # answer open): the request's own fields and its key besides.
+    texts = [m["content"][0]["text"] for m in encoded if isinstance(m, dict) and "role" in m]
+    assert texts == ["answer 199", "question 199", "last answer", "last question"]
+    assert {"model": "m"} in encoded and len(encoded) == 6
+
+
+def test_a_replay_that_starts_with_the_assistant_encodes_its_leading_message() -> None:
+    cache = ReplayCache(AnthropicMessages)
+    history = [assistant("welcome"), user("hi"), assistant("hello"), user("again")]
+    cache.replay("sess", history)
+    history += [assistant("yes"), user("bye")]
+
+    replay = cache.replay("sess", history)
+
+    assert replay.messages[0]["content"][0]["text"] == LEADING_USER_TEXT
+    body = orjson.loads(replay.request_json({}, "messages"))
+    assert body == {"messages": to_anthropic_messages(history).messages}
+
+
+def test_a_conversation_read_again_resumes_unless_an_entry_changed() -> None:
+    """Checkpoints compare entries as values: the same transcript read back from the store (new
+    objects, say after the gateway's transcript cache dropped it) resumes; an edited one not."""
+    cache = ReplayCache(AnthropicMessages)
+    history = [user("hi"), assistant("hello"), user("run ls"), assistant("done"), user("ok")]
+    first = cache.replay("sess", history)
+
+    read_again = [entry.model_copy() for entry in history] + [assistant("yes"), user("bye")]
+    resumed = cache.replay("sess", read_again)
+    edited = [*read_again[:1], assistant("HELLO"), *read_again[2:]]
+    replayed = cache.replay("sess", edited)
+
+    assert resumed == to_anthropic_messages(read_again)
+    assert resumed.messages[1] is first.messages[1]  # rendered once, shared
+    assert replayed == to_anthropic_messages(edited)
+    assert replayed.messages[1]["content"][0]["text"] == "HELLO"
 
 
 def test_a_call_still_waiting_for_its_result_is_not_cut_off() -> None:
