@@ -86,7 +86,7 @@ class PriceTable:
     """Rates written down by hand: ``{"provider/model": {"input_per_mtok", "output_per_mtok",
     "tiers": [{"above_input_tokens", "input_per_mtok", "output_per_mtok"}]}}``.
 
-    Keys are ``provider/model`` (``anthropic/claude-sonnet-4-5``); a bare model name matches
+    Keys are ``provider/model`` (``anthropic/claude-sonnet-4-6``); a bare model name matches
     any provider. Loaded from the operator's ``CERVER_PRICES_FILE`` or a test fixture.
     """
 
@@ -217,7 +217,7 @@ class Pricer:
         """``usage`` with ``cost_usd`` and ``cost_source`` set, or ``None`` and ``cost_reason``.
 
         Args:
-            model: the model as the harness called it (``claude-sonnet-4-5``, ``xai/grok-4``).
+            model: the model as the harness called it (``claude-sonnet-4-6``, ``xai/grok-4``).
             provider: the model provider that served it (``anthropic``, ``openai``, ``xai``…).
             usage: the call's token counts.
         """

@@ -15,7 +15,7 @@ from __future__ import annotations
 from cerver import Client
 
 VARIANTS = [
-    {"harness": "anthropic", "model": "claude-sonnet-4-5"},
+    {"harness": "anthropic", "model": "claude-sonnet-4-6"},
     {"harness": "anthropic", "model": "claude-haiku-4-5"},
     {"harness": "anthropic", "model": "claude-opus-4-1"},
     {"harness": "openai", "model": "gpt-5"},

@@ -51,7 +51,7 @@ def main() -> None:
     messages: list[Any] = [{"role": "user", "content": "run: echo hello from the app"}]
     while True:
         answer = client.chat.completions.create(
-            model="claude-sonnet-4-5", messages=messages, tools=[SHELL]
+            model="claude-sonnet-4-6", messages=messages, tools=[SHELL]
         ).choices[0]
         messages.append(answer.message.model_dump(exclude_none=True))
         if answer.finish_reason != "tool_calls":
@@ -61,7 +61,7 @@ def main() -> None:
             print(f"the model asks the app to run: {command}")
             output = subprocess.run(command, shell=True, capture_output=True, text=True).stdout
             messages.append({"role": "tool", "tool_call_id": call.id, "content": output})
-    print("claude-sonnet-4-5:", answer.message.content)
+    print("claude-sonnet-4-6:", answer.message.content)
 
     messages.append({"role": "user", "content": "Now in one line, please."})
     swapped = client.chat.completions.create(model="openai/gpt-5", messages=messages)

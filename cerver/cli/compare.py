@@ -15,7 +15,7 @@ __all__ = ["CompareBoard", "parse_variant"]
 
 
 def parse_variant(text: str) -> dict[str, Any]:
-    """``HARNESS[:MODEL][@COMPUTE]`` → a fan-out variant (``anthropic:claude-sonnet-4-5``,
+    """``HARNESS[:MODEL][@COMPUTE]`` → a fan-out variant (``anthropic:claude-sonnet-4-6``,
     ``openai:gpt-5@local``, ``claude-code:sonnet``). ``@none`` means no compute."""
     target, _, compute = text.partition("@")
     harness, _, model = target.partition(":")

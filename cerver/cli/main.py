@@ -231,7 +231,7 @@ def compare(
     prompt: Annotated[str, typer.Argument(help="The input every variant answers.")],
     variants: Annotated[
         list[str],
-        typer.Argument(help="HARNESS[:MODEL][@COMPUTE], e.g. anthropic:claude-sonnet-4-5."),
+        typer.Argument(help="HARNESS[:MODEL][@COMPUTE], e.g. anthropic:claude-sonnet-4-6."),
     ],
     judge: Annotated[
         str | None, typer.Option(help="llm, consensus, tests, cheapest, fastest, composite.")

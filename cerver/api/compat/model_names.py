@@ -5,7 +5,7 @@ grammar, tried in order:
 
 1. ``<harness>/<model>`` where ``<harness>`` is a harness name or one of the session aliases
    (``claude`` → ``claude-code``; ``xai`` / ``grok`` → ``litellm`` with an ``xai/`` model):
-   ``anthropic/claude-sonnet-4-5``, ``codex/gpt-5``, ``claude-code/claude-opus-4-1``,
+   ``anthropic/claude-sonnet-4-6``, ``codex/gpt-5``, ``claude-code/claude-opus-4-1``,
    ``xai/grok-4``, ``litellm/openai/gpt-4o-mini``, ``pydantic-ai/openai:gpt-5``. The model is
    passed to that harness as written (the provider refuses a model it does not serve).
 2. A bare model of a known family gets that family's default harness: ``claude-*`` →
