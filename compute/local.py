@@ -19,6 +19,7 @@ checked, after following symlinks, so that none escapes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -34,7 +35,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 from pydantic import ValidationError
 
 from cerver.cli_programs import host_programs
-from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
+from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound, SandboxGone
 from cerver.options import PluginSettings, plugin_settings
 from cerver.types import ExecResult, SandboxLimits
 from compute import _bwrap
@@ -415,14 +416,16 @@ class LocalSandbox(Sandbox):
         """Run ``command`` with ``bash -c`` in the workspace; see :meth:`Sandbox.exec`.
 
         Raises:
-            ComputeError: the workspace is gone or the shell could not be started.
+            SandboxGone: the workspace was deleted (a command that raced its sandbox's, or its
+                session's, deletion).
+            ComputeError: the shell could not be started.
             InvalidRequest: ``timeout`` is not positive.
         """
         started = time.perf_counter()
         run = self._command(command, timeout, env)
         stdout: list[str] = []
         stderr: list[str] = []
-        async for chunk in run.chunks():
+        async for chunk in self._chunks(run):
             if chunk.stream == "stdout":
                 stdout.append(chunk.data)
             elif chunk.stream == "stderr":
@@ -446,7 +449,19 @@ class LocalSandbox(Sandbox):
         On timeout the tree is killed and the exit code is 124. Closing the iterator early
         kills the tree. Raises as :meth:`exec` does.
         """
-        return self._command(command, timeout, env).chunks()
+        return self._chunks(self._command(command, timeout, env))
+
+    async def _chunks(self, run: CommandRun) -> AsyncIterator[ExecChunk]:
+        """``run``'s chunks; a command that could not start because the workspace is gone
+        fails as :class:`SandboxGone`."""
+        try:
+            async with contextlib.aclosing(run.chunks()) as chunks:  # closed early: killed
+                async for chunk in chunks:
+                    yield chunk
+        except ComputeError as exc:
+            if type(exc) is ComputeError and not self.workspace.is_dir():
+                raise self._gone() from exc
+            raise
 
     # -- files --------------------------------------------------------------------------
 
@@ -473,19 +488,23 @@ class LocalSandbox(Sandbox):
             context={"path": path, "sandbox_id": self.sandbox_id, "rule": _PATH_RULE},
         )
 
-    def _missing(self, path: str) -> NotFound | ComputeError:
+    def _missing(self, path: str) -> NotFound | SandboxGone:
         if not self.workspace.is_dir():
-            return ComputeError(
-                f"Sandbox {self.sandbox_id} no longer exists (it was deleted).",
-                context={"sandbox_id": self.sandbox_id},
-            )
+            return self._gone()
         return NotFound(
             f"No file {path!r} in sandbox {self.sandbox_id}.",
             context={"path": path, "sandbox_id": self.sandbox_id},
         )
 
+    def _gone(self) -> SandboxGone:
+        return SandboxGone(
+            f"Sandbox {self.sandbox_id} no longer exists (it was deleted, or its session was); "
+            "create a new session or sandbox to run commands and files again.",
+            context={"sandbox_id": self.sandbox_id},
+        )
+
     def _existing(self, work: Callable[..., T], *args: object) -> T:
-        """``work(*args, workspace)``, or ComputeError if the workspace was deleted."""
+        """``work(*args, workspace)``, or SandboxGone if the workspace was deleted."""
         if not self.workspace.is_dir():
             raise self._missing(".")
         return work(*args, self.workspace)

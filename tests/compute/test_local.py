@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound
+from cerver.errors import ComputeError, InvalidRequest, NotConfigured, NotFound, SandboxGone
 from cerver.registry import compute_registry
 from cerver.testing.conformance import SandboxConformance
 from cerver.types import SandboxLimits
@@ -418,12 +418,25 @@ async def test_write_file_where_a_directory_is_in_the_way(sandbox: LocalSandbox)
 async def test_file_calls_after_delete_fail_without_recreating(sandbox: LocalSandbox) -> None:
     await sandbox.delete()
 
-    with pytest.raises(ComputeError, match="no longer exists"):
+    with pytest.raises(SandboxGone, match="no longer exists"):
         await sandbox.read_file("f.txt")
-    with pytest.raises(ComputeError, match="no longer exists"):
+    with pytest.raises(SandboxGone, match="no longer exists"):
         await sandbox.write_file("f.txt", b"x")
     with pytest.raises(ComputeError):
         await sandbox.get_state()
+    assert not sandbox.workspace.exists()
+
+
+async def test_a_command_after_delete_says_the_sandbox_is_gone(sandbox: LocalSandbox) -> None:
+    """Also what a command that raced its session's deletion gets: 410, not a failed start."""
+    await sandbox.delete()
+
+    with pytest.raises(SandboxGone, match="no longer exists") as raised:
+        await sandbox.exec("echo hi")
+    with pytest.raises(SandboxGone):
+        async for _ in sandbox.exec_stream("echo hi"):
+            pass
+    assert raised.value.status_code == 410
     assert not sandbox.workspace.exists()
 
 
