@@ -105,8 +105,8 @@ class Replay:
     Attributes:
         system: the system prompt (Anthropic ``system``, OpenAI ``instructions``), or ``None``.
         messages: Anthropic ``messages`` or OpenAI Responses ``input`` items, as plain dicts.
-        head: the JSON of the first of ``messages``, when the renderer kept it from an earlier
-            replay (see :meth:`request_json`).
+        head: the JSON of the first ``head.count`` of ``messages``, which the renderer kept
+            from an earlier replay (see :meth:`request_json`).
     """
 
     system: str | None
