@@ -10,8 +10,8 @@ to the gateway rather than to the load generator and the upstream:
   upstream's and this client's own jitter);
 * ``pipe``: the same stream through the TCP pipe of ``bench/_tcp_pipe.py`` (the floor of any
   Python relay on this machine: one read and one write per delta, nothing parsed);
-* ``relay``: the same stream through the bare FastAPI relay of ``bench/_relay.py`` (what any
-  Python relay costs per delta: a read from the upstream, a write to the client);
+* ``relay``: the same stream through the bare FastAPI relay of ``bench/_relay.py`` (what a typical
+  Python HTTP relay costs per delta: a read from the upstream, a write to the client);
 * ``cerver``: ``run-llm`` with ``"stream": true`` through one gateway process, the deltas read
   from its SSE stream.
 
