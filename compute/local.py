@@ -506,7 +506,7 @@ class LocalSandbox(Sandbox):
     def _existing(self, work: Callable[..., T], *args: object) -> T:
         """``work(*args, workspace)``, or SandboxGone if the workspace was deleted."""
         if not self.workspace.is_dir():
-            raise self._missing(".")
+            raise self._gone()
         return work(*args, self.workspace)
 
     def _not_a(self, kind: str, path: str) -> InvalidRequest:

@@ -73,6 +73,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 _MAX_NAME = 64
 
 
+def _json_list_items(messages: Sequence[dict[str, Any]]) -> bytes:
+    """``messages`` as the items of a JSON array: each encoded, comma-separated."""
+    return b",".join(map(orjson.dumps, messages))
+
+
 @dataclass(frozen=True, slots=True)
 class EncodedHead:
     """The JSON of a message list's first ``count`` messages, comma-separated (no brackets).
@@ -89,7 +94,7 @@ class EncodedHead:
         """This head grown to cover ``messages[:until]`` (whose first ``count`` it encodes)."""
         if until <= self.count:
             return self
-        added = b",".join(map(orjson.dumps, messages[self.count : until]))
+        added = _json_list_items(messages[self.count : until])
         return EncodedHead(until, b"%s,%s" % (self.json, added) if self.count else added)
 
     def after(self, message: dict[str, Any]) -> EncodedHead:
@@ -117,7 +122,7 @@ class Replay:
         """The JSON body of ``request`` (a dict without ``key``) with :attr:`messages` added
         under ``key``, as ``orjson.dumps({**request, key: self.messages})`` would make it but
         for the order of the keys. Only the messages past :attr:`head` are encoded."""
-        head, rest = self.head, b",".join(map(orjson.dumps, self.messages[self.head.count :]))
+        head, rest = self.head, _json_list_items(self.messages[self.head.count :])
         fields = orjson.dumps(request)
         pieces = [fields[:-1], b"," if len(fields) > 2 else b"", orjson.dumps(key), b":["]
         pieces += [head.json, b"," if head.count and rest else b"", rest, b"]}"]
